@@ -1,0 +1,3 @@
+from botclave_cli.cli.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""The Typer CLI: a thin layer over the library. Nothing imports this package."""

@@ -1,0 +1,1 @@
+"""Data layer: schemas, the Parquet store and its manifests, importers and the synthetic market."""

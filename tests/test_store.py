@@ -1,0 +1,130 @@
+import datetime as dt
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from botclave_cli.data.manifest import Interval, Manifest, merge_intervals
+from botclave_cli.data.schemas import conform
+from botclave_cli.data.store import DatasetRef, params_hash, symbol_folder, to_us
+from botclave_cli.data.verify import find_book_breaks, find_candle_gaps, find_id_gaps, verify_dataset
+from botclave_cli.errors import DataError
+
+REF = DatasetRef("binance", "spot", "BTC/USDT", "agg_trades")
+
+
+def _trades(ids, day="2024-08-08"):
+    base = dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC)
+    return pl.DataFrame({
+        "ts": [base + dt.timedelta(hours=23, seconds=i * 60) for i in ids],
+        "agg_id": ids,
+        "price": [100.0 + i for i in ids],
+        "qty": [1.0] * len(ids),
+        "side": ["buy" if i % 2 else "sell" for i in ids],
+    })
+
+
+def _manifest():
+    return Manifest(kind="agg_trades", exchange="binance", market="spot", symbol="BTC/USDT",
+                    source="test")
+
+
+def test_symbol_folder_follows_decisions():
+    assert symbol_folder("BTC/USDT") == "BTC-USDT"
+    assert symbol_folder("BTC/USDT:USDT") == "BTC-USDT_USDT"
+    assert symbol_folder("BTC/USD:BTC") == "BTC-USD_BTC"
+
+
+def test_write_partitions_by_utc_date_dedupes_and_sorts(store):
+    # ids 0..89: minutes 23:00 .. 00:29 next day -> two partitions
+    first = store.write(REF, _trades(list(range(60))), new_manifest=_manifest)
+    again = store.write(REF, _trades(list(range(30, 90))[::-1]))
+    assert first.rows_new == 60 and again.rows_new == 30
+    assert sorted(store.partition_files(REF)) == ["2024-08-08", "2024-08-09"]
+    out = store.scan(REF).collect()
+    assert out["agg_id"].to_list() == list(range(90))
+    assert out.schema["ts"] == pl.Datetime("us", "UTC")
+    m = store.manifest(REF)
+    assert m.row_count == 90 and m.partitions == {"2024-08-08": 60, "2024-08-09": 30}
+
+
+def test_scan_range_is_half_open(store):
+    store.write(REF, _trades(list(range(90))), new_manifest=_manifest)
+    start = dt.datetime(2024, 8, 8, 23, 10, tzinfo=dt.UTC)
+    end = dt.datetime(2024, 8, 9, 0, 5, tzinfo=dt.UTC)
+    ids = store.scan(REF, start, end).collect()["agg_id"].to_list()
+    assert ids == list(range(10, 65))
+
+
+def test_scan_missing_dataset_is_empty_with_schema(store):
+    out = store.scan(REF).collect()
+    assert out.height == 0 and "agg_id" in out.columns
+
+
+def test_conform_names_missing_column():
+    with pytest.raises(DataError, match="missing column 'price'"):
+        conform(_trades([1]).drop("price"), "agg_trades")
+
+
+def test_no_temp_file_left_and_reader_ignores_temp(store, tmp_path):
+    store.write(REF, _trades([1, 2, 3]), new_manifest=_manifest)
+    part = store.path(REF) / "date=2024-08-08"
+    (part / ".data.parquet.tmp-999999").write_bytes(b"half written")
+    assert store.scan(REF).collect().height == 3
+    assert store.clean_stale_temp() == 1
+
+
+def test_merge_intervals_and_uncovered():
+    merged = merge_intervals([Interval(start_us=5, end_us=10), Interval(start_us=0, end_us=5),
+                              Interval(start_us=20, end_us=30)])
+    assert merged == [Interval(start_us=0, end_us=10), Interval(start_us=20, end_us=30)]
+    m = _manifest()
+    m.coverage = merged
+    assert m.uncovered(0, 40) == [Interval(start_us=10, end_us=20), Interval(start_us=30, end_us=40)]
+    assert m.covers(21, 29) and not m.covers(9, 21)
+
+
+def test_to_us_and_params_hash():
+    assert to_us(dt.datetime(1970, 1, 1, 0, 0, 1, 5)) == 1_000_005
+    assert to_us(dt.date(2024, 8, 8)) == 1_723_075_200_000_000
+    assert params_hash({"a": 1, "b": 2}) == params_hash({"b": 2, "a": 1})
+
+
+def test_find_id_gaps():
+    gaps = find_id_gaps(pl.Series([1, 2, 3, 7, 8, 10]))
+    assert [(g.start, g.end) for g in gaps] == [(4, 6), (9, 9)]
+
+
+def test_find_candle_gaps():
+    minute = 60_000_000
+    ts = pl.Series([0, minute, 4 * minute]).cast(pl.Datetime("us", "UTC"))
+    gaps = find_candle_gaps(ts, minute)
+    assert [(g.start, g.end) for g in gaps] == [(2 * minute, 3 * minute)]
+
+
+def test_find_book_breaks_spot_and_futures():
+    diffs = pl.DataFrame({
+        "seq": [1, 1, 2, 3],
+        "first_update_id": [10, 10, 13, 20],
+        "last_update_id": [12, 12, 15, 22],
+        "prev_update_id": [9, 9, 12, 17],
+    })
+    spot = find_book_breaks(diffs, "spot")
+    assert [(g.start, g.end) for g in spot] == [(16, 19)]
+    futures = find_book_breaks(diffs, "usdm")
+    assert [(g.start, g.end) for g in futures] == [(16, 17)]
+
+
+def test_verify_finds_id_gap_and_corrupt_file(store):
+    store.write(REF, _trades([1, 2, 5, 6]), new_manifest=_manifest)
+    report = verify_dataset(store, REF)
+    assert [(g.start, g.end) for g in report.gaps] == [(3, 4)] and not report.corrupt
+    path = store.partition_files(REF)["2024-08-08"]
+    path.write_bytes(b"PAR1 not really")
+    report = verify_dataset(store, REF)
+    assert report.corrupt and not report.ok
+
+
+def test_params_level_path():
+    ref = DatasetRef("binance", "spot", "BTC/USDT", "footprint").with_level("params", "abc")
+    assert str(ref.relpath()) == "binance/spot/BTC-USDT/footprint/params=abc"
