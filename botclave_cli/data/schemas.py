@@ -86,7 +86,9 @@ KINDS: dict[str, KindSpec] = {
          "price": pl.Float64(), "qty": pl.Float64()},
         key=("seq", "side", "price"),
         sort=("seq", "side", "price"),
-        nullable=frozenset({"ts", "ts_local", "prev_update_id"}),
+        # a diff that changes no level keeps one row with null side/price/qty: it still
+        # advances the update id, and sequencing must see it
+        nullable=frozenset({"ts", "ts_local", "prev_update_id", "side", "price", "qty"}),
     ),
     "quotes": KindSpec(
         "quotes",
