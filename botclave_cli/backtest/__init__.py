@@ -1,0 +1,1 @@
+"""Backtest layer: trade-level backtester, fills, metrics and validation."""

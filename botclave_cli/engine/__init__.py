@@ -1,0 +1,1 @@
+"""Engine: footprint, indicators, DOM builder and depth analysis. Knows neither ccxt nor the terminal."""

@@ -1,0 +1,1 @@
+"""Exchange layer: ccxt REST connector and the WebSocket recorder."""

@@ -1,0 +1,1 @@
+"""Report layer: charts and the self-contained HTML report."""

@@ -1,0 +1,1 @@
+"""Strategy layer: market structure, OrderFlowStrategy, risk and position sizing."""
