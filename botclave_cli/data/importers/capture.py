@@ -1,0 +1,575 @@
+"""Raw Binance WebSocket captures: ``<receive time> <JSON message>`` per line.
+
+A capture is one stream even when the collector split it into several files: the files are read
+in the order given and ``seq`` is the line index across all of them (0-based), so the REST
+snapshot, depth diffs, trades and bookTickers keep their place in the stream. Books are replayed
+in ``seq`` order, never re-sorted by a clock (see ../shared/README.md for the sequencing rules).
+
+Units: the receive time's unit (ns, us or ms since epoch) is detected per line from its digit
+count (19, 16, 13) and must be the same within a file; ``ts_local`` is stored in microseconds.
+``ts`` is the exchange time: trade ``T``, depth ``E``, bookTicker ``E`` (else ``T``, else null),
+snapshot ``E`` (futures only; spot snapshots have none). Messages are parsed with Polars'
+``json_decode`` per message kind; a line that does not parse is found by bisection, so a clean
+capture costs one vectorised decode per kind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from botclave_cli.data.importers import badrows
+from botclave_cli.data.importers.badrows import FILE, LINE, BadLine
+from botclave_cli.data.importers.files import lines_of, read_text
+from botclave_cli.data.importers.symbols import is_coinm, unified_symbol
+from botclave_cli.data.schemas import TS, conform, spec
+from botclave_cli.errors import DataError, UsageError
+from botclave_cli.progress import Progress, or_null
+
+S = pl.String()
+LEVELS = pl.List(pl.List(pl.String()))
+
+#: digit count of an epoch timestamp -> (unit, divisor to us, multiplier to us)
+UNIT_BY_DIGITS = {19: ("ns", 1000, 1), 16: ("us", 1, 1), 13: ("ms", 1, 1000)}
+
+#: JSON shapes per message kind (scalars decoded as strings, checked and cast afterwards)
+DTYPES: dict[str, pl.Struct] = {
+    "trade": pl.Struct({"e": S, "s": S, "t": S, "p": S, "q": S, "T": S, "m": S, "M": S, "X": S}),
+    "aggTrade": pl.Struct({"e": S, "s": S, "a": S, "p": S, "q": S, "f": S, "l": S, "T": S, "m": S}),
+    "depth": pl.Struct({"e": S, "E": S, "s": S, "U": S, "u": S, "pu": S, "b": LEVELS, "a": LEVELS}),
+    "bookTicker": pl.Struct(
+        {"e": S, "u": S, "s": S, "b": S, "B": S, "a": S, "A": S, "E": S, "T": S}
+    ),
+}
+SNAPSHOT_DTYPE = pl.Struct({"lastUpdateId": S, "E": S, "T": S, "bids": LEVELS, "asks": LEVELS})
+#: raw (not combined) stream events, recognised by their ``e`` field
+RAW_EVENTS = {
+    "trade": "trade",
+    "aggTrade": "aggTrade",
+    "depthUpdate": "depth",
+    "bookTicker": "bookTicker",
+}
+
+
+@dataclass
+class Capture:
+    """A parsed capture. Frames follow the store schemas of their kinds (see schemas.py).
+
+    ``trades`` and ``agg_trades`` also keep ``seq`` (their place in the stream) so that trades
+    can be interleaved with the book.
+    """
+
+    market: str
+    symbol: str
+    local_unit: str
+    trades: pl.DataFrame
+    book_snapshot: pl.DataFrame
+    book_diff: pl.DataFrame
+    quotes: pl.DataFrame
+    agg_trades: pl.DataFrame
+    bad_lines: list[BadLine] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    raw_symbol: str = ""
+    lines: int = 0
+
+    def frames(self) -> dict[str, pl.DataFrame]:
+        """Non-empty frames by store kind."""
+        all_ = {
+            "trades": self.trades,
+            "agg_trades": self.agg_trades,
+            "book_snapshot": self.book_snapshot,
+            "book_diff": self.book_diff,
+            "quotes": self.quotes,
+        }
+        return {k: v for k, v in all_.items() if not v.is_empty()}
+
+
+def read_capture(
+    paths: Sequence[Path | str],
+    *,
+    skip_bad: bool = False,
+    market: str | None = None,
+    symbol: str | None = None,
+    max_disorder_ms: float = badrows.DEFAULT_MAX_DISORDER_MS,
+    now_us: int | None = None,
+    progress: Progress | None = None,
+) -> Capture:
+    """Parse capture files (plain or gzip) as one stream.
+
+    ``market``/``symbol`` override detection. Bad lines (garbage, truncated, missing or
+    non-numeric fields, negative quantities, timestamps out of range, trades out of order by more
+    than ``max_disorder_ms``) raise DataError naming file and line, unless ``skip_bad``: then
+    they are dropped and listed in ``bad_lines``.
+    """
+    prog = or_null(progress)
+    prog.start(len(paths) + 5, "parsing capture")
+    lines, bad = _read_lines(paths)
+    prog.advance(len(paths))
+    lines, more = _receive_time(lines)
+    bad += more
+    units = lines.select(pl.col("_unit").unique(maintain_order=True))["_unit"].to_list()
+    lines = _classify(lines)
+    bad += badrows.bad_lines_of(lines.filter(pl.col("_reason").is_not_null()))
+    lines = lines.filter(pl.col("_reason").is_null()).drop("_reason")
+
+    decoded: dict[str, pl.DataFrame] = {}
+    for kind, dtype in [*DTYPES.items(), ("snapshot", SNAPSHOT_DTYPE)]:
+        part, more = _decode(lines.filter(pl.col("_kind") == kind), dtype, kind != "snapshot")
+        decoded[kind] = part
+        bad += more
+    prog.advance(1)
+
+    now = badrows.max_ts_us(now_us) - badrows.MAX_AHEAD_US
+    trades, more = _trades(decoded["trade"], now, max_disorder_ms)
+    bad += more
+    aggs, more = _agg_trades(decoded["aggTrade"], now, max_disorder_ms)
+    bad += more
+    prog.advance(1)
+    diffs, more = _depth(decoded["depth"], now)
+    bad += more
+    prog.advance(1)
+    snaps, more = _snapshot(decoded["snapshot"], now)
+    bad += more
+    quotes, more = _tickers(decoded["bookTicker"], now)
+    bad += more
+    prog.advance(1)
+
+    names = [Path(p).name for p in paths]
+    bad = badrows.settle(bad, skip_bad, names)
+    bad_seqs = _seqs_of(lines, bad)
+    raw_symbol = _raw_symbol(lines, names, symbol)
+    market = market or _detect_market(decoded, raw_symbol, names)
+    result = Capture(
+        market=market,
+        symbol=symbol or unified_symbol(raw_symbol, market),
+        local_unit=units[0] if units else "ns",
+        trades=_finish(trades, bad_seqs, "trades", keep_seq=True),
+        agg_trades=_finish(aggs, bad_seqs, "agg_trades", keep_seq=True),
+        book_snapshot=_finish(snaps, bad_seqs, "book_snapshot"),
+        book_diff=_finish(diffs, bad_seqs, "book_diff"),
+        quotes=_finish(quotes, bad_seqs, "quotes"),
+        bad_lines=bad,
+        files=names,
+        raw_symbol=raw_symbol,
+        lines=lines.height + len(bad),
+    )
+    prog.advance(1)
+    return result
+
+
+def _read_lines(paths: Sequence[Path | str]) -> tuple[pl.DataFrame, list[BadLine]]:
+    """One row per line: _file, _line (1-based), seq (0-based across files), text."""
+    frames, bad, offset = [], [], 0
+    for path in paths:
+        tf = read_text(path)
+        lines = lines_of(tf.text)
+        frames.append(
+            pl.DataFrame(
+                {
+                    FILE: pl.Series([tf.name] * len(lines), dtype=pl.String),
+                    LINE: pl.int_range(1, len(lines) + 1, eager=True),
+                    "seq": pl.int_range(offset, offset + len(lines), eager=True),
+                    "text": pl.Series(lines, dtype=pl.String),
+                    "_last_cut": pl.Series(
+                        [False] * (len(lines) - 1) + [tf.truncated_tail] if lines else [],
+                        dtype=pl.Boolean,
+                    ),
+                }
+            )
+        )
+        offset += len(lines)
+    if not frames:
+        raise UsageError("no capture file given")
+    df = pl.concat(frames).with_columns(pl.col(LINE).cast(pl.Int64), pl.col("seq").cast(pl.Int64))
+    return df, bad
+
+
+def _receive_time(lines: pl.DataFrame) -> tuple[pl.DataFrame, list[BadLine]]:
+    """Split off the receive time, detect its unit per line, require one unit per file."""
+    head = pl.col("text").str.extract(r"^(\d+) ", 1)
+    df = (
+        lines.with_columns(
+            head.alias("_head"),
+            pl.col("text").str.replace(r"^\d+ ", "").alias("body"),
+        )
+        .with_columns(
+            pl.col("_head")
+            .str.len_chars()
+            .replace_strict(
+                {d: u for d, (u, _, _) in UNIT_BY_DIGITS.items()},
+                default=None,
+                return_dtype=pl.String,
+            )
+            .alias("_unit"),
+        )
+        .with_columns(pl.col("_unit").drop_nulls().mode().first().over(FILE).alias("_file_unit"))
+    )
+    ns, us_, ms = (pl.col("_head").cast(pl.Int64, strict=False),) * 3
+    to_us = (
+        pl.when(pl.col("_unit") == "ns")
+        .then(ns // 1000)
+        .when(pl.col("_unit") == "us")
+        .then(us_)
+        .otherwise(ms * 1000)
+    )
+    reason = (
+        pl.when(pl.col("text").str.strip_chars() == "")
+        .then(pl.lit("empty line"))
+        .when(pl.col("_head").is_null())
+        .then(pl.lit("no receive time before the message"))
+        .when(pl.col("_unit").is_null())
+        .then(
+            pl.format(
+                "receive time {} is not ns/us/ms since epoch (19/16/13 digits)", pl.col("_head")
+            )
+        )
+        .when(pl.col("_unit") != pl.col("_file_unit"))
+        .then(
+            pl.format(
+                "receive time in {} but the file uses {}", pl.col("_unit"), pl.col("_file_unit")
+            )
+        )
+    )
+    df = df.with_columns(to_us.alias("_ts_local_us"), reason.alias("_reason"))
+    df = df.with_columns(
+        pl.coalesce(pl.col("_reason"), badrows.ts_in_range("_ts_local_us", "receive time")).alias(
+            "_reason"
+        )
+    )
+    bad = badrows.bad_lines_of(df.filter(pl.col("_reason").is_not_null()))
+    good = df.filter(pl.col("_reason").is_null()).drop("_reason", "_head", "_file_unit", "text")
+    return good, bad
+
+
+def _classify(lines: pl.DataFrame) -> pl.DataFrame:
+    """``_kind``: trade/aggTrade/depth/bookTicker/snapshot; ``_reason`` for anything else."""
+    stream = pl.col("body").str.extract(r'"stream"\s*:\s*"([^"]*)"', 1)
+    event = pl.col("body").str.extract(r'^\{\s*"e"\s*:\s*"(\w+)"', 1)
+    suffix = stream.str.extract(r"@([A-Za-z]+)", 1)
+    kind = (
+        pl.when(stream.is_not_null())
+        .then(suffix)
+        .when(pl.col("body").str.contains(r'^\{\s*"lastUpdateId"\s*:'))
+        .then(pl.lit("snapshot"))
+        .otherwise(event.replace_strict(RAW_EVENTS, default=None, return_dtype=pl.String))
+    )
+    known = [*DTYPES, "snapshot"]
+    reason = (
+        pl.when(pl.col("_kind").is_null() & pl.col("_last_cut"))
+        .then(pl.lit("truncated last line"))
+        .when(pl.col("_kind").is_null())
+        .then(pl.lit("not a Binance stream message or depth snapshot"))
+        .when(~pl.col("_kind").is_in(known))
+        .then(pl.format("unsupported stream {}", stream))
+    )
+    return lines.with_columns(stream.alias("_stream"), kind.alias("_kind")).with_columns(
+        reason.alias("_reason")
+    )
+
+
+def _json_decode(bodies: pl.Series, dtype: pl.DataType) -> tuple[pl.Series, list[int]]:
+    """Decode JSON strings; the indexes of strings that do not decode are found by bisection."""
+    try:
+        return bodies.str.json_decode(dtype), []
+    except pl.exceptions.PolarsError:
+        if len(bodies) == 1:
+            return pl.Series(bodies.name, [None], dtype=dtype), [0]
+    mid = len(bodies) // 2
+    left, lbad = _json_decode(bodies[:mid], dtype)
+    right, rbad = _json_decode(bodies[mid:], dtype)
+    return left.append(right), lbad + [mid + i for i in rbad]
+
+
+def _decode(
+    part: pl.DataFrame, dtype: pl.Struct, enveloped: bool
+) -> tuple[pl.DataFrame, list[BadLine]]:
+    """Decode one kind's bodies into columns; the message fields become top-level columns."""
+    if part.is_empty():
+        return part.with_columns(pl.lit(None, dtype=dtype).alias("msg")).unnest("msg"), []
+    envelope = pl.Struct({"data": dtype}) if enveloped else dtype
+    # raw events are wrapped so that both shapes decode with one dtype
+    body = (
+        pl.when(pl.col("_stream").is_null() & pl.lit(enveloped))
+        .then(pl.format('{{"data":{}}}', pl.col("body")))
+        .otherwise(pl.col("body"))
+    )
+    bodies = part.select(body.alias("msg"))["msg"]
+    msgs, failed = _json_decode(bodies, envelope)
+    if enveloped:
+        msgs = msgs.struct.field("data")
+    out = part.with_columns(msgs.alias("msg"))
+    bad: list[BadLine] = []
+    if failed:
+        rows = out[failed]
+        bad = [
+            BadLine(f, n, "truncated last line" if cut else "malformed JSON message")
+            for f, n, cut in rows.select(FILE, LINE, "_last_cut").iter_rows()
+        ]
+        out = out.with_row_index("_i").filter(~pl.col("_i").is_in(failed)).drop("_i")
+    return out.drop("body").unnest("msg"), bad
+
+
+def _ms_to_us(col: str) -> pl.Expr:
+    return pl.col(col).cast(pl.Int64, strict=False) * 1000
+
+
+def _ts(us: pl.Expr) -> pl.Expr:
+    return us.cast(TS)
+
+
+def _check(df: pl.DataFrame, checks: list[pl.Expr]) -> tuple[pl.DataFrame, list[BadLine]]:
+    return badrows.split_bad(df, checks)
+
+
+def _trades(
+    df: pl.DataFrame, now: int, max_disorder_ms: float
+) -> tuple[pl.DataFrame, list[BadLine]]:
+    df = df.with_columns(_ms_to_us("T").alias("_ts_us"))
+    good, bad = _check(
+        df,
+        [
+            badrows.integer("t", "trade id t"),
+            badrows.numeric("p", "price p"),
+            badrows.numeric("q", "qty q"),
+            badrows.non_negative("q", "qty q"),
+            badrows.integer("T", "trade time T"),
+            pl.when(~pl.col("m").is_in(["true", "false"]) | pl.col("m").is_null()).then(
+                pl.lit("missing or bad m")
+            ),
+            badrows.ts_in_range("_ts_us", "trade time T", now),
+        ],
+    )
+    good, more = _check(good, [badrows.disorder("_ts_us", max_disorder_ms)])
+    out = good.select(
+        _ts(pl.col("_ts_us")).alias("ts"),
+        _ts(pl.col("_ts_local_us")).alias("ts_local"),
+        pl.col("p").cast(pl.Float64).alias("price"),
+        pl.col("q").cast(pl.Float64).alias("qty"),
+        pl.when(pl.col("m") == "true").then(pl.lit("sell")).otherwise(pl.lit("buy")).alias("side"),
+        pl.col("t").cast(pl.Int64).alias("trade_id"),
+        "seq",
+    )
+    return out, bad + more
+
+
+def _agg_trades(
+    df: pl.DataFrame, now: int, max_disorder_ms: float
+) -> tuple[pl.DataFrame, list[BadLine]]:
+    df = df.with_columns(_ms_to_us("T").alias("_ts_us"))
+    good, bad = _check(
+        df,
+        [
+            badrows.integer("a", "aggregate id a"),
+            badrows.numeric("p", "price p"),
+            badrows.numeric("q", "qty q"),
+            badrows.non_negative("q", "qty q"),
+            badrows.integer("T", "trade time T"),
+            pl.when(~pl.col("m").is_in(["true", "false"]) | pl.col("m").is_null()).then(
+                pl.lit("missing or bad m")
+            ),
+            badrows.ts_in_range("_ts_us", "trade time T", now),
+        ],
+    )
+    good, more = _check(good, [badrows.disorder("_ts_us", max_disorder_ms)])
+    out = good.select(
+        _ts(pl.col("_ts_us")).alias("ts"),
+        _ts(pl.col("_ts_local_us")).alias("ts_local"),
+        pl.col("p").cast(pl.Float64).alias("price"),
+        pl.col("q").cast(pl.Float64).alias("qty"),
+        pl.when(pl.col("m") == "true").then(pl.lit("sell")).otherwise(pl.lit("buy")).alias("side"),
+        pl.col("a").cast(pl.Int64).alias("agg_id"),
+        pl.col("f").cast(pl.Int64, strict=False).alias("first_trade_id"),
+        pl.col("l").cast(pl.Int64, strict=False).alias("last_trade_id"),
+        "seq",
+    )
+    return out, bad + more
+
+
+def _levels(df: pl.DataFrame, bids: str, asks: str) -> pl.DataFrame:
+    """Long form of the bid/ask level lists: one row per level with side, level index, raw strings.
+
+    A message with no level at all keeps one row with null side/price/qty.
+    """
+    keep = [c for c in df.columns if c not in (bids, asks)]
+    sides = []
+    for col, side in ((bids, "bid"), (asks, "ask")):
+        sides.append(
+            df.select(*keep, pl.col(col).fill_null([]).alias("_lv"))
+            .with_columns(pl.int_ranges(0, pl.col("_lv").list.len()).alias("level"))
+            .explode("_lv", "level")
+            .filter(pl.col("_lv").is_not_null())
+            .with_columns(pl.lit(side).alias("side"))
+        )
+    long = pl.concat(sides)
+    empty = df.select(keep).join(long.select("seq").unique(), on="seq", how="anti")
+    long = pl.concat([long, empty], how="diagonal")
+    return long.with_columns(
+        pl.col("_lv").list.len().alias("_n"),
+        pl.col("_lv").list.get(0, null_on_oob=True).alias("_price"),
+        pl.col("_lv").list.get(1, null_on_oob=True).alias("_qty"),
+    ).drop("_lv")
+
+
+def _level_checks() -> list[pl.Expr]:
+    present = pl.col("side").is_not_null()
+    return [
+        pl.when(present & (pl.col("_n") != 2)).then(pl.lit("book level is not [price, qty]")),
+        pl.when(present).then(badrows.numeric("_price", "level price")),
+        pl.when(present).then(badrows.numeric("_qty", "level qty")),
+        pl.when(present).then(badrows.non_negative("_qty", "level qty")),
+    ]
+
+
+def _depth(df: pl.DataFrame, now: int) -> tuple[pl.DataFrame, list[BadLine]]:
+    df = df.with_columns(_ms_to_us("E").alias("_ts_us"))
+    long = _levels(df, "b", "a")
+    good, bad = _check(
+        long,
+        [
+            badrows.integer("U", "first update id U"),
+            badrows.integer("u", "last update id u"),
+            pl.when(pl.col("pu").is_not_null()).then(
+                badrows.integer("pu", "previous update id pu")
+            ),
+            badrows.integer("E", "event time E"),
+            badrows.ts_in_range("_ts_us", "event time E", now),
+            *_level_checks(),
+        ],
+    )
+    out = good.select(
+        _ts(pl.col("_ts_us")).alias("ts"),
+        _ts(pl.col("_ts_local_us")).alias("ts_local"),
+        "seq",
+        pl.col("U").cast(pl.Int64).alias("first_update_id"),
+        pl.col("u").cast(pl.Int64).alias("last_update_id"),
+        pl.col("pu").cast(pl.Int64).alias("prev_update_id"),
+        "side",
+        pl.col("_price").cast(pl.Float64).alias("price"),
+        pl.col("_qty").cast(pl.Float64).alias("qty"),
+    )
+    return out, bad
+
+
+def _snapshot(df: pl.DataFrame, now: int) -> tuple[pl.DataFrame, list[BadLine]]:
+    df = df.with_columns(_ms_to_us("E").alias("_ts_us"))
+    long = _levels(df, "bids", "asks")
+    good, bad = _check(
+        long,
+        [
+            badrows.integer("lastUpdateId", "lastUpdateId"),
+            pl.when(pl.col("E").is_not_null()).then(badrows.integer("E", "event time E")),
+            pl.when(pl.col("E").is_not_null()).then(
+                badrows.ts_in_range("_ts_us", "event time E", now)
+            ),
+            *_level_checks(),
+        ],
+    )
+    out = good.select(
+        _ts(pl.col("_ts_us")).alias("ts"),
+        _ts(pl.col("_ts_local_us")).alias("ts_local"),
+        "seq",
+        pl.col("lastUpdateId").cast(pl.Int64).alias("last_update_id"),
+        "side",
+        pl.col("level").cast(pl.Int32),
+        pl.col("_price").cast(pl.Float64).alias("price"),
+        pl.col("_qty").cast(pl.Float64).alias("qty"),
+    )
+    return out, bad
+
+
+def _tickers(df: pl.DataFrame, now: int) -> tuple[pl.DataFrame, list[BadLine]]:
+    df = df.with_columns(pl.coalesce(_ms_to_us("E"), _ms_to_us("T")).alias("_ts_us"))
+    good, bad = _check(
+        df,
+        [
+            badrows.integer("u", "update id u"),
+            badrows.numeric("b", "bid price b"),
+            badrows.numeric("B", "bid qty B"),
+            badrows.numeric("a", "ask price a"),
+            badrows.numeric("A", "ask qty A"),
+            badrows.non_negative("B", "bid qty B"),
+            badrows.non_negative("A", "ask qty A"),
+            pl.when(pl.col("_ts_us").is_not_null()).then(
+                badrows.ts_in_range("_ts_us", "event time E", now)
+            ),
+        ],
+    )
+    out = good.select(
+        _ts(pl.col("_ts_us")).alias("ts"),
+        _ts(pl.col("_ts_local_us")).alias("ts_local"),
+        "seq",
+        pl.col("u").cast(pl.Int64).alias("update_id"),
+        pl.col("b").cast(pl.Float64).alias("bid_price"),
+        pl.col("B").cast(pl.Float64).alias("bid_qty"),
+        pl.col("a").cast(pl.Float64).alias("ask_price"),
+        pl.col("A").cast(pl.Float64).alias("ask_qty"),
+    )
+    return out, bad
+
+
+def _seqs_of(lines: pl.DataFrame, bad: list[BadLine]) -> pl.Series:
+    """``seq`` of every bad line (a diff with one bad level loses all its rows)."""
+    if not bad:
+        return pl.Series("seq", [], dtype=pl.Int64)
+    keys = pl.DataFrame(
+        {FILE: [b.file for b in bad], LINE: [b.line for b in bad]},
+        schema={FILE: pl.String, LINE: pl.Int64},
+    )
+    return lines.join(keys, on=[FILE, LINE], how="semi")["seq"]
+
+
+def _finish(
+    df: pl.DataFrame, bad_seqs: pl.Series, kind: str, keep_seq: bool = False
+) -> pl.DataFrame:
+    if bad_seqs.len():
+        df = df.filter(~pl.col("seq").is_in(bad_seqs.implode()))
+    out = conform(df, kind)
+    if keep_seq and "seq" not in out.columns:
+        out = out.with_columns(df["seq"])
+    # stream order; within a message the store's own order, so memory and disk agree
+    return out.sort(
+        list(spec(kind).sort) if "seq" in spec(kind).sort else ["seq"], maintain_order=True
+    )
+
+
+def _raw_symbol(lines: pl.DataFrame, names: list[str], override: str | None) -> str:
+    """The one exchange symbol named by the streams (``btcusdt@trade`` -> ``BTCUSDT``)."""
+    found = (
+        lines.select(
+            pl.col("_stream").str.extract(r"^([^@]+)@", 1).str.to_uppercase().drop_nulls().unique()
+        )
+        .to_series()
+        .sort()
+        .to_list()
+    )
+    if len(found) > 1:
+        raise DataError(
+            f"{names[0]}: capture holds several symbols ({', '.join(found)}); import one each"
+        )
+    if not found and override is None:
+        raise UsageError(f"{names[0]}: no stream name tells the symbol; pass --symbol")
+    return found[0] if found else ""
+
+
+def _detect_market(decoded: dict[str, pl.DataFrame], raw_symbol: str, names: list[str]) -> str:
+    """spot, usdm or coinm: futures depth diffs carry ``pu``; futures trades carry ``X``."""
+    futures = None
+    depth = decoded["depth"]
+    if depth.height:
+        futures = bool(depth["pu"].is_not_null().any())
+    elif decoded["trade"].height:
+        trades = decoded["trade"]
+        if trades["X"].is_not_null().any():
+            futures = True
+        elif trades["M"].is_not_null().any():
+            futures = False
+    elif decoded["bookTicker"].height:
+        futures = bool(decoded["bookTicker"]["e"].is_not_null().any())
+    if futures is None:
+        raise UsageError(f"{names[0]}: cannot tell spot from futures; pass --market")
+    if not futures:
+        return "spot"
+    return "coinm" if is_coinm(raw_symbol) else "usdm"
