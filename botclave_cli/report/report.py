@@ -1,0 +1,191 @@
+"""The self-contained HTML report of one run, with its charts as PNG files beside it.
+
+``ReportInput`` holds everything a report shows; ``render_html`` turns it into one HTML document
+whose images are embedded as ``data:`` URIs and whose styles are inline (no network, no scripts,
+no external fonts: it opens anywhere, from disk or as a mail attachment). ``write_report`` writes
+
+    <out_dir>/charts/<chart>.png   the same charts, for use elsewhere
+    <out_dir>/report.html          the report
+    <out_dir>/report.json          the key figures that ``reports/index.html`` lists
+
+each atomically (temp + rename), report.html after its charts and report.json last, so an
+interrupted run leaves the previous report whole: the old report.html stays in place until the
+new one is complete, and it never depends on the PNG files beside it.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import polars as pl
+
+from botclave_cli import __version__
+from botclave_cli.data import atomic
+from botclave_cli.report.charts import Chart
+from botclave_cli.secrets import mask
+
+TEMPLATES = Path(__file__).parent / "templates"
+REPORT_HTML = "report.html"
+REPORT_JSON = "report.json"
+CHARTS_DIR = "charts"
+MAX_TRADE_ROWS = 500
+SECTIONS = (
+    ("summary", "Summary"), ("config", "Config used"), ("coverage", "Data coverage and gaps"),
+    ("metrics", "Metrics"), ("charts", "Charts"), ("trades", "Trades"),
+    ("validation", "Validation"), ("manifest", "Run manifest"),
+)
+#: metric keys shown in the summary line and the index, first key found wins per entry
+KEY_METRICS = (
+    ("return", ("total_return_pct", "total_return")),
+    ("sharpe", ("sharpe", "sharpe_ratio")),
+    ("max_dd", ("max_drawdown_pct", "max_drawdown")),
+    ("trades", ("trades", "trade_count", "n_trades", "total_trades")),
+    ("win_rate", ("win_rate_pct", "win_rate")),
+    ("final_equity", ("final_equity", "equity_final")),
+)
+
+
+@dataclass
+class Validation:
+    """What the validation section shows: verdict (pass/warn/fail), reasons, and tables."""
+
+    verdict: str
+    reasons: list[str] = field(default_factory=list)
+    tables: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)
+
+
+@dataclass
+class ReportInput:
+    """Everything one report shows. Times are UTC; metrics keep the units in their names."""
+
+    run_id: str
+    title: str
+    summary: dict[str, Any]
+    config: dict[str, Any] = field(default_factory=dict)
+    coverage: list[dict[str, Any]] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    charts: list[Chart] = field(default_factory=list)
+    trades: pl.DataFrame | None = None
+    validation: Validation | None = None
+    manifest: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    created: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    html: Path
+    pngs: list[Path]
+    html_bytes: int
+
+
+def key_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The handful of figures a summary line and the index show (absent ones omitted)."""
+    out: dict[str, Any] = {}
+    for label, keys in KEY_METRICS:
+        for key in keys:
+            if metrics.get(key) is not None:
+                out[label] = metrics[key]
+                break
+    return out
+
+
+def fmt(value: Any) -> str:
+    """A cell: floats to 6 significant digits, ints with separators, UTC datetimes in ISO."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "n/a"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return f"{value:.6g}"
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        return value.isoformat(sep=" ", timespec="seconds") + " UTC"
+    if isinstance(value, dict | list):
+        return mask(json.dumps(value, default=str))
+    return mask(str(value))
+
+
+def template_env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+    )
+    env.filters["fmt"] = fmt
+    return env
+
+
+def _trade_rows(trades: pl.DataFrame | None) -> tuple[list[str], list[list[str]], int]:
+    if trades is None or trades.height == 0:
+        return [], [], 0
+    shown = trades.head(MAX_TRADE_ROWS)
+    rows = [[fmt(v) for v in row] for row in shown.iter_rows()]
+    return shown.columns, rows, trades.height
+
+
+def _data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _config_text(config: dict[str, Any]) -> str:
+    return mask(json.dumps(config, indent=2, sort_keys=True, default=str))
+
+
+def render_html(report: ReportInput) -> str:
+    """The report as one self-contained HTML document (images as data URIs, inline CSS)."""
+    columns, rows, total = _trade_rows(report.trades)
+    return template_env().get_template("report.html.j2").render(
+        r=report,
+        sections=SECTIONS,
+        key=key_metrics(report.metrics),
+        config_text=_config_text(report.config),
+        manifest_text=_config_text(report.manifest),
+        charts=[{"name": c.name, "title": c.title, "src": _data_uri(c.png),
+                 "file": f"{CHARTS_DIR}/{c.filename}"} for c in report.charts],
+        trade_columns=columns, trade_rows=rows, trade_total=total,
+        version=__version__,
+    )
+
+
+def index_entry(report: ReportInput, html_path: Path) -> dict[str, Any]:
+    """What ``reports/index.html`` lists for this run (also written as report.json)."""
+    return {
+        "run_id": report.run_id,
+        "title": report.title,
+        "created": report.created.astimezone(dt.UTC).isoformat(),
+        "summary": {k: fmt(v) for k, v in report.summary.items()},
+        "key_metrics": key_metrics(report.metrics),
+        "verdict": report.validation.verdict if report.validation else None,
+        "report": html_path.name,
+    }
+
+
+def write_report(report: ReportInput, out_dir: Path) -> ReportFiles:
+    """Write the PNGs, then report.html, then report.json into ``out_dir``, each atomically."""
+    charts_dir = out_dir / CHARTS_DIR
+    pngs = []
+    for chart in report.charts:
+        target = charts_dir / chart.filename
+        atomic.write_bytes(target, chart.png)
+        pngs.append(target)
+    html = render_html(report)
+    html_path = out_dir / REPORT_HTML
+    atomic.write_text(html_path, html)
+    entry = index_entry(report, html_path)
+    atomic.write_text(out_dir / REPORT_JSON, json.dumps(entry, indent=2, default=str) + "\n")
+    return ReportFiles(html=html_path, pngs=pngs, html_bytes=len(html.encode("utf-8")))
