@@ -1,0 +1,304 @@
+"""The order-book state machine: integer ticks and lots over numpy arrays, compiled by numba.
+
+One call replays a whole message stream (REST snapshots and depth diffs in capture ``seq``
+order) and applies Binance's sequencing rules; the live recorder calls the same function with
+one message at a time. The Python side (``dom_builder``) turns Polars frames into the flat
+arrays below and back; nothing here knows Polars, the network or the terminal.
+
+Book layout: ``keys[side, :n]`` sorted ascending, ``qty[side, :n]`` beside them; bids store the
+price in ticks, asks store minus the price in ticks, so on both sides the best level is the
+*last* element and the frequent updates near the top shift only a few elements.
+
+Messages: ``kind`` (SNAPSHOT / DIFF), first/last/previous update ids ``U``/``u``/``pu`` (a
+snapshot has ``U = u = lastUpdateId``), exchange time ``ts`` in us (-1 when unknown), and the
+half-open range ``[lv_start, lv_end)`` of its rows in the level arrays (side 0 bid / 1 ask /
+-1 none, price in ticks, quantity in lots; 0 removes the level).
+
+Sequencing (Binance's documented procedures, see ../shared/README.md):
+- diffs that arrive while no book is synced are buffered (``meta[BUFFER_FROM]`` marks where the
+  buffer starts); a snapshot with last update id L replays the buffer, then the stream;
+- spot: drop ``u <= L``; the first applied diff has ``U <= L + 1 <= u``; then ``U == prev u + 1``;
+- futures: drop ``u < L``; the first applied diff has ``U <= L <= u``; then ``pu == prev u``;
+- a break (gap), a crossed book after a diff, or a snapshot older than the buffered stream
+  (stale) invalidates the book until the next snapshot; ``meta[RESYNCS]`` counts the requests.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+# message kinds
+SNAPSHOT = 0
+DIFF = 1
+
+# per-message status codes (``out_status``)
+ST_UNSEEN = -1
+ST_APPLIED = 0
+ST_DROPPED = 1  # already covered by the snapshot
+ST_BUFFERED = 2  # arrived while no book was synced, and no later snapshot used it
+ST_GAP = 3  # broke the update-id chain: book invalid
+ST_SNAPSHOT = 4  # snapshot loaded
+ST_STALE = 5  # snapshot (or the diff that revealed it) older than the stream: book invalid
+ST_SNAPSHOT_IGNORED = 6  # snapshot while the book was already synced
+ST_CROSSED = 7  # diff applied, book crossed: invalid
+
+# book status (``meta[STATUS]``)
+WAIT_SNAPSHOT = 0
+SYNCING = 1
+SYNCED = 2
+
+# meta slots
+N_BID, N_ASK, STATUS, LAST_U, SNAP_L, SEGMENT, BUFFER_FROM, NEXT_SAMPLE = 0, 1, 2, 3, 4, 5, 6, 7
+N_SAMPLES, LEVELS_APPLIED, DIFFS_APPLIED, GAPS = 8, 9, 10, 11
+CROSSED, STALE, SYNCS, STOP = 12, 13, 14, 15
+CUR_TS, RESYNCS, SNAPSHOT_LEVELS, LAST_APPLIED_MSG, UNTIMED_SYNC = 16, 17, 18, 19, 20
+META_SIZE = 24
+
+# stop codes (``meta[STOP]``)
+STOP_DONE = 0
+STOP_NEED_GROW = 1
+STOP_AT_TS = 2
+
+
+def new_meta() -> np.ndarray:
+    meta = np.zeros(META_SIZE, dtype=np.int64)
+    meta[STATUS] = WAIT_SNAPSHOT
+    meta[BUFFER_FROM] = 0
+    meta[NEXT_SAMPLE] = -1
+    meta[SEGMENT] = -1
+    meta[CUR_TS] = -1
+    meta[LAST_APPLIED_MSG] = -1
+    return meta
+
+
+@numba.njit(cache=True, inline="always")
+def _set_level(keys, qty, n, key, q):
+    """Set one level on one side; returns the new level count. O(log n) search, short shift."""
+    lo, hi = 0, n
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if keys[mid] < key:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo < n and keys[lo] == key:
+        if q == 0:
+            for j in range(lo, n - 1):
+                keys[j] = keys[j + 1]
+                qty[j] = qty[j + 1]
+            return n - 1
+        qty[lo] = q
+        return n
+    if q == 0:
+        return n  # removing a level the book does not hold is allowed
+    for j in range(n, lo, -1):
+        keys[j] = keys[j - 1]
+        qty[j] = qty[j - 1]
+    keys[lo] = key
+    qty[lo] = q
+    return n + 1
+
+
+@numba.njit(cache=True)
+def _apply_levels(keys, qty, meta, lv_side, lv_px, lv_qty, start, end):
+    for r in range(start, end):
+        side = lv_side[r]
+        if side == 0:
+            meta[N_BID] = _set_level(keys[0], qty[0], meta[N_BID], lv_px[r], lv_qty[r])
+        elif side == 1:
+            meta[N_ASK] = _set_level(keys[1], qty[1], meta[N_ASK], -lv_px[r], lv_qty[r])
+
+
+@numba.njit(cache=True)
+def _record_top(m, keys, qty, meta, out_bb_px, out_bb_qty, out_ba_px, out_ba_qty, out_segment):
+    nb, na = meta[N_BID], meta[N_ASK]
+    out_bb_px[m] = keys[0, nb - 1] if nb > 0 else 0
+    out_bb_qty[m] = qty[0, nb - 1] if nb > 0 else 0
+    out_ba_px[m] = -keys[1, na - 1] if na > 0 else 0
+    out_ba_qty[m] = qty[1, na - 1] if na > 0 else 0
+    out_segment[m] = meta[SEGMENT]
+
+
+@numba.njit(cache=True)
+def _crossed(keys, meta):
+    nb, na = meta[N_BID], meta[N_ASK]
+    return nb > 0 and na > 0 and keys[0, nb - 1] >= -keys[1, na - 1]
+
+
+@numba.njit(cache=True)
+def _invalidate(meta, m, out_status, out_event, code):
+    out_event[m] = code  # kept even if a later snapshot re-uses (and re-labels) this diff
+    meta[STATUS] = WAIT_SNAPSHOT
+    meta[BUFFER_FROM] = m  # the offending diff itself may be applicable after a new snapshot
+    meta[RESYNCS] += 1
+    out_status[m] = code
+
+
+@numba.njit(cache=True)
+def _on_diff(m, U, u, pu, lv_start, lv_end, lv_side, lv_px, lv_qty, futures, keys, qty, meta,
+             out_status, out_event, out_bb_px, out_bb_qty, out_ba_px, out_ba_qty, out_segment):
+    status = meta[STATUS]
+    if status == WAIT_SNAPSHOT:
+        out_status[m] = ST_BUFFERED
+        return
+    if status == SYNCING:
+        snap = meta[SNAP_L]
+        if futures:
+            if u[m] < snap:
+                out_status[m] = ST_DROPPED
+                return
+            if U[m] > snap:
+                meta[STALE] += 1
+                _invalidate(meta, m, out_status, out_event, ST_STALE)
+                return
+        else:
+            if u[m] <= snap:
+                out_status[m] = ST_DROPPED
+                return
+            if U[m] > snap + 1:
+                meta[STALE] += 1
+                _invalidate(meta, m, out_status, out_event, ST_STALE)
+                return
+        meta[STATUS] = SYNCED
+    else:
+        chained = pu[m] == meta[LAST_U] if futures else U[m] == meta[LAST_U] + 1
+        if not chained:
+            meta[GAPS] += 1
+            _invalidate(meta, m, out_status, out_event, ST_GAP)
+            return
+    _apply_levels(keys, qty, meta, lv_side, lv_px, lv_qty, lv_start[m], lv_end[m])
+    meta[LAST_U] = u[m]
+    meta[DIFFS_APPLIED] += 1
+    meta[LEVELS_APPLIED] += lv_end[m] - lv_start[m]
+    meta[LAST_APPLIED_MSG] = m
+    if _crossed(keys, meta):
+        meta[CROSSED] += 1
+        _invalidate(meta, m, out_status, out_event, ST_CROSSED)
+        return
+    out_status[m] = ST_APPLIED
+    _record_top(m, keys, qty, meta, out_bb_px, out_bb_qty, out_ba_px, out_ba_qty, out_segment)
+
+
+@numba.njit(cache=True)
+def _emit_sample(keys, qty, meta, samp_ts, samp_valid, samp_msg, samp_bpx, samp_bq, samp_apx,
+                 samp_aq):
+    k = meta[N_SAMPLES]
+    if k >= samp_ts.shape[0]:
+        return
+    depth = samp_bpx.shape[1]
+    samp_ts[k] = meta[NEXT_SAMPLE]
+    # a loaded snapshot is the exact book at its id; one without exchange time counts only from
+    # the next timed message on (it arrived at an unknown time before that message)
+    valid = meta[STATUS] != WAIT_SNAPSHOT and meta[UNTIMED_SYNC] == 0
+    samp_valid[k] = valid
+    samp_msg[k] = meta[LAST_APPLIED_MSG]
+    nb, na = meta[N_BID], meta[N_ASK]
+    for i in range(depth):
+        if valid and i < nb:
+            samp_bpx[k, i] = keys[0, nb - 1 - i]
+            samp_bq[k, i] = qty[0, nb - 1 - i]
+        else:
+            samp_bpx[k, i] = 0
+            samp_bq[k, i] = 0
+        if valid and i < na:
+            samp_apx[k, i] = -keys[1, na - 1 - i]
+            samp_aq[k, i] = qty[1, na - 1 - i]
+        else:
+            samp_apx[k, i] = 0
+            samp_aq[k, i] = 0
+    meta[N_SAMPLES] = k + 1
+
+
+@numba.njit(cache=True)
+def run_stream(kind, U, u, pu, ts, lv_start, lv_end, lv_side, lv_px, lv_qty, futures,
+               keys, qty, meta, start, stop_ts,
+               out_status, out_event, out_bb_px, out_bb_qty, out_ba_px, out_ba_qty, out_segment,
+               sample_interval, samp_ts, samp_valid, samp_msg, samp_bpx, samp_bq, samp_apx,
+               samp_aq):
+    """Replay messages ``start..`` in order; returns the index of the first message not processed.
+
+    Stops early (``meta[STOP]``) when a message would not fit the book arrays (grow, call again
+    from the returned index) or when a message's ``ts`` passes ``stop_ts`` (-1: never).
+    Samples (``sample_interval`` us > 0) hold the book as of each grid time t, i.e. after
+    every message with ``ts <= t``; a sample taken while the book is not synced is invalid.
+    """
+    n_msg = kind.shape[0]
+    cap = keys.shape[1]
+    meta[STOP] = STOP_DONE
+    for m in range(start, n_msg):
+        t = ts[m]
+        if t >= 0:
+            if stop_ts >= 0 and t > stop_ts:
+                meta[STOP] = STOP_AT_TS
+                return m
+            if sample_interval > 0:
+                if meta[NEXT_SAMPLE] < 0:
+                    first = (t + sample_interval - 1) // sample_interval
+                    meta[NEXT_SAMPLE] = first * sample_interval
+                while meta[NEXT_SAMPLE] < t:
+                    _emit_sample(keys, qty, meta, samp_ts, samp_valid, samp_msg, samp_bpx,
+                                 samp_bq, samp_apx, samp_aq)
+                    meta[NEXT_SAMPLE] += sample_interval
+            meta[UNTIMED_SYNC] = 0
+            if t > meta[CUR_TS]:
+                meta[CUR_TS] = t
+        # room for the worst case: every row of this message (and of a replayed buffer) inserted
+        need = lv_end[m] - lv_start[m]
+        if kind[m] == SNAPSHOT and meta[STATUS] != SYNCED:
+            for j in range(meta[BUFFER_FROM], m):
+                need += lv_end[j] - lv_start[j]
+            if need > cap:
+                meta[STOP] = STOP_NEED_GROW
+                return m
+        elif max(meta[N_BID], meta[N_ASK]) + need > cap:
+            meta[STOP] = STOP_NEED_GROW
+            return m
+        if kind[m] == DIFF:
+            _on_diff(m, U, u, pu, lv_start, lv_end, lv_side, lv_px, lv_qty, futures, keys, qty,
+                     meta, out_status, out_event, out_bb_px, out_bb_qty, out_ba_px, out_ba_qty,
+                     out_segment)
+            continue
+        if meta[STATUS] == SYNCED:
+            out_status[m] = ST_SNAPSHOT_IGNORED
+            continue
+        meta[N_BID] = 0
+        meta[N_ASK] = 0
+        _apply_levels(keys, qty, meta, lv_side, lv_px, lv_qty, lv_start[m], lv_end[m])
+        meta[SNAPSHOT_LEVELS] += lv_end[m] - lv_start[m]
+        meta[SNAP_L] = u[m]
+        meta[LAST_U] = u[m]
+        meta[STATUS] = SYNCING
+        meta[SEGMENT] += 1
+        meta[SYNCS] += 1
+        meta[LAST_APPLIED_MSG] = m
+        meta[UNTIMED_SYNC] = 1 if ts[m] < 0 else 0
+        out_status[m] = ST_SNAPSHOT
+        _record_top(m, keys, qty, meta, out_bb_px, out_bb_qty, out_ba_px, out_ba_qty, out_segment)
+        for j in range(meta[BUFFER_FROM], m):
+            if kind[j] == DIFF:
+                _on_diff(j, U, u, pu, lv_start, lv_end, lv_side, lv_px, lv_qty, futures, keys,
+                         qty, meta, out_status, out_event, out_bb_px, out_bb_qty, out_ba_px,
+                         out_ba_qty, out_segment)
+        if meta[STATUS] == SYNCING and _crossed(keys, meta):
+            meta[CROSSED] += 1
+            _invalidate(meta, m, out_status, out_event, ST_CROSSED)
+    return n_msg
+
+
+@numba.njit(cache=True)
+def book_levels(keys, qty, meta, depth):
+    """Top ``depth`` levels per side, best first: bid px, bid qty, ask px, ask qty (ticks/lots)."""
+    nb = min(depth, meta[N_BID])
+    na = min(depth, meta[N_ASK])
+    bpx = np.empty(nb, np.int64)
+    bq = np.empty(nb, np.int64)
+    apx = np.empty(na, np.int64)
+    aq = np.empty(na, np.int64)
+    for i in range(nb):
+        bpx[i] = keys[0, meta[N_BID] - 1 - i]
+        bq[i] = qty[0, meta[N_BID] - 1 - i]
+    for i in range(na):
+        apx[i] = -keys[1, meta[N_ASK] - 1 - i]
+        aq[i] = qty[1, meta[N_ASK] - 1 - i]
+    return bpx, bq, apx, aq
