@@ -1,0 +1,191 @@
+"""StrategyValidator with a toy evaluator: no OOS leakage, parallel == serial, verdicts."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from botclave_cli.backtest.executor import ProcessExecutor, SerialExecutor, make_executor
+from botclave_cli.backtest.splits import walk_forward_folds
+from botclave_cli.backtest.validator import (
+    StrategyValidator,
+    Thresholds,
+    Timeline,
+    ValidationConfig,
+    ValidationResult,
+    VerdictConfig,
+    apply_verdict,
+    build_space,
+    check_thresholds,
+)
+from botclave_cli.errors import ConfigError, UsageError
+from tests.test_validation_toy import ToyEvaluator, make_market
+
+BAR = 60_000_000
+START = 1_704_067_200_000_000  # 2024-01-01
+
+
+def _config(**over) -> ValidationConfig:
+    data = {
+        "parameters": {"lookback": [3, 8, 20], "threshold": [0.0, 0.02]},
+        "walk_forward": {"folds": 3, "gap_bars": 4, "min_train_bars": 20, "min_test_bars": 10},
+        "monte_carlo": {"runs": 150, "method": "reshuffle"},
+        "pbo": {"blocks": 6},
+    }
+    data.update(over)
+    return ValidationConfig.model_validate(data)
+
+
+def _validator(market, cfg=None, executor=None) -> StrategyValidator:
+    cfg = cfg or _config()
+    tl = Timeline(START, START + len(market) * BAR, BAR)
+    return StrategyValidator(ToyEvaluator(market, tl), tl, cfg, build_space(cfg), executor)
+
+
+def _poison(market, from_bar):
+    """Replace everything from ``from_bar`` on by a violently mean-reverting market, in which
+    the momentum rule that wins on the clean data loses."""
+    out = market.copy()
+    out[from_bar:] = make_market(len(market) - from_bar, seed=99, ar=-0.7, vol=0.03)
+    return out
+
+
+def _chosen(market, cfg):
+    return _validator(market, cfg).run("walk-forward").tables["walk_forward_folds"].to_dicts()
+
+
+def test_poisoning_oos_bars_changes_no_in_fold_choice():
+    market = make_market(900, seed=3, ar=0.1)
+    cfg = _config()
+    clean = _chosen(market, cfg)
+    folds = walk_forward_folds(900, 3, "rolling", 2, 4, 20, 10)
+    for j, fold in enumerate(folds):
+        # poison from fold j's first purged bar on: folds 0..j chose on clean bars only
+        rows = _chosen(_poison(market, fold.train.end), cfg)
+        for i in range(j + 1):
+            assert rows[i]["params"] == clean[i]["params"]
+            assert rows[i]["is_sharpe"] == clean[i]["is_sharpe"]
+        assert rows[j]["oos_sharpe"] != clean[j]["oos_sharpe"]  # the poison was there
+        # the same poison reaching 60 bars into the in-sample window does change the choice,
+        # so the test above would catch a leak
+        leaked = _chosen(_poison(market, fold.train.end - 60), cfg)
+        assert leaked[j]["params"] != clean[j]["params"]
+
+
+def test_walk_forward_report_and_stitching():
+    market = make_market(900, seed=3, ar=0.1)
+    res = _validator(market).run("walk-forward")
+    folds = res.tables["walk_forward_folds"]
+    assert folds.height == 3
+    assert folds["oos_start"].to_list()[1] == folds["oos_end"].to_list()[0]
+    eq = res.tables["oos_equity"]
+    assert eq.height == sum(folds["oos_bars"].to_list()) == 3 * (900 // 5)
+    assert eq["ts"].dtype == pl.Datetime("us", "UTC")
+    np.testing.assert_allclose(eq["equity"].to_numpy(), np.cumprod(1 + eq["return"].to_numpy()))
+    wf = res.sections["walk_forward"]
+    assert wf["folds"] == 3 and "wfe" in wf and res.figures["oos_sharpe"] is not None
+
+
+def test_parallel_equals_serial_byte_for_byte(tmp_path):
+    market = make_market(900, seed=5, ar=0.1)
+    cfg = _config()
+    serial = _validator(market, cfg, SerialExecutor()).run("all")
+    with ProcessExecutor(2) as ex:
+        parallel = _validator(market, cfg, ex).run("all")
+    a = serial.write(tmp_path / "serial")
+    b = parallel.write(tmp_path / "parallel")
+    assert [p.name for p in a] == [p.name for p in b]
+    assert {p.name for p in a} >= {"validation.json", "walk_forward_folds.parquet",
+                                   "oos_equity.parquet", "pbo_logits.parquet",
+                                   "parameter_sets.parquet", "monte_carlo_runs.parquet"}
+    for pa, pb in zip(a, b, strict=True):
+        assert pa.read_bytes() == pb.read_bytes(), pa.name
+
+
+def test_planted_edge_passes_pbo_and_noise_does_not():
+    cfg = _config(parameters={"lookback": [2, 4, 8, 16, 32], "threshold": [0.0]},
+                  pbo={"blocks": 8})
+    edge = _validator(make_market(2000, seed=1, ar=0.3), cfg).run("pbo")
+    noise = _validator(make_market(2000, seed=1), cfg).run("pbo")
+    assert edge.figures["pbo"] < 0.2
+    assert noise.figures["pbo"] > edge.figures["pbo"]
+    assert edge.sections["pbo"]["selection"]["trials"] == 5
+    assert edge.figures["dsr"] > 0.95
+
+
+def test_oos_holdout_section():
+    res = _validator(make_market(600, seed=2, ar=0.2)).run("oos")
+    sec = res.sections["oos"]
+    assert sec["windows"]["is_end"] < sec["windows"]["oos_start"]
+    assert sec["selection"]["trials"] == 6
+    assert set(res.figures) >= {"oos_sharpe", "psr", "dsr"}
+
+
+def test_verdict_rules():
+    figures = {"oos_sharpe": -0.5, "pbo": 0.3, "dsr": None, "wfe": 0.8}
+    fail = Thresholds(oos_sharpe_min=0.0, pbo_max=0.5)
+    warn = Thresholds(pbo_max=0.2, dsr_min=0.95, wfe_min=0.5, ruin_max=0.05)
+    assert check_thresholds(figures, fail, "fail") == ["fail: oos_sharpe -0.5 < 0"]
+    assert check_thresholds(figures, warn, "warn") == [
+        "warn: dsr is undefined (too few returns or trades)", "warn: pbo 0.3 > 0.2"]
+    out = ValidationResult("all", figures={"oos_sharpe": 1.0, "pbo": 0.1})
+    apply_verdict(out, VerdictConfig(fail=fail, warn=warn))
+    assert (out.verdict, out.reasons, out.exit_code) == ("pass", [], 0)
+    out = ValidationResult("all", figures={"oos_sharpe": 1.0, "pbo": 0.3})
+    apply_verdict(out, VerdictConfig(fail=fail, warn=warn))
+    assert (out.verdict, out.exit_code) == ("warn", 0)
+    out = ValidationResult("all", figures={"oos_sharpe": -1.0, "pbo": 0.3})
+    apply_verdict(out, VerdictConfig(fail=fail, warn=warn))
+    assert (out.verdict, out.exit_code) == ("fail", 1)
+    assert out.reasons[0].startswith("fail:")
+
+
+def test_parameter_space_grid_random_and_errors():
+    cfg = _config(parameters={"a": {"min": 1, "max": 3, "step": 1}, "b": [0.5, 1.5]})
+    space = build_space(cfg)
+    assert space.sets == [{"a": 1, "b": 0.5}, {"a": 1, "b": 1.5}, {"a": 2, "b": 0.5},
+                          {"a": 2, "b": 1.5}, {"a": 3, "b": 0.5}, {"a": 3, "b": 1.5}]
+    assert space.coords.tolist()[3] == [1, 1]
+    rnd = _config(parameters={"a": list(range(10)), "b": list(range(10))},
+                  search={"method": "random", "max_sets": 7, "seed": 1})
+    s1, s2 = build_space(rnd), build_space(rnd)
+    assert s1.sets == s2.sets and len(s1.sets) == 7 and len({str(s) for s in s1.sets}) == 7
+    with pytest.raises(UsageError, match="parameters is empty"):
+        build_space(_config(parameters={}))
+    with pytest.raises(UsageError, match="parameters.a has no values"):
+        build_space(_config(parameters={"a": []}))
+    with pytest.raises(UsageError, match="grid has 100 parameter sets"):
+        build_space(_config(parameters={"a": list(range(10)), "b": list(range(10))}))
+
+    def check(params):
+        if params["a"] > 2:
+            raise ConfigError(f"validation.yaml: parameters.a: {params['a']} is above 2")
+
+    with pytest.raises(ConfigError, match="parameters.a: 3 is above 2"):
+        build_space(cfg, check=check)
+
+
+def test_too_few_bars_for_folds():
+    with pytest.raises(UsageError, match="fewer than 3 folds need"):
+        _validator(make_market(59, seed=1)).run("walk-forward")
+
+
+def test_monte_carlo_in_all_uses_the_stitched_oos_and_json_is_plain(tmp_path):
+    res = _validator(make_market(900, seed=4, ar=0.2)).run("all")
+    mc = res.sections["monte_carlo"]
+    assert mc["source"] == "stitched walk-forward out of sample"
+    assert mc["runs"] == 150
+    res.write(tmp_path)
+    data = json.loads((tmp_path / "validation.json").read_text())
+    assert data["verdict"] in ("pass", "warn", "fail")
+    assert data["verdict"] == res.verdict
+
+
+def test_make_executor():
+    assert isinstance(make_executor(1), SerialExecutor)
+    assert make_executor(3).jobs == 3
+    with pytest.raises(UsageError):
+        make_executor(-1)
