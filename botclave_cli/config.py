@@ -86,12 +86,8 @@ class ExchangeConfig(StrictModel):
         return next((s for s in self.symbols if s.symbol == symbol), None)
 
 
-class StrategyParams(BaseModel):
-    """``configs/strategy_params.yaml``; the strategy layer defines the full schema."""
-
-    model_config = ConfigDict(extra="allow")
-
-    name: str = "orderflow"
+# The full schema lives with the strategy layer; re-exported here for loaders and config check.
+from botclave_cli.strategy.params import StrategyParams  # noqa: E402
 
 
 M = TypeVar("M", bound=BaseModel)

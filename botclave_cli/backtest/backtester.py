@@ -1,0 +1,313 @@
+"""Trade-level backtester: strategy signals on completed bars, executed against the trade stream.
+
+``Backtester(params, exchange_config).run(trades, bars=None, book=None) -> BacktestResult``.
+
+How a run works (units: prices in quote currency, quantities in base units, times UTC us):
+1. Bars of ``bars.timeframe`` are built from the trades (or taken from ``bars`` in bars-only
+   mode). The strategy returns signals decided at bar ends (no bar is seen before it completes).
+2. Each signal reaches the simulated exchange ``execution.latency_ms`` later and is executed by
+   the fill kernel (fills.py) on the trades that follow: market orders take the next trades'
+   prices (partially, at most ``participation`` of each trade), limit orders fill when price
+   trades through, stops trigger on trades; SL and TP inside one bar are resolved by the trades'
+   actual order. Fees from ``FeeSchedule.for_symbol`` (maker for resting limits, taker
+   otherwise), fixed slippage in bps on taker fills, funding payments when a funding frame is
+   given (perpetuals).
+3. Bars-only mode (no trades): each bar becomes four pseudo-trades along an assumed path,
+   ``execution.bars_path``: ``ohlc`` (open, high, low, close), ``olhc`` (open, low, high, close)
+   or ``nearest`` (the extreme nearer the open first), at bar_start + 0, 1/4, 2/4, 3/4 of the
+   bar. Pseudo-trades have unlimited size (no partial fills), and a stop or limit crossed between
+   two path points fills at its own price. Market orders decided at a bar's end fill at the next
+   bar's open (backtesting.py's default, which the cross-check test relies on).
+Not done: walking a rebuilt order book for market orders and queue position for limits; a
+``book`` argument is accepted and reported as unused.
+Positions still open at the end stay open and are marked to market in the equity curve (as
+backtesting.py does by default); ``BacktestResult.open_positions`` counts them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from botclave_cli.backtest import fills as K
+from botclave_cli.backtest.metrics import MetricsCalculator
+from botclave_cli.config import ExchangeConfig
+from botclave_cli.errors import ConfigError, DataError
+from botclave_cli.progress import Progress, or_null
+from botclave_cli.strategy.bars import bars_from_trades
+from botclave_cli.strategy.base import Strategy, StrategyError, check_signals
+from botclave_cli.strategy.params import StrategyParams, bar_us
+from botclave_cli.strategy.strategy import resolve_strategy
+
+TS = pl.Datetime("us", "UTC")
+PURPOSES = ["entry", "stop_loss", "take_profit", "time_stop", "signal_exit", "halt",
+            "trailing_stop"]
+STATUSES = ["active", "filled", "cancelled", "rejected", "expired"]
+REASONS = ["", "halted_day", "halted_drawdown", "cooldown", "max_concurrent",
+           "opposite_position", "size_below_lot", "no_stop"]
+UNLIMITED_LOTS = 1 << 60
+YEAR_S = 365 * 86_400
+
+
+@dataclass
+class BacktestResult:
+    """Everything a run produced; frames are plain Polars, ready for Parquet."""
+
+    params: StrategyParams
+    mode: str
+    symbol: str
+    tick_size: float
+    lot_size: float
+    fee_maker: float
+    fee_taker: float
+    bars: pl.DataFrame
+    signals: pl.DataFrame
+    orders: pl.DataFrame
+    fills: pl.DataFrame
+    trades: pl.DataFrame
+    equity: pl.DataFrame
+    metrics: dict[str, Any]
+    coverage_start_us: int
+    coverage_end_us: int
+    input_rows: int
+    final_equity: float
+    open_positions: int
+    notes: list[str] = field(default_factory=list)
+
+
+class Backtester:
+    """See the module docstring. ``strategy`` overrides the one ``params.name`` names."""
+
+    def __init__(self, params: StrategyParams, exchange_config: ExchangeConfig | None = None, *,
+                 symbol: str = "BTC/USDT", tick_size: float | None = None,
+                 lot_size: float | None = None, strategy: Strategy | None = None) -> None:
+        self.params = params
+        self.exchange_config = exchange_config or ExchangeConfig()
+        self.symbol = symbol
+        sc = self.exchange_config.symbol_config(symbol)
+        self.tick_size = tick_size or (sc.tick_size if sc else None)
+        self.lot_size = lot_size or (sc.lot_size if sc else None)
+        if not self.tick_size or not self.lot_size:
+            raise ConfigError(f"{symbol}: tick_size/lot_size unknown; add the symbol to "
+                              "exchange_config.yaml symbols or pass them")
+        self.fee = self.exchange_config.fees.for_symbol(symbol)
+        self.strategy = strategy or resolve_strategy(params, self.tick_size)
+
+    # ------------------------------------------------------------------------------------------
+    def run(self, trades: pl.DataFrame | None = None, bars: pl.DataFrame | None = None,
+            book: pl.DataFrame | None = None, funding: pl.DataFrame | None = None, *,
+            bars_only: bool = False, progress: Progress | None = None) -> BacktestResult:
+        prog = or_null(progress)
+        notes = []
+        if book is not None:
+            notes.append("book data given but not used: market orders take trade prices")
+        tf = self.params.bars.timeframe
+        if bars_only:
+            if bars is None or bars.height == 0:
+                raise DataError("bars-only mode: no bars in the selected range")
+            bars = bars.sort("bar_start")
+            t_ts, t_px, t_qty = pseudo_trades(bars, self.params.execution.bars_path,
+                                              self.tick_size)
+            mode = "bars"
+        else:
+            if trades is None or trades.height == 0:
+                raise DataError("no trades in the selected range (trade-level mode needs a "
+                                "trades dataset; use bars-only mode with OHLCV)")
+            trades = trades.sort("ts", maintain_order=True)
+            prog.start(None, "bars")
+            bars = bars_from_trades(trades, tf)
+            t_ts = trades["ts"].dt.epoch("us").to_numpy()
+            t_px = np.rint(trades["price"].to_numpy() / self.tick_size).astype(np.int64)
+            t_qty = np.rint(trades["qty"].to_numpy() / self.lot_size).astype(np.int64)
+            mode = "trades"
+        prog.start(None, "signals")
+        signals = self._signals(bars)
+        prog.start(None, "fills")
+        out = self._execute(t_ts, t_px, t_qty, signals, funding, continuous=bars_only)
+        out.update(dict(
+            params=self.params, mode=mode, symbol=self.symbol, tick_size=self.tick_size,
+            lot_size=self.lot_size, fee_maker=self.fee.maker, fee_taker=self.fee.taker,
+            bars=bars, signals=signals, coverage_start_us=int(t_ts[0]),
+            coverage_end_us=int(t_ts[-1]) + 1,
+            input_rows=int(bars.height if bars_only else len(t_ts)), notes=notes))
+        interval_s = bar_us(self.params.execution.equity_interval) / 1e6
+        out["metrics"] = MetricsCalculator().compute(
+            out["equity"], out["trades"], periods_per_year=YEAR_S / interval_s,
+            initial_equity=self.params.execution.initial_equity)
+        return BacktestResult(**out)
+
+    def _signals(self, bars: pl.DataFrame) -> pl.DataFrame:
+        name = type(self.strategy).__name__
+        try:
+            raw = self.strategy.signals(bars)
+        except (StrategyError, ConfigError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - vectorised user strategies, one line
+            first, last = bars["bar_start"][0], bars["bar_end"][-1]
+            span = f"{first:%Y-%m-%d %H:%M} .. {last:%Y-%m-%d %H:%M}"
+            raise StrategyError(f"strategy {name} raised computing signals over bars {span}: "
+                                f"{type(exc).__name__}: {exc}") from None
+        signals = check_signals(raw, name)
+        # a signal may not be decided before the first bar it could have seen has ended
+        if signals.height and bars.height and signals["ts"].min() < bars["bar_end"][0]:
+            bad = signals.filter(pl.col("ts") < bars["bar_end"][0])["ts"][0]
+            raise StrategyError(f"strategy {name}: signal at {bad} precedes the end of the "
+                                "first bar (look-ahead)")
+        return signals.with_row_index("signal_id").with_columns(pl.col("signal_id")
+                                                                .cast(pl.Int64))
+
+    def _execute(self, t_ts: np.ndarray, t_px: np.ndarray, t_qty: np.ndarray,
+                 signals: pl.DataFrame, funding: pl.DataFrame | None, continuous: bool
+                 ) -> dict[str, Any]:
+        p = self.params
+        ex = p.execution
+        tick, lot = self.tick_size, self.lot_size
+        bus = bar_us(p.bars.timeframe)
+        lat = int(round(ex.latency_ms * 1000))
+
+        def ticks(col: str) -> np.ndarray:
+            v = signals[col].fill_null(np.nan).to_numpy().astype(np.float64)
+            return np.where(np.isnan(v), 0, np.rint(v / tick)).astype(np.int64)
+
+        dec = signals["ts"].dt.epoch("us").to_numpy().astype(np.int64)
+        arr = dec + lat
+        otype = (signals["order_type"] == "limit").cast(pl.Int64).to_numpy()
+        hold = signals["hold_bars"].fill_null(0).to_numpy().astype(np.int64) * bus
+        exp_bars = signals["expiry_bars"].fill_null(0).to_numpy().astype(np.int64)
+        expiry = np.where((otype == 1) & (exp_bars > 0), arr + exp_bars * bus, 0)
+        if funding is not None and funding.height:
+            f = funding.sort("ts")
+            f_ts = f["ts"].dt.epoch("us").to_numpy().astype(np.int64)
+            f_rate = f["funding_rate"].to_numpy().astype(np.float64)
+        else:
+            f_ts, f_rate = np.zeros(0, np.int64), np.zeros(0, np.float64)
+        params = np.zeros(K.P_N, np.float64)
+        r = p.risk
+        params[[K.P_TICK, K.P_LOT, K.P_EQUITY0, K.P_MAKER, K.P_TAKER, K.P_SLIP_BPS,
+                K.P_PARTICIPATION, K.P_PER_TRADE, K.P_FRACTION, K.P_MAX_POSITION, K.P_MAX_CONC,
+                K.P_DAILY_LOSS, K.P_MAX_DD, K.P_COOLDOWN_LOSSES, K.P_COOLDOWN_US,
+                K.P_SIZING_FRACTION, K.P_TOUCH, K.P_CONTINUOUS, K.P_ON_OPPOSITE,
+                K.P_EQ_INTERVAL_US]] = [
+            tick, lot, ex.initial_equity, self.fee.maker, self.fee.taker, ex.slippage_bps,
+            ex.participation, r.per_trade, r.fraction, r.max_position, r.max_concurrent,
+            r.max_daily_loss, r.max_drawdown, r.cooldown_losses, r.cooldown_minutes * 60e6,
+            1.0 if r.sizing == "equity_fraction" else 0.0, 1.0 if ex.limit_fill == "touch" else 0.0,
+            1.0 if continuous else 0.0, 1.0 if p.exit.on_opposite_signal else 0.0,
+            bar_us(ex.equity_interval)]
+        interval = bar_us(ex.equity_interval)
+        eq_start = (int(t_ts[0]) // interval) * interval
+        n_marks = (int(t_ts[-1]) - eq_start) // interval + 2
+        n_sig = signals.height
+        caps = [4 * n_sig + 64, 8 * n_sig + 1024, n_sig + 16]
+        while True:
+            res = K.run_kernel(
+                t_ts, t_px, t_qty, dec, arr, signals["action"].to_numpy().astype(np.int64),
+                otype.astype(np.int64), ticks("limit_price"), ticks("stop_price"),
+                ticks("target_price"), ticks("trail_dist"), hold, expiry.astype(np.int64),
+                f_ts, f_rate, params, caps[0], caps[1], caps[2], eq_start, n_marks)
+            if res[0] == K.OK:
+                break
+            caps = [c * 4 for c in caps]
+        (_, o, n_o, fi, ff, n_f, ti, tf, n_t, m_eq, m_cash, m_pos, n_m, s_i, _s_f, cash) = res
+        last_px = float(t_px[-1]) * tick
+        open_mask = s_i[:, K.S_ACTIVE] == 1
+        final = cash + float(np.sum(s_i[open_mask, K.S_SIDE] * s_i[open_mask, K.S_QTY])) * lot \
+            * last_px
+        return dict(
+            orders=_orders_frame(o[:n_o], signals, tick, lot),
+            fills=_fills_frame(fi[:n_f], ff[:n_f], lot),
+            trades=_trades_frame(ti[:n_t], tf[:n_t], signals, tick, lot),
+            equity=pl.DataFrame({
+                "ts": pl.Series(eq_start + np.arange(n_m, dtype=np.int64) * interval)
+                .cast(pl.Datetime("us")).dt.replace_time_zone("UTC"),
+                "equity": m_eq[:n_m], "cash": m_cash[:n_m],
+                "position_qty": m_pos[:n_m].astype(np.float64) * lot}),
+            final_equity=float(final), open_positions=int(open_mask.sum()))
+
+
+def pseudo_trades(bars: pl.DataFrame, path: str, tick: float
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bars-only mode: four pseudo-trades per bar along the assumed OHLC path (module doc)."""
+    start = bars["bar_start"].dt.epoch("us").to_numpy().astype(np.int64)
+    dur = (bars["bar_end"].dt.epoch("us").to_numpy().astype(np.int64) - start)
+    o, h, lo, c = (np.rint(bars[x].to_numpy() / tick).astype(np.int64)
+                   for x in ("open", "high", "low", "close"))
+    if path == "ohlc":
+        high_first = np.ones(len(o), bool)
+    elif path == "olhc":
+        high_first = np.zeros(len(o), bool)
+    else:
+        high_first = (h - o) <= (o - lo)
+    first = np.where(high_first, h, lo)
+    second = np.where(high_first, lo, h)
+    px = np.column_stack([o, first, second, c]).reshape(-1)
+    ts = (start[:, None] + (dur[:, None] * np.arange(4)[None, :]) // 4).reshape(-1)
+    qty = np.full(len(px), UNLIMITED_LOTS, np.int64)
+    return ts, px, qty
+
+
+def _ts(values: np.ndarray) -> pl.Series:
+    return pl.Series(values.astype(np.int64)).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+
+
+def _orders_frame(o: np.ndarray, signals: pl.DataFrame, tick: float, lot: float) -> pl.DataFrame:
+    setup = signals["setup"].to_numpy()
+    sig = o[:, K.O_SIG]
+    return pl.DataFrame({
+        "order_id": np.arange(len(o), dtype=np.int64),
+        "signal_id": sig,
+        "setup": [setup[s] if 0 <= s < len(setup) else None for s in sig],
+        "purpose": [PURPOSES[x] for x in o[:, K.O_PURPOSE]],
+        "type": [("market", "limit", "stop")[x] for x in o[:, K.O_TYPE]],
+        "side": np.where(o[:, K.O_SIDE] > 0, "buy", "sell"),
+        "limit_price": np.where(o[:, K.O_TYPE] == K.LIMIT, o[:, K.O_LIMIT] * tick, np.nan),
+        "qty": np.where(o[:, K.O_QTY] > 0, o[:, K.O_QTY], 0) * lot,
+        "filled_qty": o[:, K.O_FILLED] * lot,
+        "status": [STATUSES[x] for x in o[:, K.O_STATUS]],
+        "reject_reason": [REASONS[x] for x in o[:, K.O_REASON]],
+        "created_ts": _ts(o[:, K.O_CREATED]), "arrival_ts": _ts(o[:, K.O_ARRIVAL]),
+        "done_ts": _ts(o[:, K.O_DONE]),
+    }).with_columns(pl.col("limit_price").fill_nan(None),
+                    pl.when(pl.col("status") == "active").then(None).otherwise(pl.col("done_ts"))
+                    .alias("done_ts"))
+
+
+def _fills_frame(fi: np.ndarray, ff: np.ndarray, lot: float) -> pl.DataFrame:
+    return pl.DataFrame({
+        "ts": _ts(fi[:, K.FI_TS]), "order_id": fi[:, K.FI_ORDER],
+        "side": np.where(fi[:, K.FI_SIDE] > 0, "buy", "sell"),
+        "price": ff[:, K.FF_PRICE], "qty": fi[:, K.FI_QTY] * lot, "fee": ff[:, K.FF_FEE],
+        "liquidity": np.where(fi[:, K.FI_TAKER] == 1, "taker", "maker"),
+        "slippage": ff[:, K.FF_SLIP], "trade_index": fi[:, K.FI_TRADE],
+    })
+
+
+def _trades_frame(ti: np.ndarray, tf: np.ndarray, signals: pl.DataFrame, tick: float,
+                  lot: float) -> pl.DataFrame:
+    qty = ti[:, K.T_QTY] * lot
+    side = ti[:, K.T_SIDE].astype(np.float64)
+    entry_value, exit_value = tf[:, K.F_ENTRY_VALUE], tf[:, K.F_EXIT_VALUE]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        entry_px = entry_value / qty
+        exit_px = exit_value / qty
+        gross = side * (exit_value - entry_value)
+        pnl = gross - tf[:, K.F_FEES] - tf[:, K.F_FUNDING]
+        risk = tf[:, K.F_RISK]
+        r_mult = np.where(risk > 0, pnl / np.where(risk > 0, risk, 1.0), np.nan)
+    setup = signals["setup"].to_numpy()
+    return pl.DataFrame({
+        "trade_id": np.arange(len(ti), dtype=np.int64),
+        "signal_id": ti[:, K.T_SIG], "setup": [setup[s] for s in ti[:, K.T_SIG]],
+        "side": np.where(side > 0, "long", "short"),
+        "entry_ts": _ts(ti[:, K.T_ENTRY_TS]), "exit_ts": _ts(ti[:, K.T_EXIT_TS]),
+        "qty": qty, "entry_price": entry_px, "exit_price": exit_px,
+        "fees": tf[:, K.F_FEES], "slippage": tf[:, K.F_SLIP], "funding": tf[:, K.F_FUNDING],
+        "gross_pnl": gross, "pnl": pnl, "return": pnl / entry_value,
+        "risk": risk, "r_multiple": r_mult,
+        "mae": np.maximum(0.0, -side * (ti[:, K.T_WORST] * tick - entry_px)) * qty,
+        "mfe": np.maximum(0.0, side * (ti[:, K.T_BEST] * tick - entry_px)) * qty,
+        "exit_reason": [PURPOSES[x] for x in ti[:, K.T_REASON]],
+    }).with_columns(pl.col("r_multiple").fill_nan(None))

@@ -1,0 +1,546 @@
+"""The simulated exchange: one numba kernel that walks the trade stream and fills our orders.
+
+Why a kernel: fills, stops, partial fills and the risk engine are a true sequential state
+machine (each fill changes equity, which sizes the next order). Everything else (bars, signals,
+metrics) is Polars. Units inside: prices in integer TICKS, quantities in integer LOTS, times in
+microseconds; money (cash, fees, PnL) in quote currency as float64.
+
+Rules (the backtester's docstring has the user-facing version):
+- Signals arrive at ``arrival_us`` (decision time + latency) and act on trades with
+  ``ts >= arrival_us``.
+- Market and stop orders take the next trades' prices, at most ``participation`` of each trade's
+  quantity (partial fills across trades), ``slippage_bps`` worse, taker fee.
+- Limit orders fill at their limit, maker fee, only when a trade prints through the limit
+  (``touch``: at it). A limit that is already marketable on the first trade after arrival
+  fills at that trade's price as a taker.
+- Protective stops trigger on the first trade at or beyond the stop and become market orders that
+  fill from that trade on; the target is a resting limit order. SL and TP in one bar are
+  therefore resolved by the actual order of trades.
+- ``continuous`` (bars-only mode, pseudo-trades along the OHLC path): a stop or limit crossed
+  between two path points fills at its own price, as the path passes through it.
+- Risk limits are enforced here, not by the strategy: size from stop distance and lot, max
+  notional, max concurrent positions, daily-loss and drawdown halts (close everything with market
+  orders), cooldown after consecutive losses.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+# order int columns
+O_SIG, O_SLOT, O_SIDE, O_TYPE, O_PURPOSE, O_LIMIT, O_QTY, O_FILLED = 0, 1, 2, 3, 4, 5, 6, 7
+O_STATUS, O_CREATED, O_ARRIVAL, O_DONE, O_REASON, O_EXPIRY, O_SEEN, O_TRIG = (
+    8, 9, 10, 11, 12, 13, 14, 15)
+O_NCOL = 16
+MARKET, LIMIT, STOP = 0, 1, 2
+ENTRY, STOP_LOSS, TAKE_PROFIT, TIME_STOP, SIGNAL_EXIT, HALT_EXIT, TRAIL_STOP = 0, 1, 2, 3, 4, 5, 6
+ACTIVE, FILLED, CANCELLED, REJECTED, EXPIRED = 0, 1, 2, 3, 4
+R_NONE, R_HALT_DAY, R_HALT_DD, R_COOLDOWN, R_MAX_CONC, R_OPPOSITE, R_SIZE, R_NO_STOP = range(8)
+
+# slot int / float columns
+S_ACTIVE, S_SIDE, S_QTY, S_MAXQTY, S_ENTRY_TS, S_ENTRY_ORDER, S_STOP, S_TARGET = range(8)
+S_TRAIL, S_HOLD, S_EXIT_ORDER, S_TP_ORDER, S_BEST, S_WORST, S_SIG, S_EXIT_TS = range(8, 16)
+S_STOP_MOVED = 16
+S_NCOL = 17
+F_ENTRY_VALUE, F_EXIT_VALUE, F_FEES, F_SLIP, F_FUNDING, F_RISK = range(6)
+F_NCOL = 6
+
+# closed-trade output columns
+T_SIDE, T_ENTRY_TS, T_EXIT_TS, T_QTY, T_REASON, T_SIG, T_BEST, T_WORST, T_ENTRY_ORDER = range(9)
+T_NCOL = 9
+TF_NCOL = F_NCOL
+
+# fill output columns
+FI_TS, FI_ORDER, FI_SIDE, FI_QTY, FI_TAKER, FI_TRADE = range(6)
+FI_NCOL = 6
+FF_PRICE, FF_FEE, FF_SLIP = range(3)
+FF_NCOL = 3
+
+# params (float64 vector)
+(P_TICK, P_LOT, P_EQUITY0, P_MAKER, P_TAKER, P_SLIP_BPS, P_PARTICIPATION, P_PER_TRADE,
+ P_FRACTION, P_MAX_POSITION, P_MAX_CONC, P_DAILY_LOSS, P_MAX_DD, P_COOLDOWN_LOSSES,
+ P_COOLDOWN_US, P_SIZING_FRACTION, P_TOUCH, P_CONTINUOUS, P_ON_OPPOSITE,
+ P_EQ_INTERVAL_US) = range(20)
+P_N = 20
+
+# run status
+OK, OVERFLOW = 0, 1
+MAX_SLOTS = 16
+DAY_US = 86_400_000_000
+
+
+@numba.njit(cache=True)
+def _equity(cash, slots_i, lot, px):
+    value = cash
+    for s in range(MAX_SLOTS):
+        if slots_i[s, S_ACTIVE] == 1 and slots_i[s, S_QTY] != 0:
+            value += slots_i[s, S_SIDE] * slots_i[s, S_QTY] * lot * px
+    return value
+
+
+@numba.njit(cache=True)
+def _new_order(orders, n_orders, active, n_active, sig, slot, side, otype, purpose, limit, qty,
+               created, arrival, expiry):
+    if n_orders >= orders.shape[0]:
+        return -1, n_active
+    o = n_orders
+    orders[o, :] = 0
+    orders[o, O_SIG] = sig
+    orders[o, O_SLOT] = slot
+    orders[o, O_SIDE] = side
+    orders[o, O_TYPE] = otype
+    orders[o, O_PURPOSE] = purpose
+    orders[o, O_LIMIT] = limit
+    orders[o, O_QTY] = qty
+    orders[o, O_STATUS] = ACTIVE
+    orders[o, O_CREATED] = created
+    orders[o, O_ARRIVAL] = arrival
+    orders[o, O_EXPIRY] = expiry
+    active[n_active] = o
+    return o, n_active + 1
+
+
+@numba.njit(cache=True)
+def _reject(orders, n_orders, sig, side, otype, created, arrival, reason):
+    if n_orders >= orders.shape[0]:
+        return -1
+    orders[n_orders, :] = 0
+    orders[n_orders, O_SIG] = sig
+    orders[n_orders, O_SLOT] = -1
+    orders[n_orders, O_SIDE] = side
+    orders[n_orders, O_TYPE] = otype
+    orders[n_orders, O_STATUS] = REJECTED
+    orders[n_orders, O_CREATED] = created
+    orders[n_orders, O_ARRIVAL] = arrival
+    orders[n_orders, O_DONE] = arrival
+    orders[n_orders, O_REASON] = reason
+    return n_orders
+
+
+@numba.njit(cache=True)
+def _close_order(orders, o, status, ts):
+    if orders[o, O_STATUS] == ACTIVE:
+        orders[o, O_STATUS] = status
+        orders[o, O_DONE] = ts
+
+
+@numba.njit(cache=True)
+def _exit_slot(orders, n_orders, active, n_active, slots_i, s, purpose, ts, trig):
+    """Market exit for slot ``s`` unless one is already working; cancels its target order."""
+    if slots_i[s, S_EXIT_ORDER] >= 0:
+        return n_orders, n_active, True
+    o, n_active = _new_order(orders, n_orders, active, n_active, slots_i[s, S_SIG], s,
+                             -slots_i[s, S_SIDE], MARKET if trig == 0 else STOP, purpose, 0, -1,
+                             ts, ts, 0)
+    if o < 0:
+        return n_orders, n_active, False
+    orders[o, O_TRIG] = trig
+    slots_i[s, S_EXIT_ORDER] = o
+    if slots_i[s, S_TP_ORDER] >= 0:
+        _close_order(orders, slots_i[s, S_TP_ORDER], CANCELLED, ts)
+    eo = slots_i[s, S_ENTRY_ORDER]
+    if orders[eo, O_STATUS] == ACTIVE:
+        _close_order(orders, eo, CANCELLED, ts)
+    return n_orders + 1, n_active, True
+
+
+@numba.njit(cache=True)
+def run_kernel(t_ts, t_px, t_qty, s_dec, s_arr, s_action, s_otype, s_limit, s_stop, s_target,
+               s_trail, s_hold_us, s_expiry, f_ts, f_rate, p, cap_orders, cap_fills, cap_trades,
+               eq_start, n_marks):
+    """Run the simulated exchange. Returns (status, orders, n_orders, fills_i, fills_f, n_fills,
+    trades_i, trades_f, n_trades, marks_eq, marks_cash, marks_pos, n_marks_done, final_cash)."""
+    tick = p[P_TICK]
+    lot = p[P_LOT]
+    orders = np.zeros((cap_orders, O_NCOL), np.int64)
+    active = np.zeros(cap_orders, np.int64)
+    fills_i = np.zeros((cap_fills, FI_NCOL), np.int64)
+    fills_f = np.zeros((cap_fills, FF_NCOL), np.float64)
+    trades_i = np.zeros((cap_trades, T_NCOL), np.int64)
+    trades_f = np.zeros((cap_trades, TF_NCOL), np.float64)
+    slots_i = np.zeros((MAX_SLOTS, S_NCOL), np.int64)
+    slots_f = np.zeros((MAX_SLOTS, F_NCOL), np.float64)
+    marks_eq = np.zeros(n_marks, np.float64)
+    marks_cash = np.zeros(n_marks, np.float64)
+    marks_pos = np.zeros(n_marks, np.int64)
+    n_orders = 0
+    n_active = 0
+    n_fills = 0
+    n_trades = 0
+    n_mark = 0
+    interval = np.int64(p[P_EQ_INTERVAL_US])
+    next_mark = eq_start
+    cash = p[P_EQUITY0]
+    peak = cash
+    day = np.int64(-1)
+    day_start_eq = cash
+    halted_day = False
+    halted_dd = False
+    cooldown_until = np.int64(0)
+    losses_in_row = 0
+    n_open = 0
+    si = 0
+    fi = 0
+    n_sig = s_arr.shape[0]
+    n_fund = f_ts.shape[0]
+    last_px = t_px[0] if t_px.shape[0] > 0 else 0
+    prev_px = last_px
+    max_conc = int(p[P_MAX_CONC])
+    slip = p[P_SLIP_BPS] / 10_000.0
+    status = OK
+    for j in range(t_ts.shape[0]):
+        ts = t_ts[j]
+        px = t_px[j]
+        # funding payments due before this trade, at the last traded price
+        while fi < n_fund and f_ts[fi] <= ts:
+            for s in range(MAX_SLOTS):
+                if slots_i[s, S_ACTIVE] == 1 and slots_i[s, S_QTY] != 0:
+                    pay = slots_i[s, S_SIDE] * slots_i[s, S_QTY] * lot * last_px * tick * f_rate[fi]
+                    cash -= pay
+                    slots_f[s, F_FUNDING] += pay
+            fi += 1
+        # equity marks on the interval grid, valued at the price before this trade
+        while n_mark < n_marks and next_mark <= ts:
+            marks_eq[n_mark] = _equity(cash, slots_i, lot, last_px * tick)
+            marks_cash[n_mark] = cash
+            pos = 0
+            for s in range(MAX_SLOTS):
+                if slots_i[s, S_ACTIVE] == 1:
+                    pos += slots_i[s, S_SIDE] * slots_i[s, S_QTY]
+            marks_pos[n_mark] = pos
+            n_mark += 1
+            next_mark += interval
+        today = ts // DAY_US
+        if today != day:
+            day = today
+            day_start_eq = _equity(cash, slots_i, lot, last_px * tick)
+            halted_day = False
+        # signals that reached the exchange
+        while si < n_sig and s_arr[si] <= ts:
+            action = s_action[si]
+            arr = s_arr[si]
+            if action == 0:
+                for s in range(MAX_SLOTS):
+                    if slots_i[s, S_ACTIVE] == 1:
+                        n_orders, n_active, ok = _exit_slot(orders, n_orders, active, n_active,
+                                                            slots_i, s, SIGNAL_EXIT, arr, 0)
+                        if not ok:
+                            status = OVERFLOW
+                for k in range(n_active):
+                    o = active[k]
+                    if orders[o, O_PURPOSE] == ENTRY and orders[o, O_SLOT] < 0:
+                        _close_order(orders, o, CANCELLED, arr)
+                si += 1
+                continue
+            reason = R_NONE
+            if halted_dd:
+                reason = R_HALT_DD
+            elif halted_day:
+                reason = R_HALT_DAY
+            elif arr < cooldown_until:
+                reason = R_COOLDOWN
+            elif s_stop[si] == 0 and p[P_SIZING_FRACTION] == 0.0:
+                reason = R_NO_STOP
+            else:
+                same = 0
+                opposite = 0
+                for s in range(MAX_SLOTS):
+                    if slots_i[s, S_ACTIVE] == 1:
+                        if slots_i[s, S_SIDE] == action:
+                            same += 1
+                        else:
+                            opposite += 1
+                for k in range(n_active):
+                    o = active[k]
+                    if (orders[o, O_STATUS] == ACTIVE and orders[o, O_PURPOSE] == ENTRY
+                            and orders[o, O_SLOT] < 0):
+                        same += 1
+                if opposite > 0 and p[P_ON_OPPOSITE] == 0.0:
+                    reason = R_OPPOSITE
+                elif same >= max_conc:
+                    reason = R_MAX_CONC
+                elif opposite > 0:
+                    for s in range(MAX_SLOTS):
+                        if slots_i[s, S_ACTIVE] == 1 and slots_i[s, S_SIDE] != action:
+                            n_orders, n_active, ok = _exit_slot(
+                                orders, n_orders, active, n_active, slots_i, s, SIGNAL_EXIT,
+                                arr, 0)
+                            if not ok:
+                                status = OVERFLOW
+            if reason != R_NONE:
+                if _reject(orders, n_orders, si, action, s_otype[si], s_dec[si], arr, reason) < 0:
+                    status = OVERFLOW
+                else:
+                    n_orders += 1
+            else:
+                o, n_active = _new_order(orders, n_orders, active, n_active, si, -1, action,
+                                         s_otype[si], ENTRY, s_limit[si], -1, s_dec[si], arr,
+                                         s_expiry[si])
+                if o < 0:
+                    status = OVERFLOW
+                else:
+                    n_orders += 1
+            si += 1
+        if status != OK:
+            break
+        # protective stops, trailing, time stops and MAE/MFE on this trade
+        for s in range(MAX_SLOTS):
+            if slots_i[s, S_ACTIVE] != 1 or slots_i[s, S_QTY] == 0:
+                continue
+            side = slots_i[s, S_SIDE]
+            if side * (px - slots_i[s, S_BEST]) > 0:
+                slots_i[s, S_BEST] = px
+                if slots_i[s, S_TRAIL] > 0:
+                    new_stop = px - side * slots_i[s, S_TRAIL]
+                    if slots_i[s, S_STOP] == 0 or side * (new_stop - slots_i[s, S_STOP]) > 0:
+                        slots_i[s, S_STOP] = new_stop
+                        slots_i[s, S_STOP_MOVED] = 1
+            if side * (px - slots_i[s, S_WORST]) < 0:
+                slots_i[s, S_WORST] = px
+            if slots_i[s, S_EXIT_ORDER] >= 0:
+                continue
+            stop = slots_i[s, S_STOP]
+            if stop != 0 and side * (px - stop) <= 0:
+                trig = px
+                if p[P_CONTINUOUS] != 0.0 and side * (prev_px - stop) > 0:
+                    trig = stop
+                purpose = TRAIL_STOP if slots_i[s, S_STOP_MOVED] == 1 else STOP_LOSS
+                n_orders, n_active, ok = _exit_slot(orders, n_orders, active, n_active, slots_i,
+                                                    s, purpose, ts, trig)
+                if not ok:
+                    status = OVERFLOW
+            elif slots_i[s, S_HOLD] > 0 and ts >= slots_i[s, S_HOLD]:
+                n_orders, n_active, ok = _exit_slot(orders, n_orders, active, n_active, slots_i,
+                                                    s, TIME_STOP, ts, 0)
+                if not ok:
+                    status = OVERFLOW
+        # match working orders against this trade, oldest first
+        avail = np.int64(t_qty[j] * p[P_PARTICIPATION])
+        if t_qty[j] > 0 and avail == 0:
+            avail = 1
+        filled_any = False
+        k = 0
+        while k < n_active:
+            o = active[k]
+            if orders[o, O_STATUS] != ACTIVE:
+                active[k] = active[n_active - 1]
+                n_active -= 1
+                continue
+            if orders[o, O_ARRIVAL] > ts:
+                k += 1
+                continue
+            if orders[o, O_EXPIRY] > 0 and ts >= orders[o, O_EXPIRY]:
+                _close_order(orders, o, EXPIRED, ts)
+                continue
+            first_seen = orders[o, O_SEEN] == 0
+            orders[o, O_SEEN] = 1
+            side = orders[o, O_SIDE]
+            otype = orders[o, O_TYPE]
+            taker = True
+            fill_ticks = float(px)
+            if otype == LIMIT:
+                lim = orders[o, O_LIMIT]
+                through = side * (lim - px) > 0 or (p[P_TOUCH] != 0.0 and px == lim)
+                if not through:
+                    k += 1
+                    continue
+                if first_seen:
+                    fill_ticks = float(px)
+                else:
+                    taker = False
+                    fill_ticks = float(lim)
+                    if p[P_CONTINUOUS] != 0.0 and side * (lim - prev_px) >= 0:
+                        fill_ticks = float(px)
+            elif otype == STOP and orders[o, O_TRIG] != 0:
+                fill_ticks = float(orders[o, O_TRIG])
+                orders[o, O_TRIG] = 0
+            if avail <= 0:
+                k += 1
+                continue
+            price = fill_ticks * tick
+            if taker:
+                price = price * (1.0 + side * slip)
+            fee_rate = p[P_TAKER] if taker else p[P_MAKER]
+            slot = orders[o, O_SLOT]
+            purpose = orders[o, O_PURPOSE]
+            if purpose == ENTRY:
+                want = orders[o, O_QTY] - orders[o, O_FILLED]
+                if orders[o, O_QTY] < 0:
+                    # size the entry at its first fill, from equity at the last price
+                    eq = _equity(cash, slots_i, lot, last_px * tick)
+                    if p[P_SIZING_FRACTION] != 0.0:
+                        unit = price * lot
+                        size = np.floor((eq * p[P_FRACTION]) // (unit + unit * fee_rate))
+                    else:
+                        dist = abs(price - s_stop[orders[o, O_SIG]] * tick)
+                        size = np.floor(eq * p[P_PER_TRADE] / (dist * lot)) if dist > 0 else 0.0
+                    other = 0.0
+                    for s in range(MAX_SLOTS):
+                        if slots_i[s, S_ACTIVE] == 1:
+                            other += slots_i[s, S_QTY] * lot * price
+                    room = np.floor((p[P_MAX_POSITION] * eq - other) / (price * lot))
+                    size = min(size, room)
+                    if size < 1:
+                        orders[o, O_REASON] = R_SIZE
+                        _close_order(orders, o, REJECTED, ts)
+                        continue
+                    orders[o, O_QTY] = np.int64(size)
+                    want = orders[o, O_QTY]
+                    slot = -1
+                    for s in range(MAX_SLOTS):
+                        if slots_i[s, S_ACTIVE] == 0:
+                            slot = s
+                            break
+                    if slot < 0:
+                        orders[o, O_REASON] = R_MAX_CONC
+                        _close_order(orders, o, REJECTED, ts)
+                        continue
+                    sg = orders[o, O_SIG]
+                    slots_i[slot, :] = 0
+                    slots_f[slot, :] = 0.0
+                    slots_i[slot, S_ACTIVE] = 1
+                    slots_i[slot, S_SIDE] = side
+                    slots_i[slot, S_ENTRY_TS] = ts
+                    slots_i[slot, S_ENTRY_ORDER] = o
+                    slots_i[slot, S_STOP] = s_stop[sg]
+                    slots_i[slot, S_TARGET] = s_target[sg]
+                    slots_i[slot, S_TRAIL] = s_trail[sg]
+                    slots_i[slot, S_HOLD] = ts + s_hold_us[sg] if s_hold_us[sg] > 0 else 0
+                    slots_i[slot, S_EXIT_ORDER] = -1
+                    slots_i[slot, S_TP_ORDER] = -1
+                    slots_i[slot, S_BEST] = px
+                    slots_i[slot, S_WORST] = px
+                    slots_i[slot, S_SIG] = sg
+                    orders[o, O_SLOT] = slot
+                    n_open += 1
+            else:
+                want = slots_i[slot, S_QTY]
+            q = min(want, avail)
+            if q <= 0:
+                k += 1
+                continue
+            if n_fills >= cap_fills:
+                status = OVERFLOW
+                break
+            notional = price * q * lot
+            fee = notional * fee_rate
+            slip_cost = abs(price - fill_ticks * tick) * q * lot
+            cash -= side * notional + fee
+            avail -= q
+            filled_any = True
+            fills_i[n_fills, FI_TS] = ts
+            fills_i[n_fills, FI_ORDER] = o
+            fills_i[n_fills, FI_SIDE] = side
+            fills_i[n_fills, FI_QTY] = q
+            fills_i[n_fills, FI_TAKER] = 1 if taker else 0
+            fills_i[n_fills, FI_TRADE] = j
+            fills_f[n_fills, FF_PRICE] = price
+            fills_f[n_fills, FF_FEE] = fee
+            fills_f[n_fills, FF_SLIP] = slip_cost
+            n_fills += 1
+            orders[o, O_FILLED] += q
+            slots_f[slot, F_FEES] += fee
+            slots_f[slot, F_SLIP] += slip_cost
+            if purpose == ENTRY:
+                slots_i[slot, S_QTY] += q
+                slots_i[slot, S_MAXQTY] += q
+                slots_f[slot, F_ENTRY_VALUE] += notional
+                sg = orders[o, O_SIG]
+                if s_stop[sg] != 0:
+                    slots_f[slot, F_RISK] += abs(price - s_stop[sg] * tick) * q * lot
+                if orders[o, O_FILLED] >= orders[o, O_QTY]:
+                    _close_order(orders, o, FILLED, ts)
+                if slots_i[slot, S_TARGET] != 0 and slots_i[slot, S_TP_ORDER] < 0:
+                    tp, n_active = _new_order(orders, n_orders, active, n_active, sg, slot,
+                                              -side, LIMIT, TAKE_PROFIT, slots_i[slot, S_TARGET],
+                                              -1, ts, ts, 0)
+                    if tp < 0:
+                        status = OVERFLOW
+                        break
+                    orders[tp, O_SEEN] = 1
+                    slots_i[slot, S_TP_ORDER] = tp
+                    n_orders += 1
+            else:
+                slots_i[slot, S_QTY] -= q
+                slots_f[slot, F_EXIT_VALUE] += notional
+                # an exit that has started ends the entry: its unfilled rest is cancelled
+                _close_order(orders, slots_i[slot, S_ENTRY_ORDER], CANCELLED, ts)
+                if slots_i[slot, S_QTY] == 0:
+                    _close_order(orders, o, FILLED, ts)
+                    for other_o in (slots_i[slot, S_TP_ORDER], slots_i[slot, S_EXIT_ORDER]):
+                        if other_o >= 0:
+                            _close_order(orders, other_o, CANCELLED, ts)
+                    if n_trades >= cap_trades:
+                        status = OVERFLOW
+                        break
+                    sd = slots_i[slot, S_SIDE]
+                    trades_i[n_trades, T_SIDE] = sd
+                    trades_i[n_trades, T_ENTRY_TS] = slots_i[slot, S_ENTRY_TS]
+                    trades_i[n_trades, T_EXIT_TS] = ts
+                    trades_i[n_trades, T_QTY] = slots_i[slot, S_MAXQTY]
+                    trades_i[n_trades, T_REASON] = purpose
+                    trades_i[n_trades, T_SIG] = slots_i[slot, S_SIG]
+                    trades_i[n_trades, T_BEST] = slots_i[slot, S_BEST]
+                    trades_i[n_trades, T_WORST] = slots_i[slot, S_WORST]
+                    trades_i[n_trades, T_ENTRY_ORDER] = slots_i[slot, S_ENTRY_ORDER]
+                    trades_f[n_trades, :] = slots_f[slot, :]
+                    pnl = (sd * (slots_f[slot, F_EXIT_VALUE] - slots_f[slot, F_ENTRY_VALUE])
+                           - slots_f[slot, F_FEES] - slots_f[slot, F_FUNDING])
+                    n_trades += 1
+                    slots_i[slot, S_ACTIVE] = 0
+                    n_open -= 1
+                    if pnl < 0:
+                        losses_in_row += 1
+                        if p[P_COOLDOWN_LOSSES] > 0 and losses_in_row >= p[P_COOLDOWN_LOSSES]:
+                            cooldown_until = ts + np.int64(p[P_COOLDOWN_US])
+                            losses_in_row = 0
+                    else:
+                        losses_in_row = 0
+            if orders[o, O_STATUS] != ACTIVE:
+                active[k] = active[n_active - 1]
+                n_active -= 1
+                continue
+            k += 1
+        if status != OK:
+            break
+        prev_px = px
+        last_px = px
+        # halts: from the next trade on, everything is closed and entries are refused
+        if n_open > 0 or filled_any:
+            eq = _equity(cash, slots_i, lot, px * tick)
+            if eq > peak:
+                peak = eq
+            dd_hit = not halted_dd and eq <= peak * (1.0 - p[P_MAX_DD])
+            day_hit = not halted_day and eq <= day_start_eq * (1.0 - p[P_DAILY_LOSS])
+            if dd_hit or day_hit:
+                if dd_hit:
+                    halted_dd = True
+                if day_hit:
+                    halted_day = True
+                for kk in range(n_active):
+                    o = active[kk]
+                    if orders[o, O_PURPOSE] == ENTRY and orders[o, O_SLOT] < 0:
+                        _close_order(orders, o, CANCELLED, ts)
+                for s in range(MAX_SLOTS):
+                    if slots_i[s, S_ACTIVE] == 1:
+                        if slots_i[s, S_EXIT_ORDER] >= 0:
+                            continue
+                        n_orders, n_active, ok = _exit_slot(orders, n_orders, active, n_active,
+                                                            slots_i, s, HALT_EXIT, ts, 0)
+                        if not ok:
+                            status = OVERFLOW
+                if status != OK:
+                    break
+    # signals after the last trade are never seen by the exchange
+    while status == OK and n_mark < n_marks:
+        marks_eq[n_mark] = _equity(cash, slots_i, lot, last_px * tick)
+        marks_cash[n_mark] = cash
+        pos = 0
+        for s in range(MAX_SLOTS):
+            if slots_i[s, S_ACTIVE] == 1:
+                pos += slots_i[s, S_SIDE] * slots_i[s, S_QTY]
+        marks_pos[n_mark] = pos
+        n_mark += 1
+    return (status, orders, n_orders, fills_i, fills_f, n_fills, trades_i, trades_f, n_trades,
+            marks_eq, marks_cash, marks_pos, n_mark, slots_i, slots_f, cash)

@@ -1,0 +1,134 @@
+"""``botclave backtest``: run a strategy over stored trades (or bars) and save the run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import polars as pl
+import typer
+
+from botclave_cli.backtest.backtester import Backtester, BacktestResult
+from botclave_cli.backtest.results import write_results
+from botclave_cli.cli.common import (
+    DEFAULT_DATA_DIR,
+    ConfigOpt,
+    DataDirOpt,
+    FromOpt,
+    JsonOpt,
+    QuietOpt,
+    ToOpt,
+    check_market,
+    parse_range,
+    run,
+)
+from botclave_cli.config import load_exchange_config, load_model
+from botclave_cli.data.store import DatasetRef, Store
+from botclave_cli.errors import DataError
+from botclave_cli.strategy.bars import bars_from_ohlcv
+from botclave_cli.strategy.params import StrategyParams, params_with_overrides
+
+SHOWN = ("total_return", "annual_return", "sharpe", "sortino", "max_drawdown", "calmar",
+         "trades", "win_rate", "profit_factor", "payoff_ratio", "expectancy", "avg_r",
+         "exposure", "longest_losing_streak", "fees", "final_equity")
+
+
+def load_inputs(store: Store, exchange: str, market: str, symbol: str, start: Any, end: Any,
+                timeframe: str, bars_only: bool, kind: str | None
+                ) -> tuple[pl.DataFrame | None, pl.DataFrame | None, pl.DataFrame | None,
+                           DatasetRef]:
+    """(trades, bars, funding, the dataset read) from the store; DataError when empty."""
+    span = f"[{start or 'start'}, {end or 'end'})"
+    if bars_only:
+        ref = DatasetRef(exchange, market, symbol, "ohlcv").with_level("timeframe", timeframe)
+        df = store.scan(ref, start, end).collect()
+        if df.height == 0:
+            raise DataError(f"no {timeframe} bars in {ref} for {span}")
+        return None, bars_from_ohlcv(df, timeframe), None, ref
+    kinds = [kind] if kind else ["trades", "agg_trades"]
+    for k in kinds:
+        ref = DatasetRef(exchange, market, symbol, k)
+        if store.exists(ref):
+            break
+    else:
+        raise DataError(f"no trades dataset for {exchange}/{market}/{symbol} (looked for "
+                        f"{', '.join(kinds)}); fetch or import trades, or use --bars-only")
+    trades = store.scan(ref, start, end).select("ts", "price", "qty", "side").collect()
+    if trades.height == 0:
+        raise DataError(f"no trades in {ref} for {span}")
+    funding = None
+    fref = DatasetRef(exchange, market, symbol, "funding")
+    if market != "spot" and store.exists(fref):
+        funding = store.scan(fref, start, end).collect()
+    return trades, None, funding, ref
+
+
+def summary_rows(result: BacktestResult) -> list[dict[str, Any]]:
+    return [{"metric": k, "value": result.metrics.get(k, result.final_equity
+                                                        if k == "final_equity" else None)}
+            for k in SHOWN]
+
+
+def backtest(
+    config: ConfigOpt = None,
+    symbol: Annotated[str, typer.Option("--symbol", "-s", help="ccxt unified symbol.")]
+    = "BTC/USDT",
+    exchange: Annotated[str, typer.Option("--exchange", "-e", help="Exchange folder in the "
+                                          "store (synth for the synthetic market).")] = "binance",
+    market: Annotated[str, typer.Option("--market", "-m", help="spot | usdm | coinm.")] = "spot",
+    start: FromOpt = None,
+    end: ToOpt = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override a parameter: key=value (repeatable), e.g. risk.per_trade=0.005."
+    )] = None,
+    bars_only: Annotated[bool, typer.Option("--bars-only", help="Run on stored OHLCV bars "
+                                            "(OHLC path assumption: execution.bars_path).")]
+    = False,
+    kind: Annotated[str | None, typer.Option("--kind", help="trades or agg_trades (default: "
+                                             "trades where present).")] = None,
+    exchange_config: Annotated[Path | None, typer.Option(
+        "--exchange-config", help="Fees and tick/lot (default configs/exchange_config.yaml).")]
+    = None,
+    out_dir: Annotated[Path, typer.Option("--out-dir", help="Results go to <out-dir>/runs/<run "
+                                          "id>/.")] = Path("reports"),
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Backtest a strategy at trade level and save orders, fills, trades, equity and metrics.
+
+    Example: botclave backtest --config configs/strategy_params.yaml --symbol BTC/USDT
+    --exchange synth --market spot --from 2024-01-01 --to 2024-01-02 --set risk.per_trade=0.005
+    """
+    with run(json_, quiet) as out:
+        check_market(market)
+        lo, hi = parse_range(start, end)
+        params = load_model(config, StrategyParams) if config else StrategyParams()
+        if set_:
+            params = params_with_overrides(params, set_)
+        ex_cfg = load_exchange_config(exchange_config)
+        store = Store(data_dir)
+        trades, bars, funding, ref = load_inputs(store, exchange, market, symbol, lo, hi,
+                                                 params.bars.timeframe, bars_only, kind)
+        manifest = store.manifest(ref)
+        tick = manifest.tick_size if manifest else None
+        lot = manifest.lot_size if manifest else None
+        tester = Backtester(params, ex_cfg, symbol=symbol, tick_size=tick, lot_size=lot)
+        result = tester.run(trades, bars=bars, funding=funding, bars_only=bars_only,
+                            progress=out.progress())
+        rid, folder = write_results(result, out_dir, extra={
+            "dataset": str(ref), "exchange": exchange, "market": market})
+        data = {"run_id": rid, "folder": str(folder), "metrics": result.metrics,
+                "final_equity": result.final_equity, "open_positions": result.open_positions,
+                "notes": result.notes}
+        m = result.metrics
+        sharpe = m.get("sharpe")
+        summary = (f"run {rid}: {m['trades']} trade(s), total return {m['total_return']:+.4%}, "
+                   f"sharpe {sharpe:.3f} " if sharpe is not None else
+                   f"run {rid}: {m['trades']} trade(s), total return {m['total_return']:+.4%} ")
+        out.emit(data, summary + f"-> {folder}", rows=summary_rows(result),
+                 title=f"backtest {symbol} {params.name}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("backtest")(backtest)

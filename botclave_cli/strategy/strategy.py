@@ -1,0 +1,187 @@
+"""Built-in strategies (``OrderFlowStrategy``, ``SmaCross``) and the strategy resolver.
+
+Both are vectorised: one Polars query over the completed bars gives every signal, decided at the
+bar's end. Stops, targets and sizes are then enforced by the backtest engine (fills.py).
+
+OrderFlowStrategy setups (``entry.setups``):
+- ``bos``: a break of structure or change of character (structure.py) whose breaking bar agrees
+  in delta (``delta_pct`` at least ``entry.min_delta_pct`` in the break's direction) and, if set,
+  is a displacement (body >= ``entry.min_displacement_atr`` ATRs). Enter in the break's direction.
+- ``bos_ob_retest``: after such a break, a limit order at the order block's near edge (the top of
+  a bullish block, the bottom of a bearish one), expiring after ``entry.limit_expiry_bars``.
+- ``absorption``: an absorption event (engine indicators) where the passive ``bid`` absorbed
+  selling -> long, ``ask`` absorbed buying -> short, with the stop beyond the absorbed price.
+Stops: beyond the order block's far edge, beyond the last swing, or an ATR multiple (the ATR
+stop is also the fallback when no block/swing exists); ``stop.buffer_ticks`` extra. Targets: an
+R multiple of the stop distance, or the nearest POC of the last bars beyond the entry.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from botclave_cli.errors import ConfigError
+from botclave_cli.strategy.base import SIGNAL_SCHEMA, Strategy, empty_signals, load_user_class
+from botclave_cli.strategy.params import StrategyParams
+from botclave_cli.strategy.structure import market_structure
+
+
+class SmaCross(Strategy):
+    """Long when the fast SMA of closes crosses above the slow one, flat when it crosses below.
+
+    Sized by ``risk.sizing: equity_fraction`` (it has no stop). The cross-check and benchmark
+    strategy: the same rule as backtesting.py's documented SmaCross example, long only.
+    """
+
+    name = "sma_cross"
+
+    def signals(self, bars: pl.DataFrame) -> pl.DataFrame:
+        p = self.params.sma_cross
+        fast = pl.col("close").rolling_mean(p.fast)
+        slow = pl.col("close").rolling_mean(p.slow)
+        above = (fast > slow)
+        prev_above = above.shift(1)
+        was_below = (fast.shift(1) < slow.shift(1))
+        up = above & was_below
+        down = (fast < slow) & prev_above
+        out = bars.select(
+            pl.col("bar_end").alias("ts"),
+            pl.when(up).then(1).when(down).then(0).otherwise(None).cast(pl.Int8).alias("action"),
+        ).filter(pl.col("action").is_not_null())
+        return out.with_columns(pl.lit("market").alias("order_type"), pl.lit("sma_cross")
+                                .alias("setup"))
+
+
+class OrderFlowStrategy(Strategy):
+    """Structure plus order flow (module docstring); configured by strategy_params.yaml."""
+
+    name = "orderflow"
+
+    def features(self, bars: pl.DataFrame) -> pl.DataFrame:
+        """The bars with structure and order-flow columns (no look-ahead)."""
+        return market_structure(bars, self.params.structure, self.tick_size)
+
+    def signals(self, bars: pl.DataFrame) -> pl.DataFrame:
+        if bars.height == 0:
+            return empty_signals()
+        feats = self.features(bars)
+        parts = []
+        setups = self.params.entry.setups
+        if "bos" in setups:
+            parts.append(self._bos(feats, retest=False))
+        if "bos_ob_retest" in setups:
+            parts.append(self._bos(feats, retest=True))
+        if "absorption" in setups:
+            parts.append(self._absorption(feats))
+        parts = [p for p in parts if p.height]
+        if not parts:
+            return empty_signals()
+        out = pl.concat(parts, how="vertical").sort("ts", "setup", maintain_order=True)
+        sides = self.params.entry.sides
+        if sides != "both":
+            out = out.filter(pl.col("action") == (1 if sides == "long" else -1))
+        return out
+
+    # ------------------------------------------------------------------------------------------
+    def _stop(self, d: pl.Expr, ref: pl.Expr) -> pl.Expr:
+        """Stop price for direction ``d`` (+1 long) and entry reference ``ref``."""
+        sp = self.params.stop
+        buf = sp.buffer_ticks * self.tick_size
+        atr_stop = ref - d * sp.atr_mult * pl.col("atr")
+        if sp.mode == "order_block":
+            beyond = pl.when(d == 1).then(pl.col("ob_low") - buf).otherwise(pl.col("ob_high") + buf)
+        elif sp.mode == "swing":
+            beyond = pl.when(d == 1).then(pl.col("level_low") - buf).otherwise(
+                pl.col("level_high") + buf)
+        else:
+            beyond = atr_stop
+        # a stop on the wrong side of the entry is useless: fall back to the ATR stop
+        ok = (d * (ref - beyond)) > 0
+        return pl.when(ok.fill_null(False)).then(beyond).otherwise(atr_stop)
+
+    def _target(self, d: pl.Expr, ref: pl.Expr, stop: pl.Expr) -> pl.Expr:
+        tp = self.params.target
+        if tp.mode == "none":
+            return pl.lit(None, pl.Float64)
+        r_target = ref + d * tp.r_multiple * (ref - stop).abs()
+        if tp.mode == "poc" and "poc" in self._cols:
+            n = tp.poc_lookback_bars
+            above = pl.col("poc").rolling_map(lambda s: s.max(), window_size=n, min_samples=1)
+            below = pl.col("poc").rolling_map(lambda s: s.min(), window_size=n, min_samples=1)
+            poc = pl.when(d == 1).then(above).otherwise(below)
+            return pl.when((d * (poc - ref)) > 0).then(poc).otherwise(r_target)
+        return r_target
+
+    def _common(self, df: pl.DataFrame, d: pl.Expr, ref: pl.Expr, setup: str,
+                order_type: str, limit: pl.Expr | None, stop: pl.Expr | None = None
+                ) -> pl.DataFrame:
+        self._cols = set(df.columns)
+        fallback = self._stop(d, ref)
+        if stop is not None:
+            stop = pl.when((d * (ref - stop)) > 0).then(stop).otherwise(fallback)
+        else:
+            stop = fallback
+        p = self.params
+        base = df.with_columns(d.alias("_d"), ref.alias("_ref")).with_columns(
+            stop.alias("_stop"))
+        trail = (p.trailing.atr_mult * pl.col("atr")) if p.trailing.enabled else pl.lit(None)
+        return base.select(
+            pl.col("bar_end").alias("ts"),
+            pl.col("_d").cast(pl.Int8).alias("action"),
+            pl.lit(order_type).alias("order_type"),
+            (limit if limit is not None else pl.lit(None, pl.Float64)).alias("limit_price"),
+            pl.col("_stop").alias("stop_price"),
+            self._target(pl.col("_d"), pl.col("_ref"), pl.col("_stop")).alias("target_price"),
+            trail.cast(pl.Float64).alias("trail_dist"),
+            pl.lit(p.exit.time_stop_bars or None, pl.Int64).alias("hold_bars"),
+            pl.lit(p.entry.limit_expiry_bars, pl.Int64).alias("expiry_bars"),
+            pl.lit(setup).alias("setup"),
+        ).select(list(SIGNAL_SCHEMA))
+
+    def _bos(self, feats: pl.DataFrame, retest: bool) -> pl.DataFrame:
+        e = self.params.entry
+        d = pl.col("break_dir")
+        body = (pl.col("close") - pl.col("open")).abs()
+        cond = (d != 0) & ((pl.col("delta_pct").fill_null(0.0) * d) >= e.min_delta_pct)
+        if e.min_displacement_atr > 0:
+            cond = cond & (body >= e.min_displacement_atr * pl.col("atr"))
+        rows = feats.filter(cond)
+        if retest:
+            rows = rows.filter(pl.col("ob_bar").is_not_null())
+            edge = pl.when(d == 1).then(pl.col("ob_high")).otherwise(pl.col("ob_low"))
+            return self._common(rows, d, edge, "bos_ob_retest", "limit", edge)
+        ref = pl.col("close")
+        if e.order_type == "limit":
+            limit = ref - d * e.limit_offset_ticks * self.tick_size
+            return self._common(rows, d, limit, "bos", "limit", limit)
+        return self._common(rows, d, ref, "bos", "market", None)
+
+    def _absorption(self, feats: pl.DataFrame) -> pl.DataFrame:
+        if "absorption_side" not in feats.columns:
+            raise ConfigError("entry.setups: absorption needs absorption events on the bars "
+                              "(engine indicators); remove it from entry.setups")
+        e = self.params.entry
+        d = (pl.when(pl.col("absorption_side") == "bid").then(1)
+             .when(pl.col("absorption_side") == "ask").then(-1).otherwise(0))
+        rows = feats.filter((d != 0) & (pl.col("absorption_qty").fill_null(0.0)
+                                        >= e.absorption_min_qty))
+        buf = self.params.stop.buffer_ticks * self.tick_size
+        stop = pl.col("absorption_price") - d * buf
+        ref = pl.col("close")
+        if e.order_type == "limit":
+            limit = ref - d * e.limit_offset_ticks * self.tick_size
+            return self._common(rows, d, limit, "absorption", "limit", limit, stop)
+        return self._common(rows, d, ref, "absorption", "market", None, stop)
+
+
+BUILT_INS: dict[str, type[Strategy]] = {"orderflow": OrderFlowStrategy, "sma_cross": SmaCross}
+
+
+def resolve_strategy(params: StrategyParams, tick_size: float) -> Strategy:
+    """The strategy object ``params.name`` names (built-in or a user class)."""
+    cls = BUILT_INS.get(params.name) or load_user_class(params.name)
+    try:
+        return cls(params, tick_size)
+    except Exception as exc:  # noqa: BLE001 - user constructors, one line
+        raise ConfigError(f"name {params.name!r}: constructing the strategy failed: "
+                          f"{type(exc).__name__}: {exc}") from None
