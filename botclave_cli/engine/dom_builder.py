@@ -170,6 +170,26 @@ class DOMState:
         return float(self.ask_price[0]) if self.ask_price.size else None
 
 
+@dataclass(frozen=True)
+class LiquidityLevel:
+    """A wall: resting size >= k x the typical level size that persisted (see DepthAnalyzer.walls).
+
+    Times in us; ``ended`` is ``traded_through``, ``pulled`` or ``open`` (still there at the end).
+    """
+
+    side: str
+    price: float
+    first_seen_us: int
+    last_seen_us: int
+    peak_qty: float
+    typical_qty: float
+    ended: str
+
+    @property
+    def duration_us(self) -> int:
+        return self.last_seen_us - self.first_seen_us
+
+
 @dataclass
 class Replay:
     """What a replay did, per message and overall (counts), plus its samples (ticks/lots)."""
@@ -211,11 +231,11 @@ class Replay:
         s = self.stream
         ts = s.ts[ok]
         return pl.DataFrame({
-            "seq": s.seq[ok], "ts_us": np.where(ts >= 0, ts, np.nan), "segment": self.segment[ok],
+            "seq": s.seq[ok], "ts_us": ts, "segment": self.segment[ok],
             "bid_price": self.top[ok, 0] * s.tick_size, "bid_qty": self.top[ok, 1] * s.lot_size,
             "ask_price": self.top[ok, 2] * s.tick_size, "ask_qty": self.top[ok, 3] * s.lot_size,
         }).with_columns(
-            pl.col("ts_us").forward_fill().cast(pl.Int64).cast(TS).alias("ts")
+            pl.when(pl.col("ts_us") >= 0).then(pl.col("ts_us")).forward_fill().cast(TS).alias("ts")
         ).drop("ts_us")
 
     def samples_frame(self) -> pl.DataFrame:
