@@ -89,18 +89,25 @@ def test_candlesticks_bodies_wicks_colours_and_split_volume(gen):
     })
     chart = gen.candlesticks(bars, quote="USDT", base="BTC")
     price_ax, vol_ax = chart.figure.axes
-    bodies = price_ax.patches
-    assert len(bodies) == 3
-    assert [round(b.get_height(), 9) for b in bodies] == [2.0, 1.0, 0.0]
-    assert [b.get_y() for b in bodies] == [10.0, 11.0, 11.0]
+    wicks, bodies = price_ax.collections
+    rects = [p.vertices for p in bodies.get_paths()]
+    assert len(rects) == 3
+    assert [(r[:, 1].min(), r[:, 1].max()) for r in rects] == [(10.0, 12.0), (11.0, 12.0),
+                                                                (11.0, 11.0)]
+    x0 = mdates.date2num(np.datetime64("2024-01-01T00:00"))
+    assert rects[0][:, 0].mean() == pytest.approx(x0)
     # up candle (and the unchanged one) in buy colour, down candle in sell colour
-    assert [b.get_facecolor() for b in bodies] == [rgba(BUY_COLOR), rgba(SELL_COLOR),
-                                                   rgba(BUY_COLOR)]
-    wicks = price_ax.collections[0].get_segments()
-    assert [(s[0][1], s[1][1]) for s in wicks] == [(9.5, 13.0), (10.0, 12.5), (8.0, 11.0)]
-    heights = [p.get_height() for p in vol_ax.patches]
-    assert heights == [4.0, 1.0, 1.5, 1.0, 2.0, 0.5]  # buy bars, then sell bars stacked on them
-    assert [p.get_y() for p in vol_ax.patches[3:]] == [4.0, 1.0, 1.5]
+    assert [tuple(c) for c in bodies.get_facecolor()] == [rgba(BUY_COLOR), rgba(SELL_COLOR),
+                                                          rgba(BUY_COLOR)]
+    assert [(s[0][1], s[1][1]) for s in wicks.get_segments()] == [(9.5, 13.0), (10.0, 12.5),
+                                                                   (8.0, 11.0)]
+    buy, sell = vol_ax.collections
+    assert [(p.vertices[:, 1].min(), p.vertices[:, 1].max()) for p in buy.get_paths()] == [
+        (0.0, 4.0), (0.0, 1.0), (0.0, 1.5)]
+    # sell volume stacked on top of buy volume
+    assert [(p.vertices[:, 1].min(), p.vertices[:, 1].max()) for p in sell.get_paths()] == [
+        (4.0, 5.0), (1.0, 3.0), (1.5, 2.0)]
+    assert vol_ax.get_ylim()[1] >= 5.0
     assert price_ax.get_ylabel() == "price (USDT)" and vol_ax.get_ylabel() == "volume (BTC)"
     assert vol_ax.get_xlabel() == UTC_LABEL
 

@@ -88,8 +88,9 @@ def test_empty_run_still_renders_every_section():
 
 
 def test_key_metrics_and_fmt():
-    assert key_metrics({"total_return": 0.1, "sharpe_ratio": 2.0, "n_trades": 4}) == {
-        "return": 0.1, "sharpe": 2.0, "trades": 4}
+    assert key_metrics({"total_return": 0.1, "sharpe_ratio": 2.0, "n_trades": 4,
+                        "max_drawdown": -0.25, "win_rate": None}) == {
+        "return_pct": 10.0, "sharpe": 2.0, "max_dd_pct": -25.0, "trades": 4}
     assert fmt(1234567) == "1,234,567"
     assert fmt(1 / 3) == "0.333333"
     assert fmt(float("nan")) == "n/a"
@@ -106,7 +107,8 @@ def test_write_report_files_and_index_newest_first(tmp_path: Path):
     assert sorted(p.name for p in older.pngs) == ["drawdown.png", "equity.png"]
     assert all(p.stat().st_size > 0 for p in older.pngs)
     entry = json.loads((older.html.parent / "report.json").read_text())
-    assert entry["key_metrics"] == {"return": 2.0, "sharpe": 1.25, "max_dd": -1.98, "trades": 2}
+    assert entry["key_metrics"] == {"return_pct": 2.0, "sharpe": 1.25, "max_dd_pct": -1.98,
+                                   "trades": 2}
     assert entry["verdict"] == "warn"
     index = write_index(reports)
     assert [e["run_id"] for e in list_reports(reports)] == ["run-new", "run-old"]

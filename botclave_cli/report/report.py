@@ -41,14 +41,15 @@ SECTIONS = (
     ("metrics", "Metrics"), ("charts", "Charts"), ("trades", "Trades"),
     ("validation", "Validation"), ("manifest", "Run manifest"),
 )
-#: metric keys shown in the summary line and the index, first key found wins per entry
-KEY_METRICS = (
-    ("return", ("total_return_pct", "total_return")),
-    ("sharpe", ("sharpe", "sharpe_ratio")),
-    ("max_dd", ("max_drawdown_pct", "max_drawdown")),
-    ("trades", ("trades", "trade_count", "n_trades", "total_trades")),
-    ("win_rate", ("win_rate_pct", "win_rate")),
-    ("final_equity", ("final_equity", "equity_final")),
+#: (label, ((metric key, scale), ...)): the figures a summary line and the index show; the
+#: first key present wins; fractions are shown in percent
+KEY_METRICS: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
+    ("return_pct", (("total_return_pct", 1.0), ("total_return", 100.0))),
+    ("sharpe", (("sharpe", 1.0), ("sharpe_ratio", 1.0))),
+    ("max_dd_pct", (("max_drawdown_pct", 1.0), ("max_drawdown", 100.0))),
+    ("trades", (("trades", 1), ("trade_count", 1), ("n_trades", 1))),
+    ("win_rate_pct", (("win_rate_pct", 1.0), ("win_rate", 100.0))),
+    ("final_equity", (("final_equity", 1.0),)),
 )
 
 
@@ -90,9 +91,10 @@ def key_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
     """The handful of figures a summary line and the index show (absent ones omitted)."""
     out: dict[str, Any] = {}
     for label, keys in KEY_METRICS:
-        for key in keys:
-            if metrics.get(key) is not None:
-                out[label] = metrics[key]
+        for key, scale in keys:
+            value = metrics.get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                out[label] = value * scale if scale != 1 else value
                 break
     return out
 
