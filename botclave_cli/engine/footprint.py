@@ -72,18 +72,9 @@ def _decimals(x: float) -> int:
     return max(0, -int(exp))
 
 
-def level_ticks(px: np.ndarray, row: int, nearest: bool) -> np.ndarray:
-    """Integer level of tick prices: floor to the row, or round half to even (freqtrade)."""
-    q = px // row
-    if not nearest:
-        return q * row
-    r = px - q * row
-    up = (2 * r > row) | ((2 * r == row) & (q % 2 == 1))
-    return (q + up) * row
-
-
 def prepare_trades(trades: pl.LazyFrame | pl.DataFrame, spec: FootprintSpec) -> pl.DataFrame:
-    """Store trades (ts, price, qty, side) -> ts_us, px (ticks), lots, buy; sorted by time.
+    """Store trades (ts, price, qty, side) -> ts_us, px and level (ticks), lots, buy; sorted
+    by time.
 
     Raises DataError when a column is missing or a trade has no aggressor side.
     """
@@ -92,13 +83,23 @@ def prepare_trades(trades: pl.LazyFrame | pl.DataFrame, spec: FootprintSpec) -> 
     for column in ("ts", "price", "qty", "side"):
         if column not in names:
             raise DataError(f"trades: missing column {column!r}")
+    px = (pl.col("price") / spec.tick_size).round().cast(pl.Int64)
+    row = spec.row_size
+    freqtrade = spec.preset == "freqtrade"
     df = lf.select(
         pl.col("ts").cast(TS).dt.epoch("us").alias("ts_us"),
-        (pl.col("price") / spec.tick_size).round().cast(pl.Int64).alias("px"),
+        px.alias("px"),
+        (pl.col("price") if freqtrade else (px // row) * row).alias("level"),
         (pl.col("qty") / spec.step).round().cast(pl.Int64).alias("lots"),
         (pl.col("side") == "buy").fill_null(False).alias("buy"),
         (pl.col("side") == "sell").fill_null(False).alias("_sell"),
     ).collect()
+    if freqtrade:
+        # freqtrade's own float rounding, numpy's round(price / scale) (half to even), so that
+        # levels match it exactly, also where its division lands beside an exact half. (Polars
+        # divides by a scalar through its reciprocal, which rounds differently there.)
+        scaled = np.round(df["level"].to_numpy() / (spec.tick_size * row)).astype(np.int64)
+        df = df.with_columns(pl.Series("level", scaled * row))
     sided = int(df["buy"].sum()) + int(df["_sell"].sum())
     if sided != df.height:
         bad = df.height - sided
@@ -133,10 +134,9 @@ def _aggregate(df: pl.DataFrame, spec: FootprintSpec) -> tuple[pl.DataFrame, pl.
     bspec = spec.bar_spec
     row = spec.row_size
     nearest = spec.preset == "freqtrade"
-    px = df["px"].to_numpy()
     raw_bars, raw_levels = footprint_pass(
-        df["bar_id"].to_numpy(), px, level_ticks(px, row, nearest), df["lots"].to_numpy(),
-        df["buy"].to_numpy(), row)
+        df["bar_id"].to_numpy(), df["px"].to_numpy(), df["level"].to_numpy(),
+        df["lots"].to_numpy(), df["buy"].to_numpy(), row)
     ts = df["ts_us"].to_numpy()
     bars = pl.DataFrame({
         "bar_id": raw_bars[:, 0], "t0": ts[raw_bars[:, 1]], "t1": ts[raw_bars[:, 2]],
@@ -253,8 +253,8 @@ class FootprintBuilder:
         return self._run(prepare_trades(trades, self.spec), final=False)
 
     def finish(self) -> FootprintResult:
-        empty = pl.DataFrame(schema={"ts_us": pl.Int64, "px": pl.Int64, "lots": pl.Int64,
-                                     "buy": pl.Boolean})
+        empty = pl.DataFrame(schema={"ts_us": pl.Int64, "px": pl.Int64, "level": pl.Int64,
+                                     "lots": pl.Int64, "buy": pl.Boolean})
         return self._run(empty, final=True)
 
 
