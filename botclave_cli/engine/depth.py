@@ -26,8 +26,11 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
+from botclave_cli.data.manifest import Manifest
 from botclave_cli.data.schemas import TS, KindSpec, register_kind
+from botclave_cli.data.store import DatasetRef, Store, from_us, params_hash, to_us
 from botclave_cli.engine.dom_builder import DOMState, LiquidityLevel
+from botclave_cli.errors import DataError
 
 DEPTH_BANDS_BPS = (5, 10, 25, 50, 100)
 
@@ -337,3 +340,119 @@ def _zone(c: dict, window_us: int) -> AbsorptionZone:
         side=c["side"], price=c["pv"] / c["vol"], price_low=c["lo"], price_high=c["hi"],
         start_us=c["first_w"] * window_us, end_us=(c["last_w"] + 1) * window_us,
         absorbed_qty=c["vol"], shown_qty=float(np.mean(c["shown"])), trades=c["n"])
+
+
+# running it over the store ---------------------------------------------------------------------
+@dataclass
+class DepthResult:
+    """Everything one depth run produced (frames in store schemas, objects for the report)."""
+
+    counts: dict
+    samples: pl.DataFrame
+    series: pl.DataFrame
+    walls: list[LiquidityLevel]
+    zones: list[AbsorptionZone]
+    levels: pl.DataFrame
+    trades: pl.DataFrame
+    tick_size: float
+
+
+def analyze_book(
+    book_snapshot: pl.DataFrame, book_diff: pl.DataFrame, trades: pl.DataFrame | None,
+    market: str, params: DepthParams | None = None, tick_size: float | None = None,
+    lot_size: float | None = None, start_us: int | None = None, end_us: int | None = None,
+) -> DepthResult:
+    """Replay the book, sample it, and run every analysis on the valid samples in the range."""
+    from botclave_cli.engine.dom_builder import BookStream, DOMBuilder
+
+    p = params or DepthParams()
+    # the kernel works on the data's own decimal grid (exact); the tick is for the analytics
+    stream = BookStream.from_frames(book_snapshot, book_diff)
+    replay = DOMBuilder(market).replay(stream, sample_interval_us=p.interval_us,
+                                       sample_depth=p.sample_depth)
+    samples = replay.samples_frame()
+    events = replay.events()
+    trades = trades if trades is not None else pl.DataFrame(
+        schema={"ts": TS, "price": pl.Float64, "qty": pl.Float64, "side": pl.String})
+    us = pl.col("ts").dt.epoch("us")
+    if start_us is not None:
+        samples, events, trades = (f.filter(us >= start_us) for f in (samples, events, trades))
+    if end_us is not None:
+        samples, events, trades = (f.filter(us < end_us) for f in (samples, events, trades))
+    analyzer = DepthAnalyzer(p)
+    tick = tick_size or stream.tick_size
+    counts = replay.counts
+    counts["samples_valid"] = samples["ts"].n_unique()
+    counts["samples_taken"] = int(len(replay.samples.get("ts", [])))
+    return DepthResult(
+        counts=counts, samples=samples, series=analyzer.series(samples, events),
+        walls=analyzer.walls(samples, trades), zones=analyzer.absorption(samples, trades, tick),
+        levels=analyzer.support_resistance(samples, tick), trades=trades, tick_size=tick,
+    )
+
+
+#: diffs this long before the chosen snapshot are read too: Binance asks to buffer them
+BUFFER_BEFORE_SNAPSHOT_US = 60_000_000
+
+
+def load_book(store: Store, exchange: str, market: str, symbol: str, start_us: int | None = None,
+              end_us: int | None = None) -> dict:
+    """Snapshots, diffs and trades for a depth run from the store, starting at the last REST
+    snapshot at or before ``start_us`` (the book needs one to sync). Returns frames plus the
+    manifest's tick and lot (None when the manifest has none)."""
+    ref = DatasetRef(exchange, market, symbol, "book_diff")
+    snap_ref = DatasetRef(exchange, market, symbol, "book_snapshot")
+    for r in (ref, snap_ref):
+        if not store.exists(r):
+            raise DataError(f"no {r.kind} dataset at {store.path(r)}; record or import a capture")
+    when = pl.coalesce("ts", "ts_local").dt.epoch("us")
+    heads = (store.scan(snap_ref).group_by("seq").agg(when.min().alias("t")).sort("seq")
+             .collect())
+    if heads.is_empty():
+        raise DataError(f"{store.path(snap_ref)}: no snapshot to start the book from")
+    before = heads.filter(pl.col("t") <= start_us) if start_us is not None else heads.head(1)
+    first = (before.tail(1) if before.height else heads.head(1)).row(0, named=True)
+    lo = first["t"] - BUFFER_BEFORE_SNAPSHOT_US
+    lo_dt, hi_dt = from_us(lo), (from_us(end_us) if end_us is not None else None)
+    trades_ref = DatasetRef(exchange, market, symbol, "trades")
+    if not store.exists(trades_ref):
+        trades_ref = DatasetRef(exchange, market, symbol, "agg_trades")
+    trades = (store.scan(trades_ref, lo_dt, hi_dt).select("ts", "price", "qty", "side")
+              .sort("ts").collect() if store.exists(trades_ref) else None)
+    manifest = store.manifest(ref)
+    return {
+        "book_snapshot": store.scan(snap_ref, lo_dt, hi_dt).filter(
+            pl.col("seq") >= first["seq"]).collect(),
+        "book_diff": store.scan(ref, lo_dt, hi_dt).collect(),
+        "trades": trades,
+        "tick_size": manifest.tick_size if manifest else None,
+        "lot_size": manifest.lot_size if manifest else None,
+    }
+
+
+def write_depth(store: Store, exchange: str, market: str, symbol: str, result: DepthResult,
+                params: DepthParams, source: str) -> dict[str, str]:
+    """Store the samples (``book_snapshot`` under ``params=``, manifest: sampled by botclave
+    with interval and depth) and the series (``depth_series`` under ``params=``)."""
+    written = {}
+    sample_params = {"sampled_by": "botclave", "interval_us": params.interval_us,
+                     "depth": params.sample_depth}
+    series_params = params.model_dump()
+    for kind, df, prm in (("book_snapshot", result.samples, sample_params),
+                          ("depth_series", result.series, series_params)):
+        ref = DatasetRef(exchange, market, symbol, kind).with_level("params", params_hash(prm))
+        span = (to_us(df["ts"].min()), to_us(df["ts"].max()) + params.interval_us) \
+            if df.height else None
+
+        def new(kind: str = kind, prm: dict = prm) -> Manifest:
+            return Manifest(kind=kind, exchange=exchange, market=market, symbol=symbol,
+                            source=f"botclave-sampled:{source}", params=prm,
+                            tick_size=result.tick_size)
+
+        def update(m: Manifest, span=span) -> None:
+            if span is not None:
+                m.add_coverage(*span)
+
+        store.write(ref, df, update_manifest=update, new_manifest=new)
+        written[kind] = str(ref.relpath())
+    return written
