@@ -78,10 +78,11 @@ def non_negative(raw: str, name: str | None = None) -> pl.Expr:
 def ts_in_range(us_col: str, name: str, now_us: int | None = None) -> pl.Expr:
     """Reason when the integer microsecond column ``us_col`` is before 2010 or > 1 day ahead."""
     high = max_ts_us(now_us)
+    us = pl.col(us_col).cast(pl.Int64, strict=False)
     return (
-        pl.when(pl.col(us_col) < MIN_TS_US)
+        pl.when(us < MIN_TS_US)
         .then(pl.lit(f"{name} before 2010-01-01"))
-        .when(pl.col(us_col) > high)
+        .when(us > high)
         .then(pl.lit(f"{name} more than a day ahead of now"))
     )
 
