@@ -278,3 +278,40 @@ def test_split_capture_imports_like_the_whole(tmp_path: Path) -> None:
     assert parts.files == ["part1.txt", "part2.gz"]
     for kind, frame in whole.frames().items():
         assert_frame_equal(parts.frames()[kind], frame)
+
+
+def test_raw_events_without_envelope(tmp_path: Path) -> None:
+    """Single-stream collectors write the bare event; ``e`` names it, ``s`` the symbol."""
+    msgs = [
+        m["data"]
+        for m in (
+            diff(10, 12, T0, [["100.0", "1.0"]], [], pu=9),
+            trade(1, "100", "1", T0, False, True),
+        )
+    ]
+    path = tmp_path / "raw.txt"
+    write_capture(path, [json.dumps(m, indent=None, separators=(", ", ": ")) for m in msgs], "us")
+    cap = read_capture([path])
+    assert (cap.market, cap.symbol, cap.local_unit) == ("usdm", "BTC/USDT:USDT", "us")
+    assert cap.trades["trade_id"].to_list() == [1]
+    assert cap.book_diff.select("first_update_id", "prev_update_id", "price").rows() == [
+        (10, 9, 100.0)
+    ]
+
+
+def test_two_symbols_in_one_capture_refused(tmp_path: Path) -> None:
+    eth = trade(5, "2600", "1", T0 + 5, False)
+    eth["stream"] = "ethusdt@trade"
+    eth["data"]["s"] = "ETHUSDT"
+    path = write_capture(tmp_path / "two.txt", [*messages(), eth])
+    with pytest.raises(
+        DataError, match=r"two.txt: capture holds several symbols \(BTCUSDT, ETHUSDT\)"
+    ):
+        read_capture([path])
+
+
+def test_unsupported_stream_is_a_bad_line(tmp_path: Path) -> None:
+    mark = {"stream": "btcusdt@markPrice", "data": {"e": "markPriceUpdate", "p": "100"}}
+    path = write_capture(tmp_path / "m.txt", [*messages(), mark])
+    with pytest.raises(DataError, match=r"m.txt:8: unsupported stream btcusdt@markPrice"):
+        read_capture([path])

@@ -140,7 +140,7 @@ def read_capture(
     names = [Path(p).name for p in paths]
     bad = badrows.settle(bad, skip_bad, names)
     bad_seqs = _seqs_of(lines, bad)
-    raw_symbol = _raw_symbol(lines, names, symbol)
+    raw_symbol = _raw_symbol(lines, decoded, names, symbol)
     market = market or _detect_market(decoded, raw_symbol, names)
     result = Capture(
         market=market,
@@ -246,13 +246,24 @@ def _receive_time(lines: pl.DataFrame) -> tuple[pl.DataFrame, list[BadLine]]:
 
 def _classify(lines: pl.DataFrame) -> pl.DataFrame:
     """``_kind``: trade/aggTrade/depth/bookTicker/snapshot; ``_reason`` for anything else."""
-    stream = pl.col("body").str.extract(r'"stream"\s*:\s*"([^"]*)"', 1)
-    event = pl.col("body").str.extract(r'^\{\s*"e"\s*:\s*"(\w+)"', 1)
-    suffix = stream.str.extract(r"@([A-Za-z]+)", 1)
+    # the stream name opens a Binance envelope; look further only where the prefix lacks it
+    stream_re = r'"stream"\s*:\s*"([^"]*)"'
+    df = lines.with_columns(
+        pl.col("body").str.slice(0, 96).str.extract(stream_re, 1).alias("_stream")
+    )
+    late = df.filter(
+        pl.col("_stream").is_null() & pl.col("body").str.contains('"stream"', literal=True)
+    )
+    if late.height:
+        late = late.select("seq", pl.col("body").str.extract(stream_re, 1).alias("_stream"))
+        df = df.update(late, on="seq")
+    stream = pl.col("_stream")
+    head = pl.col("body").str.slice(0, 64)
+    event = head.str.extract(r'^\{\s*"e"\s*:\s*"(\w+)"', 1)
     kind = (
         pl.when(stream.is_not_null())
-        .then(suffix)
-        .when(pl.col("body").str.contains(r'^\{\s*"lastUpdateId"\s*:'))
+        .then(stream.str.extract(r"@([A-Za-z]+)", 1))
+        .when(head.str.contains(r'^\{\s*"lastUpdateId"\s*:'))
         .then(pl.lit("snapshot"))
         .otherwise(event.replace_strict(RAW_EVENTS, default=None, return_dtype=pl.String))
     )
@@ -265,9 +276,7 @@ def _classify(lines: pl.DataFrame) -> pl.DataFrame:
         .when(~pl.col("_kind").is_in(known))
         .then(pl.format("unsupported stream {}", stream))
     )
-    return lines.with_columns(stream.alias("_stream"), kind.alias("_kind")).with_columns(
-        reason.alias("_reason")
-    )
+    return df.with_columns(kind.alias("_kind")).with_columns(reason.alias("_reason"))
 
 
 def _json_decode(bodies: pl.Series, dtype: pl.DataType) -> tuple[pl.Series, list[int]]:
@@ -290,13 +299,14 @@ def _decode(
     if part.is_empty():
         return part.with_columns(pl.lit(None, dtype=dtype).alias("msg")).unnest("msg"), []
     envelope = pl.Struct({"data": dtype}) if enveloped else dtype
-    # raw events are wrapped so that both shapes decode with one dtype
-    body = (
-        pl.when(pl.col("_stream").is_null() & pl.lit(enveloped))
-        .then(pl.format('{{"data":{}}}', pl.col("body")))
-        .otherwise(pl.col("body"))
-    )
-    bodies = part.select(body.alias("msg"))["msg"]
+    bodies = part["body"]
+    if enveloped and part["_stream"].null_count():
+        # raw events are wrapped so that both shapes decode with one dtype
+        bodies = part.select(
+            pl.when(pl.col("_stream").is_null())
+            .then(pl.format('{{"data":{}}}', pl.col("body")))
+            .otherwise(pl.col("body"))
+        ).to_series()
     msgs, failed = _json_decode(bodies, envelope)
     if enveloped:
         msgs = msgs.struct.field("data")
@@ -535,12 +545,17 @@ def _finish(
     )
 
 
-def _raw_symbol(lines: pl.DataFrame, names: list[str], override: str | None) -> str:
-    """The one exchange symbol named by the streams (``btcusdt@trade`` -> ``BTCUSDT``)."""
+def _raw_symbol(
+    lines: pl.DataFrame, decoded: dict[str, pl.DataFrame], names: list[str], override: str | None
+) -> str:
+    """The one exchange symbol of the capture: stream names (``btcusdt@trade``) and ``s`` fields."""
+    parts = [lines.select(pl.col("_stream").str.extract(r"^([^@]+)@", 1).alias("s"))]
+    parts += [
+        df.select(pl.col("s").cast(pl.String)) for df in decoded.values() if "s" in df.columns
+    ]
     found = (
-        lines.select(
-            pl.col("_stream").str.extract(r"^([^@]+)@", 1).str.to_uppercase().drop_nulls().unique()
-        )
+        pl.concat(parts)
+        .select(pl.col("s").str.to_uppercase().drop_nulls().unique())
         .to_series()
         .sort()
         .to_list()
@@ -550,7 +565,7 @@ def _raw_symbol(lines: pl.DataFrame, names: list[str], override: str | None) -> 
             f"{names[0]}: capture holds several symbols ({', '.join(found)}); import one each"
         )
     if not found and override is None:
-        raise UsageError(f"{names[0]}: no stream name tells the symbol; pass --symbol")
+        raise UsageError(f"{names[0]}: no stream name or message tells the symbol; pass --symbol")
     return found[0] if found else ""
 
 

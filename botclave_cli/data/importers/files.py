@@ -65,7 +65,9 @@ def read_text(path: Path | str) -> TextFile:
         raw, complete = _gunzip(raw)
     elif raw[:4] == ZIP_MAGIC:
         raw = _unzip(path)
-    text = raw.decode("utf-8", errors="replace").replace("\r\n", "\n")
+    text = raw.decode("utf-8", errors="replace")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
     truncated = bool(text) and (not complete or not text.endswith("\n"))
     return TextFile(path.name, text, truncated)
 
