@@ -34,7 +34,7 @@ from botclave_cli.lock import RunLock
 from botclave_cli.logs import get_logger
 from botclave_cli.progress import Progress, or_null
 from botclave_cli.report.charts import ChartGenerator
-from botclave_cli.report.index import run_dir, write_index
+from botclave_cli.report.index import report_dir, write_index
 from botclave_cli.report.report import ReportFiles, ReportInput, key_metrics, write_report
 
 log = get_logger(__name__)
@@ -258,7 +258,7 @@ def run_pipeline(cfg: PipelineConfig, progress: Progress | None = None,
                          for r in results if r.status != "ok"]
         report.manifest = {"run_id": report.run_id, "code_version": __version__,
                            "stages": [vars(r) for r in results], **report.manifest}
-        out_dir = run_dir(reports_dir, report.run_id)
+        out_dir = report_dir(reports_dir, report.run_id)
         ctx.progress.start(None, "report")
         files = write_report(report, out_dir)
         index = write_index(reports_dir)

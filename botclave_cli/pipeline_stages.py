@@ -191,3 +191,43 @@ STAGES: list[tuple[str, Any]] = [
     ("coverage", coverage_stage),
     ("market", market_stage),
 ]
+
+
+# backtest --------------------------------------------------------------------------------------
+def backtest_stage(ctx: Context) -> StageResult:
+    """Run the strategy over the window's trades, save the run, add its report sections."""
+    if not ctx.cfg.backtest.enabled:
+        return _result("backtest", "skipped", "disabled in the pipeline config")
+    from botclave_cli.backtest.backtester import Backtester
+    from botclave_cli.backtest.results import read_results, write_results
+    from botclave_cli.config import load_exchange_config, load_model
+    from botclave_cli.report.sources import add_backtest
+    from botclave_cli.strategy.params import StrategyParams, params_with_overrides
+
+    cfg = ctx.cfg
+    params = (load_model(cfg.strategy_config, StrategyParams) if cfg.strategy_config.exists()
+              else StrategyParams())
+    if cfg.backtest.set:
+        params = params_with_overrides(params, cfg.backtest.set)
+    exchange_cfg = load_exchange_config(cfg.exchange_config if cfg.exchange_config.exists()
+                                        else None)
+    trades = load_trades(ctx)
+    ref = ctx.state["trades_ref"]
+    manifest = ctx.store.manifest(ref)
+    tester = Backtester(params, exchange_cfg, symbol=cfg.symbol,
+                        tick_size=manifest.tick_size if manifest else None,
+                        lot_size=manifest.lot_size if manifest else None)
+    result = tester.run(trades, progress=ctx.progress)
+    run_id, folder = write_results(result, cfg.reports_dir, extra={
+        "dataset": str(ref), "exchange": cfg.exchange, "market": cfg.market,
+        "pipeline": cfg.title})
+    ctx.run_id = run_id
+    ctx.state.update(backtest=result, run_folder=folder, strategy_params=params)
+    ctx.state.setdefault("configs", {})["strategy"] = params.model_dump(mode="json")
+    add_backtest(ctx.report, ctx.charts, read_results(folder))
+    ctx.report.notes += result.notes
+    trades_n = result.metrics.get("trades", 0)
+    return _result("backtest", "ok", f"run {run_id}: {trades_n} trade(s)")
+
+
+STAGES.append(("backtest", backtest_stage))

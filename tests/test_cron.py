@@ -80,7 +80,7 @@ def test_no_tty_prints_one_summary_line_and_logs_details(tmp_path: Path):
     lines = done.stdout.splitlines()
     assert len(lines) == 1
     assert "\x1b[" not in done.stdout  # no colours
-    report = tmp_path / "reports" / "runs"
+    report = tmp_path / "reports" / "html"
     (run,) = report.iterdir()
     assert lines[0].startswith(f"report {run / 'report.html'}; ")
     assert lines[0].endswith("verdict n/a") or "verdict n/a;" in lines[0]
@@ -122,7 +122,7 @@ def test_missing_data_exits_3(tmp_path: Path):
                tmp_path=tmp_path)
     assert done.returncode == 3, done.stderr
     assert "no BTC/USDT trades cover 2024-01-01 00:00:00 .. 2024-01-01 06:00:00" in done.stderr
-    assert not (tmp_path / "reports" / "runs").exists()
+    assert not (tmp_path / "reports" / "html").exists()
 
 
 def test_gap_in_window_exits_3_unless_allowed(tmp_path: Path):
@@ -133,7 +133,7 @@ def test_gap_in_window_exits_3_unless_allowed(tmp_path: Path):
     allowed = cli("report", "--pipeline", str(pipeline_yaml(tmp_path, allow_gaps=True)),
                   tmp_path=tmp_path)
     assert allowed.returncode == 0, allowed.stderr
-    (run,) = (tmp_path / "reports" / "runs").iterdir()
+    (run,) = (tmp_path / "reports" / "html").iterdir()
     html = (run / "report.html").read_text()
     assert "coverage: skipped - synth/spot/BTC-USDT/trades: 1 gap(s): no trades 60 s" in html
 
@@ -153,7 +153,7 @@ def test_overlapping_run_exits_1_and_leaves_outputs_intact(tmp_path: Path):
     cfg = pipeline_yaml(tmp_path)
     first = cli("report", "--pipeline", str(cfg), tmp_path=tmp_path)
     assert first.returncode == 0, first.stderr
-    (run,) = (tmp_path / "reports" / "runs").iterdir()
+    (run,) = (tmp_path / "reports" / "html").iterdir()
     before = {p: p.read_bytes() for p in sorted(tmp_path.joinpath("reports").rglob("*"))
               if p.is_file() and p.name != ".pipeline.lock"}
     holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK,
@@ -201,7 +201,7 @@ def test_sigterm_mid_report_leaves_previous_report_intact(tmp_path: Path):
     cfg = pipeline_yaml(tmp_path)
     first = cli("report", "--pipeline", str(cfg), tmp_path=tmp_path)
     assert first.returncode == 0, first.stderr
-    (run,) = (tmp_path / "reports" / "runs").iterdir()
+    (run,) = (tmp_path / "reports" / "html").iterdir()
     html_before = (run / "report.html").read_bytes()
     json_before = (run / "report.json").read_bytes()
     make_store(tmp_path / "ds", n=3500, seed=2)  # new data: the same run id, a new report
@@ -244,6 +244,6 @@ def test_validation_fail_exits_1_after_writing_the_report(tmp_path: Path, verdic
     make_store(tmp_path / "ds")
     result = CliRunner().invoke(app, ["report", "--pipeline", str(pipeline_yaml(tmp_path))])
     assert result.exit_code == 1
-    (run,) = (tmp_path / "reports" / "runs").iterdir()
+    (run,) = (tmp_path / "reports" / "html").iterdir()
     assert "Verdict: <strong>FAIL</strong>" in (run / "report.html").read_text()
     assert "verdict fail" in result.output

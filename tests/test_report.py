@@ -13,7 +13,7 @@ import pytest
 
 from botclave_cli.report import report as report_mod
 from botclave_cli.report.charts import ChartGenerator
-from botclave_cli.report.index import list_reports, run_dir, write_index
+from botclave_cli.report.index import list_reports, report_dir, write_index
 from botclave_cli.report.report import (
     SECTIONS,
     ReportInput,
@@ -100,8 +100,9 @@ def test_key_metrics_and_fmt():
 
 def test_write_report_files_and_index_newest_first(tmp_path: Path):
     reports = tmp_path / "reports"
-    older = write_report(sample("run-old", T0), run_dir(reports, "run-old"))
-    newer = write_report(sample("run-new", T0 + dt.timedelta(hours=1)), run_dir(reports, "run-new"))
+    older = write_report(sample("run-old", T0), report_dir(reports, "run-old"))
+    newer = write_report(sample("run-new", T0 + dt.timedelta(hours=1)),
+                         report_dir(reports, "run-new"))
     assert newer.html.read_text(encoding="utf-8") == render_html(
         sample("run-new", T0 + dt.timedelta(hours=1)))
     assert sorted(p.name for p in older.pngs) == ["drawdown.png", "equity.png"]
@@ -114,12 +115,12 @@ def test_write_report_files_and_index_newest_first(tmp_path: Path):
     assert [e["run_id"] for e in list_reports(reports)] == ["run-new", "run-old"]
     text = index.read_text(encoding="utf-8")
     assert text.index("run-new") < text.index("run-old")
-    assert 'href="runs/run-new/report.html"' in text
+    assert 'href="html/run-new/report.html"' in text
     assert not list(reports.rglob("*.tmp-*"))
 
 
 def test_failed_render_leaves_previous_report_intact(tmp_path: Path, monkeypatch):
-    out = run_dir(tmp_path, "run-a")
+    out = report_dir(tmp_path, "run-a")
     first = write_report(sample(), out)
     before = first.html.read_bytes()
 

@@ -1,8 +1,11 @@
 """``reports/index.html``: every run's report with its key metrics, newest first.
 
+Reports live in ``<reports>/html/<run id>/`` (report.html, charts/, report.json), apart from the
+backtest's results in ``<reports>/runs/<run id>/``: the backtester replaces its run folder as a
+whole, and a report must survive a re-run that is interrupted before the new report is written.
 The index is rebuilt from the ``report.json`` files that ``write_report`` leaves beside each
-report (``reports/runs/<run id>/report.json``), so it never drifts from what is on disk and a
-deleted run simply disappears from it. Written atomically, like the reports.
+report, so it never drifts from what is on disk and a deleted report simply disappears from it.
+Written atomically, like the reports.
 """
 
 from __future__ import annotations
@@ -17,26 +20,26 @@ from botclave_cli.logs import get_logger
 from botclave_cli.report.report import REPORT_JSON, template_env
 
 INDEX_HTML = "index.html"
-RUNS_DIR = "runs"
+HTML_DIR = "html"
 log = get_logger(__name__)
 
 
-def run_dir(reports_dir: Path, run_id: str) -> Path:
-    """Where a run's results and report live: ``<reports>/runs/<run id>/``."""
-    return reports_dir / RUNS_DIR / run_id
+def report_dir(reports_dir: Path, run_id: str) -> Path:
+    """Where a run's report lives: ``<reports>/html/<run id>/``."""
+    return reports_dir / HTML_DIR / run_id
 
 
 def list_reports(reports_dir: Path) -> list[dict[str, Any]]:
     """Index entries of every written report, newest first (ties: run id)."""
     entries = []
-    for path in sorted((reports_dir / RUNS_DIR).glob(f"*/{REPORT_JSON}")):
+    for path in sorted((reports_dir / HTML_DIR).glob(f"*/{REPORT_JSON}")):
         try:
             entry = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             log.warning("unreadable report entry skipped", extra={"path": str(path),
                                                                    "error": str(exc)})
             continue
-        entry["href"] = f"{RUNS_DIR}/{path.parent.name}/{entry.get('report', 'report.html')}"
+        entry["href"] = f"{HTML_DIR}/{path.parent.name}/{entry.get('report', 'report.html')}"
         entries.append(entry)
     entries.sort(key=lambda e: (str(e.get("created", "")), str(e.get("run_id", ""))),
                  reverse=True)

@@ -1,11 +1,184 @@
-"""Placeholder replaced in the next commit: building a report from a stored run."""
+"""Turn a stored run into report sections: backtest results, validation results, market charts.
+
+A backtest run lives in ``<reports>/runs/<run id>/`` (``backtest.results``: Parquet frames,
+``metrics.json``, ``manifest.json``; validation in its ``validation/`` folder). The functions
+here read those files and add sections to a ``ReportInput``; the pipeline uses the same functions
+right after its stages, so ``botclave report --run <id>`` and a pipeline run give the same report.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from botclave_cli.errors import UsageError
+import numpy as np
+import polars as pl
+
+from botclave_cli.errors import DataError, UsageError
+from botclave_cli.report.charts import ChartGenerator
+from botclave_cli.report.index import report_dir, write_index
+from botclave_cli.report.report import ReportInput, Validation, key_metrics, write_report
+
+RUNS_DIR = "runs"
+VALIDATION_DIR = "validation"
+TRADE_COLUMNS = ("trade_id", "side", "entry_ts", "exit_ts", "qty", "entry_price", "exit_price",
+                 "fees", "pnl", "r_multiple", "exit_reason", "setup")
+#: metrics shown first, in this order; the rest follow alphabetically
+METRIC_ORDER = ("total_return", "annual_return", "sharpe", "sortino", "volatility",
+                "max_drawdown", "max_drawdown_duration_s", "calmar", "trades", "win_rate",
+                "profit_factor", "payoff_ratio", "expectancy", "avg_r", "exposure",
+                "longest_losing_streak", "fees", "start_equity", "final_equity")
 
 
-def report_for_run(reports_dir: Path, run_id: str | None, latest: bool = False):  # noqa: ANN201
-    raise UsageError("report --run/--latest is not available yet; use --pipeline")
+def runs_dir(reports_dir: Path) -> Path:
+    return reports_dir / RUNS_DIR
+
+
+def find_run(reports_dir: Path, run_id: str | None, latest: bool = False) -> Path:
+    """The folder of a complete run: by id, or the newest by its manifest's ``created_at``."""
+    base = runs_dir(reports_dir)
+    if run_id is not None:
+        folder = base / run_id
+        if not (folder / "manifest.json").exists():
+            raise UsageError(f"--run {run_id}: no run at {folder} (see {reports_dir}/index.html "
+                             "or the runs/ folder)")
+        return folder
+    found = []
+    for manifest in base.glob("*/manifest.json"):
+        if manifest.parent.name.startswith("."):
+            continue
+        try:
+            data = json.loads(manifest.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if data.get("status", "complete") == "complete":
+            found.append((str(data.get("created_at", "")), manifest.parent.name, manifest.parent))
+    if not found:
+        raise DataError(f"{base}: no complete run yet (run botclave backtest or report "
+                        "--pipeline first)")
+    return max(found)[2]
+
+
+def ordered_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    first = {k: metrics[k] for k in METRIC_ORDER if k in metrics}
+    rest = {k: metrics[k] for k in sorted(metrics) if k not in first}
+    return first | rest
+
+
+def quote_base(symbol: str) -> tuple[str, str]:
+    base, _, quote = symbol.partition("/")
+    return quote.split(":")[0] or "quote", base or "base"
+
+
+def add_backtest(report: ReportInput, charts: ChartGenerator, results: dict[str, Any]) -> None:
+    """Metrics, equity and drawdown charts, trade list and run manifest of a backtest run."""
+    manifest = results["manifest"]
+    quote, _ = quote_base(str(manifest.get("symbol", "")))
+    equity: pl.DataFrame = results["equity"]
+    trades: pl.DataFrame = results["trades"]
+    report.metrics = ordered_metrics(results["metrics"])
+    if equity.height:
+        closed = trades.filter(pl.col("exit_ts").is_not_null()) if trades.height else trades
+        report.charts.append(charts.equity(
+            equity["ts"], equity["equity"],
+            closed["exit_ts"] if closed.height else [], closed["pnl"] if closed.height else [],
+            title=f"Equity curve ({trades.height} trades)", quote=quote))
+        report.charts.append(charts.drawdown(equity["ts"], equity["equity"]))
+    report.trades = trades.select([c for c in TRADE_COLUMNS if c in trades.columns])
+    report.manifest = {**manifest, **report.manifest}
+    report.summary.update({"run id": manifest.get("run_id"),
+                           "strategy": manifest.get("params", {}).get("name"),
+                           "mode": manifest.get("coverage", {}).get("mode")})
+
+
+def _table(folder: Path, name: str) -> pl.DataFrame | None:
+    path = folder / f"{name}.parquet"
+    return pl.read_parquet(path) if path.exists() else None
+
+
+def _rows(frame: pl.DataFrame | None, limit: int = 200) -> list[dict[str, Any]]:
+    return frame.head(limit).to_dicts() if frame is not None else []
+
+
+def add_validation(report: ReportInput, charts: ChartGenerator, folder: Path,
+                   initial_equity: float | None = None) -> None:
+    """Verdict, reasons, figures, fold table and the walk-forward / Monte Carlo charts."""
+    path = folder / "validation.json"
+    if not path.exists():
+        return
+    data = json.loads(path.read_text(encoding="utf-8"))
+    tables: list[tuple[str, list[dict[str, Any]]]] = []
+    figures = data.get("figures") or {}
+    if figures:
+        tables.append(("Figures checked against the thresholds",
+                       [{"figure": k, "value": v} for k, v in sorted(figures.items())]))
+    folds = _table(folder, "walk_forward_folds") or _table(folder, "folds")
+    if folds is not None and folds.height:
+        tables.append(("Walk-forward folds", _rows(folds)))
+        windows = [{k: dt.datetime.fromisoformat(str(row[k])) for k in
+                    ("is_start", "is_end", "oos_start", "oos_end")} for row in folds.to_dicts()
+                   if all(row.get(k) for k in ("is_start", "is_end", "oos_start", "oos_end"))]
+        oos = _table(folder, "oos_equity")
+        if windows:
+            report.charts.append(charts.walk_forward(
+                windows, oos["ts"] if oos is not None else [],
+                oos["equity"] if oos is not None else []))
+    mc = _table(folder, "monte_carlo_runs")
+    section = data.get("monte_carlo") or {}
+    if mc is not None and mc.height:
+        dd = mc["max_drawdown"].to_numpy().astype(float)
+        dd_pct = np.abs(dd) * 100 if np.nanmax(np.abs(dd)) <= 1 else np.abs(dd)
+        ruin = section.get("ruin_drawdown")
+        report.charts.append(charts.drawdown_distribution(
+            dd_pct, ruin_pct=ruin * 100 if ruin is not None and ruin <= 1 else ruin,
+            title=f"Monte Carlo max drawdown ({mc.height} runs, {section.get('method', '')})"))
+    for name in ("oos", "pbo"):
+        if isinstance(data.get(name), dict):
+            flat = {k: v for k, v in data[name].items() if not isinstance(v, dict | list)}
+            if flat:
+                tables.append((name.upper() if name == "pbo" else "Holdout out-of-sample",
+                               [flat]))
+    report.validation = Validation(verdict=str(data.get("verdict", "n/a")),
+                                   reasons=list(data.get("reasons", [])), tables=tables)
+
+
+@dataclass
+class WrittenReport:
+    run_id: str
+    report: Path
+    metrics: dict[str, Any]
+    verdict: str | None
+
+    def summary_line(self) -> str:
+        parts = [f"report {self.report}"]
+        parts += [f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                  for k, v in key_metrics(self.metrics).items()]
+        return "; ".join([*parts, f"verdict {self.verdict or 'n/a'}"])
+
+
+def report_for_run(reports_dir: Path, run_id: str | None, latest: bool = False,
+                   charts: ChartGenerator | None = None) -> WrittenReport:
+    """(Re)write the report of a stored backtest run and the index; see the module doc."""
+    from botclave_cli.backtest.results import read_results
+
+    folder = find_run(reports_dir, run_id, latest)
+    gen = charts or ChartGenerator()
+    results = read_results(folder)
+    manifest = results["manifest"]
+    report = ReportInput(run_id=folder.name, title=f"{manifest.get('symbol', '')} backtest "
+                         f"{folder.name}", summary={"symbol": manifest.get("symbol"),
+                                                    "dataset": manifest.get("dataset")})
+    cov = manifest.get("coverage", {})
+    if cov.get("start_us") is not None:
+        report.coverage = [{"dataset": manifest.get("dataset"), "rows": cov.get("rows"),
+                            "from": dt.datetime.fromtimestamp(cov["start_us"] / 1e6, dt.UTC),
+                            "to": dt.datetime.fromtimestamp(cov["end_us"] / 1e6, dt.UTC)}]
+    add_backtest(report, gen, results)
+    add_validation(report, gen, folder / VALIDATION_DIR)
+    files = write_report(report, report_dir(reports_dir, folder.name))
+    write_index(reports_dir)
+    return WrittenReport(folder.name, files.html, report.metrics,
+                         report.validation.verdict if report.validation else None)

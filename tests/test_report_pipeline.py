@@ -1,0 +1,100 @@
+"""The pipeline's report holds what the layers computed: the equity chart ends at the backtest's
+final equity, the trade list is the run's trades, and ``report --run/--latest`` rebuilds the
+same sections from the stored run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from botclave_cli.backtest.results import read_results
+from botclave_cli.cli.app import app
+from botclave_cli.errors import UsageError
+from botclave_cli.pipeline import PipelineConfig, run_pipeline
+from botclave_cli.report.sources import find_run
+from tests.test_cron import make_store
+
+
+def config(tmp_path: Path, **extra) -> PipelineConfig:
+    data = {"title": "pipeline test", "from": "2024-01-01T00:00:00", "to": "2024-01-01T06:00:00",
+            "data_dir": str(tmp_path / "ds"), "reports_dir": str(tmp_path / "reports"),
+            "footprint": {"enabled": False}, "depth": {"enabled": False},
+            "validate": {"enabled": False}}
+    data.update(extra)
+    return PipelineConfig.model_validate(data)
+
+
+@pytest.fixture()
+def piped(tmp_path: Path, monkeypatch):
+    """A pipeline run with charts captured as the report got them."""
+    from botclave_cli import pipeline as pipeline_mod
+
+    make_store(tmp_path / "ds", hours=6, n=6000, seed=3)
+    captured = {}
+    real = pipeline_mod.write_report
+
+    def capture(report, out_dir):
+        captured["report"] = report
+        return real(report, out_dir)
+
+    monkeypatch.setattr(pipeline_mod, "write_report", capture)
+    result = run_pipeline(config(tmp_path))
+    return result, captured["report"], tmp_path
+
+
+def test_equity_chart_ends_at_final_equity_and_trades_match(piped):
+    result, report, tmp_path = piped
+    stored = read_results(tmp_path / "reports" / "runs" / result.run_id)
+    charts = {c.name: c for c in report.charts}
+    assert set(charts) >= {"candlesticks", "equity", "drawdown"}
+    line = charts["equity"].figure.axes[0].lines[0].get_ydata()
+    assert line[-1] == stored["equity"]["equity"][-1] == stored["metrics"]["final_equity"]
+    assert len(line) == stored["equity"].height
+    dd = charts["drawdown"].data["max_drawdown_pct"]
+    assert dd == pytest.approx(stored["metrics"]["max_drawdown"] * 100, abs=1e-9)
+    assert report.trades is not None
+    assert report.trades["pnl"].to_list() == stored["trades"]["pnl"].to_list()
+    assert result.metrics["trades"] == stored["trades"].height
+    assert result.run_id == stored["manifest"]["run_id"]
+    html = result.report.read_text(encoding="utf-8")
+    assert f"{stored['trades'].height:,} trade(s)" in html
+    assert result.report == tmp_path / "reports" / "html" / result.run_id / "report.html"
+
+
+def test_candles_are_the_trades_bars(piped):
+    _, report, tmp_path = piped
+    candles = next(c for c in report.charts if c.name == "candlesticks")
+    trades = pl.read_parquet(tmp_path / "ds" / "synth/spot/BTC-USDT/trades/**/*.parquet")
+    assert candles.data["volume"].sum() == pytest.approx(trades["qty"].sum(), rel=1e-12)
+    assert candles.data["high"].max() == trades["price"].max()
+    assert candles.data["close"][-1] == trades.sort("ts")["price"][-1]
+
+
+def test_report_run_and_latest_rebuild_the_report(piped):
+    result, _, tmp_path = piped
+    reports = tmp_path / "reports"
+    before = json.loads((result.report.parent / "report.json").read_text())
+    runner = CliRunner()
+    by_id = runner.invoke(app, ["report", "--run", result.run_id, "--reports-dir", str(reports)])
+    assert by_id.exit_code == 0, by_id.output
+    assert by_id.output.strip().startswith(f"report {result.report}; ")
+    latest = runner.invoke(app, ["report", "--latest", "--reports-dir", str(reports), "--json"])
+    assert latest.exit_code == 0, latest.output
+    data = json.loads(latest.output)
+    assert data["run_id"] == result.run_id
+    after = json.loads((result.report.parent / "report.json").read_text())
+    assert after["key_metrics"] == before["key_metrics"]
+    assert find_run(reports, None, latest=True).name == result.run_id
+
+
+def test_unknown_run_is_a_usage_error(tmp_path: Path):
+    with pytest.raises(UsageError, match="--run nope: no run at"):
+        find_run(tmp_path, "nope")
+    done = CliRunner().invoke(app, ["report", "--run", "nope", "--reports-dir", str(tmp_path)])
+    assert done.exit_code == 2
+    latest = CliRunner().invoke(app, ["report", "--latest", "--reports-dir", str(tmp_path)])
+    assert latest.exit_code == 3 and "no complete run yet" in latest.output
