@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from botclave_cli.backtest.validator import EvaluationResult, Timeline, basic_metrics
+from botclave_cli.backtest.validator import EvaluationResult, Timeline, evaluation_metrics
 
 
 def make_market(n_bars: int, seed: int = 0, drift: float = 0.0, vol: float = 0.01,
@@ -61,7 +61,7 @@ class ToyEvaluator:
             i = j + 1
         t = np.array(trades)
         ppy = 365 * 86_400e6 / self.timeline.bar_us
-        return EvaluationResult(rets, t, basic_metrics(rets, t, ppy))
+        return EvaluationResult(rets, t, evaluation_metrics(rets, t, ppy))
 
 
 def test_toy_evaluator_reads_nothing_at_or_after_the_window_end():

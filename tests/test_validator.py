@@ -130,7 +130,7 @@ def test_verdict_rules():
     warn = Thresholds(pbo_max=0.2, dsr_min=0.95, wfe_min=0.5, ruin_max=0.05)
     assert check_thresholds(figures, fail, "fail") == ["fail: oos_sharpe -0.5 < 0"]
     assert check_thresholds(figures, warn, "warn") == [
-        "warn: dsr is undefined (too few returns or trades)", "warn: pbo 0.3 > 0.2"]
+        "warn: dsr is undefined (too few returns)", "warn: pbo 0.3 > 0.2"]
     out = ValidationResult("all", figures={"oos_sharpe": 1.0, "pbo": 0.1})
     apply_verdict(out, VerdictConfig(fail=fail, warn=warn))
     assert (out.verdict, out.reasons, out.exit_code) == ("pass", [], 0)

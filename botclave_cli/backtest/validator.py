@@ -27,12 +27,18 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from botclave_cli.backtest import overfitting as ovf
+from botclave_cli.backtest.backtester import Backtester
 from botclave_cli.backtest.executor import Executor, SerialExecutor
+from botclave_cli.backtest.metrics import MetricsCalculator
 from botclave_cli.backtest.montecarlo import monte_carlo
-from botclave_cli.backtest.splits import Window, holdout_split, walk_forward_folds, window_times
+from botclave_cli.backtest.results import run_id, write_results
+from botclave_cli.backtest.splits import Window, holdout_split, walk_forward_folds
+from botclave_cli.config import ExchangeConfig, validate_data
 from botclave_cli.data.atomic import write_parquet, write_text
-from botclave_cli.errors import BotclaveError, UsageError
+from botclave_cli.data.store import DatasetRef, Store, from_us, to_us
+from botclave_cli.errors import BotclaveError, DataError, UsageError
 from botclave_cli.progress import Progress, or_null
+from botclave_cli.strategy.params import StrategyParams, apply_overrides, bar_us
 
 Which = Literal["oos", "walk-forward", "monte-carlo", "pbo", "all"]
 WHICH: tuple[str, ...] = ("oos", "walk-forward", "monte-carlo", "pbo", "all")
@@ -139,11 +145,6 @@ class ValidationConfig(_Strict):
     verdict: VerdictConfig = Field(default_factory=VerdictConfig)
 
 
-def bar_us(spec: str) -> int:
-    unit = {"s": 1, "m": 60, "h": 3600, "d": 86_400}[spec[-1]]
-    return int(spec[:-1]) * unit * 1_000_000
-
-
 # the parameter space ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ParameterSpace:
@@ -208,31 +209,36 @@ METRIC_KEYS = ("sharpe", "sortino", "profit_factor", "return_dd", "total_return"
                "max_drawdown", "trades")
 
 
-def basic_metrics(
+def evaluation_metrics(
     returns: np.ndarray, trade_returns: np.ndarray, periods_per_year: float
-) -> dict[str, float]:
-    """The figures the validator ranks and reports by (annualised with ``periods_per_year``).
-
-    Minimal stand-in until ``backtest.metrics.MetricsCalculator`` is available.
-    """
+) -> dict[str, float | None]:
+    """``MetricsCalculator``'s figures for per-bar returns and closed trades' returns, plus
+    ``return_dd`` (total return / |max drawdown|). Annualised with ``periods_per_year``;
+    ``max_drawdown`` is <= 0 as in MetricsCalculator; undefined values are None."""
     r = np.asarray(returns, dtype=np.float64)
+    equity = np.cumprod(np.concatenate([[1.0], 1.0 + r]))
     t = np.asarray(trade_returns, dtype=np.float64)
-    ann = math.sqrt(periods_per_year)
-    equity = np.cumprod(1 + r) if r.size else np.ones(1)
-    peaks = np.maximum.accumulate(np.concatenate([[1.0], equity]))[1:]
-    max_dd = float(np.max(1 - equity / peaks)) if r.size else 0.0
-    total = float(equity[-1] - 1)
-    downside = np.sqrt(np.mean(np.minimum(r, 0.0) ** 2)) if r.size else 0.0
-    gains, losses = float(t[t > 0].sum()), float(-t[t < 0].sum())
-    return {
-        "sharpe": ovf.sharpe_per_period(r) * ann,
-        "sortino": float(r.mean() / downside * ann) if downside > 0 else 0.0,
-        "profit_factor": gains / losses if losses > 0 else (math.inf if gains > 0 else 0.0),
-        "return_dd": total / max_dd if max_dd > 0 else (math.inf if total > 0 else 0.0),
-        "total_return": total,
-        "max_drawdown": max_dd,
-        "trades": float(t.size),
-    }
+    trades = pl.DataFrame({"pnl": t}) if t.size else None
+    calc = MetricsCalculator()
+    out: dict[str, Any] = {**calc.returns_stats(equity, periods_per_year),
+                           **calc.drawdown_stats(equity, None), **calc.trade_stats(trades)}
+    total, dd = out["total_return"], out["max_drawdown"]
+    out["return_dd"] = total / abs(dd) if dd else None
+    return out
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a worker sends back: metrics and the per-bar Sharpe moments always, the series only
+    when asked for (shipping hundreds of full series back costs more than computing them)."""
+
+    metrics: dict[str, float]
+    n_bars: int
+    sr_per_bar: float
+    skew: float
+    kurtosis: float
+    returns: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    trade_returns: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 @dataclass(frozen=True)
@@ -241,14 +247,22 @@ class _Task:
     params: dict[str, Any]
     start_us: int
     end_us: int
+    keep_series: bool
 
 
-def _run_task(task: _Task) -> EvaluationResult:
-    return task.evaluator(task.params, task.start_us, task.end_us)
+def _run_task(task: _Task) -> Outcome:
+    res = task.evaluator(task.params, task.start_us, task.end_us)
+    r = np.asarray(res.returns, dtype=np.float64)
+    skew, kurt = ovf.moments(r)
+    out = Outcome(dict(res.metrics), len(r), ovf.sharpe_per_period(r), skew, kurt)
+    if task.keep_series:
+        out = Outcome(out.metrics, out.n_bars, out.sr_per_bar, skew, kurt, r,
+                      np.asarray(res.trade_returns, dtype=np.float64))
+    return out
 
 
-def objective_value(metrics: dict[str, float], objective: str) -> float:
-    """The objective from a metrics dict; NaN and missing values rank last."""
+def objective_value(metrics: dict[str, Any], objective: str) -> float:
+    """The objective from a metrics dict; None, NaN and missing values rank last."""
     value = metrics.get(objective)
     if value is None or not isinstance(value, int | float) or math.isnan(value):
         return -math.inf
@@ -272,15 +286,16 @@ class Timeline:
         return self.start_us + np.arange(self.n_bars, dtype=np.int64) * self.bar_us
 
     def times(self, w: Window) -> tuple[int, int]:
-        return window_times(w, self.bar_ts(), self.start_us + self.n_bars * self.bar_us)
+        """``[start_us, end_us)`` of a window (as ``splits.window_times``, without the array)."""
+        return self.start_us + w.start * self.bar_us, self.start_us + w.end * self.bar_us
 
 
 def _iso(us: int) -> str:
     return dt.datetime.fromtimestamp(us / 1e6, tz=dt.UTC).isoformat()
 
 
-def _finite(x: float) -> float | None:
-    return float(x) if x is not None and math.isfinite(x) else None
+def _finite(x: Any) -> float | None:
+    return float(x) if isinstance(x, int | float) and math.isfinite(x) else None
 
 
 def jsonable(value: Any) -> Any:
@@ -296,8 +311,8 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def _summary_metrics(m: dict[str, float]) -> dict[str, float | None]:
-    return {k: _finite(m.get(k, math.nan)) for k in METRIC_KEYS}
+def _summary_metrics(m: dict[str, Any]) -> dict[str, float | None]:
+    return {k: _finite(m.get(k)) for k in METRIC_KEYS}
 
 
 @dataclass
@@ -349,33 +364,33 @@ class StrategyValidator:
         self.periods_per_year = YEAR_US / timeline.bar_us
 
     # helpers ------------------------------------------------------------------------------------
-    def _evaluate(self, jobs: list[tuple[dict[str, Any], Window]], what: str
-                  ) -> list[EvaluationResult]:
-        tasks = [_Task(self.evaluator, p, *self.timeline.times(w)) for p, w in jobs]
+    def _evaluate(self, jobs: list[tuple[dict[str, Any], Window]], what: str,
+                  keep_series: bool = True) -> list[Outcome]:
+        tasks = [_Task(self.evaluator, p, *self.timeline.times(w), keep_series) for p, w in jobs]
         self.progress.start(len(tasks), what)
         results = self.executor.map(_run_task, tasks)
         self.progress.advance(len(tasks))
         for (_, w), res in zip(jobs, results, strict=True):
-            if len(res.returns) != w.bars:
-                raise BotclaveError(f"the evaluator returned {len(res.returns)} bar returns for "
+            if res.n_bars != w.bars:
+                raise BotclaveError(f"the evaluator returned {res.n_bars} bar returns for "
                                     f"a window of {w.bars} bars ({what})")
         return results
 
-    def _score(self, res: EvaluationResult) -> float:
+    def _score(self, res: Outcome) -> float:
         return objective_value(res.metrics, self.config.objective)
 
-    def _metrics(self, returns: np.ndarray, trades: np.ndarray) -> dict[str, float]:
-        return basic_metrics(returns, trades, self.periods_per_year)
+    def _metrics(self, returns: np.ndarray, trades: np.ndarray) -> dict[str, Any]:
+        return evaluation_metrics(returns, trades, self.periods_per_year)
 
-    def _selection(self, results: list[EvaluationResult]) -> tuple[int, dict[str, Any]]:
+    def _selection(self, results: list[Outcome]) -> tuple[int, dict[str, Any]]:
         """Best set by objective, and the DSR of that choice among all sets tried."""
         scores = [self._score(r) for r in results]
         best = int(np.argmax(scores))
-        srs = np.array([ovf.sharpe_per_period(r.returns) for r in results])
-        chosen = results[best].returns
-        skew, kurt = ovf.moments(chosen)
+        srs = np.array([r.sr_per_bar for r in results])
+        chosen = results[best]
+        skew, kurt = chosen.skew, chosen.kurtosis
         var = float(srs.var(ddof=1)) if srs.size > 1 else 0.0
-        dsr = ovf.deflated_sharpe_ratio(srs[best], len(chosen), skew, kurt, len(results), var)
+        dsr = ovf.deflated_sharpe_ratio(srs[best], chosen.n_bars, skew, kurt, len(results), var)
         return best, {"trials": len(results), "sr_variance": var, "skew": skew, "kurtosis": kurt,
                       "sr_per_bar": float(srs[best]), "dsr": _finite(dsr),
                       "sr0_per_bar": ovf.expected_max_sharpe(len(results), var)}
@@ -394,7 +409,8 @@ class StrategyValidator:
         cfg, wf = self.config.holdout, self.config.walk_forward
         fold = holdout_split(self.timeline.n_bars, cfg.oos_fraction, cfg.gap_bars,
                              wf.min_train_bars, wf.min_test_bars)
-        is_res = self._evaluate([(p, fold.train) for p in self.space.sets], "in-sample search")
+        is_res = self._evaluate([(p, fold.train) for p in self.space.sets], "in-sample search",
+                                keep_series=False)
         best, selection = self._selection(is_res)
         (oos,) = self._evaluate([(self.space.sets[best], fold.test)], "out of sample")
         out.sections["oos"] = {
@@ -403,7 +419,7 @@ class StrategyValidator:
             "is": _summary_metrics(is_res[best].metrics),
             "oos": _summary_metrics(oos.metrics), "psr": _finite(self._psr(oos.returns)),
         }
-        out.figures.setdefault("oos_sharpe", _finite(oos.metrics.get("sharpe", math.nan)))
+        out.figures.setdefault("oos_sharpe", _finite(oos.metrics.get("sharpe")))
         out.figures.setdefault("psr", out.sections["oos"]["psr"])
         out.figures.setdefault("dsr", selection["dsr"])
 
@@ -417,7 +433,7 @@ class StrategyValidator:
             wf.train_segments, wf.gap_bars, wf.min_train_bars, wf.min_test_bars)
         n = len(self.space.sets)
         jobs = [(p, f.train) for f in fold_list for p in self.space.sets]
-        is_res = self._evaluate(jobs, "walk-forward in-sample search")
+        is_res = self._evaluate(jobs, "walk-forward in-sample search", keep_series=False)
         chosen = [int(np.argmax([self._score(r) for r in is_res[i * n:(i + 1) * n]]))
                   for i in range(len(fold_list))]
         oos_res = self._evaluate([(self.space.sets[c], f.test)
@@ -449,7 +465,7 @@ class StrategyValidator:
             "oos": _summary_metrics(metrics), "wfe": _finite(wfe),
             "psr": _finite(self._psr(stitched)),
         }
-        out.figures["oos_sharpe"] = _finite(metrics["sharpe"])
+        out.figures["oos_sharpe"] = _finite(metrics.get("sharpe"))
         out.figures["psr"] = out.sections["walk_forward"]["psr"]
         out.figures["wfe"] = _finite(wfe)
         return stitched, trades
@@ -485,14 +501,14 @@ class StrategyValidator:
 
     def monte_carlo(self, out: ValidationResult, runs: int | None, seed: int | None,
                     source: tuple[np.ndarray, np.ndarray] | None = None) -> None:
-        """Monte Carlo of ``source`` (bar returns, trade returns), or of the first parameter
-        set over the whole timeline."""
+        """Monte Carlo of ``source`` (bar returns, trade returns), or of the base strategy
+        parameters (no overrides) over the whole timeline."""
         mc = self.config.monte_carlo
         if source is None:
-            (res,) = self._evaluate([(self.space.sets[0], Window(0, self.timeline.n_bars))],
+            (res,) = self._evaluate([({}, Window(0, self.timeline.n_bars))],
                                     "Monte Carlo base run")
             source = (res.returns, res.trade_returns)
-            what = "first parameter set, whole range"
+            what = "base strategy parameters, whole range"
         else:
             what = "stitched walk-forward out of sample"
         data = source[1] if mc.method == "reshuffle" else source[0]
@@ -539,6 +555,14 @@ _RULES = (  # threshold field, figure, direction
 )
 
 
+_UNDEFINED = {
+    "oos_sharpe": "flat out-of-sample returns", "psr": "too few out-of-sample returns",
+    "dsr": "too few returns", "pbo": "too few bars or parameter sets",
+    "wfe": "the chosen sets' mean in-sample objective is not positive",
+    "stability": "the best objective is not positive", "ruin": "no Monte Carlo runs",
+}
+
+
 def check_thresholds(figures: dict[str, float | None], bounds: Thresholds, level: str
                      ) -> list[str]:
     """One reason per broken bound; figures that were not computed are skipped, figures that
@@ -550,7 +574,7 @@ def check_thresholds(figures: dict[str, float | None], bounds: Thresholds, level
             continue
         value = figures[name]
         if value is None:
-            reasons.append(f"{level}: {name} is undefined (too few returns or trades)")
+            reasons.append(f"{level}: {name} is undefined ({_UNDEFINED[name]})")
         elif direction == "min" and value < bound:
             reasons.append(f"{level}: {name} {value:.4g} < {bound:g}")
         elif direction == "max" and value > bound:
@@ -568,3 +592,141 @@ def apply_verdict(out: ValidationResult, cfg: VerdictConfig) -> None:
         out.verdict = "warn"
     else:
         out.verdict = "pass"
+
+
+# the real backtester as an evaluator ------------------------------------------------------------
+_TRADES: dict[tuple[str, str, int, int], tuple[pl.DataFrame, np.ndarray]] = {}
+
+
+@dataclass(frozen=True)
+class TradeSource:
+    """A trades dataset and range in the store, read once per process (workers included)."""
+
+    data_dir: str
+    ref: DatasetRef
+    start_us: int
+    end_us: int
+
+    def load(self) -> tuple[pl.DataFrame, np.ndarray]:
+        """(trades sorted by ts, their ts in us)."""
+        key = (self.data_dir, str(self.ref), self.start_us, self.end_us)
+        if key not in _TRADES:
+            _TRADES.clear()
+            df = (Store(self.data_dir).scan(self.ref, from_us(self.start_us), from_us(self.end_us))
+                  .select("ts", "price", "qty", "side").collect().sort("ts", maintain_order=True))
+            _TRADES[key] = (df, df["ts"].dt.epoch("us").to_numpy())
+        return _TRADES[key]
+
+
+@dataclass(frozen=True)
+class BacktestEvaluator:
+    """``Backtester`` on the trades of ``[start_us, end_us)`` with ``params`` applied over the
+    base strategy config as ``--set`` overrides would be.
+
+    Each window is backtested on its own trades only (no warm-up from earlier trades), with the
+    equity marked at the validation bar, so its bar returns are the equity curve's; trade
+    returns are each closed trade's net PnL over the equity before it (closed-trade equity).
+    """
+
+    trades: TradeSource
+    base_params: dict[str, Any]  # StrategyParams.model_dump(mode="json")
+    exchange_config: dict[str, Any]  # ExchangeConfig.model_dump(mode="json")
+    symbol: str
+    tick_size: float | None
+    lot_size: float | None
+    bar: str
+    source: str = VALIDATION_CONFIG
+
+    def strategy_params(self, params: dict[str, Any]) -> StrategyParams:
+        """The validated strategy config for one parameter set (ConfigError names the key)."""
+        data = apply_overrides(self.base_params,
+                               [f"{k}={json.dumps(v)}" for k, v in params.items()])
+        model = validate_data(data, StrategyParams, f"{self.source}: parameters")
+        model.execution.equity_interval = self.bar
+        return model
+
+    def __call__(self, params: dict[str, Any], start_us: int, end_us: int) -> EvaluationResult:
+        sp = self.strategy_params(params)
+        step = bar_us(self.bar)
+        n = (end_us - start_us) // step
+        init = sp.execution.initial_equity
+        df, ts = self.trades.load()
+        i0, i1 = np.searchsorted(ts, [start_us, end_us], side="left")
+        ppy = YEAR_US / step
+        if i1 - i0 < 2:
+            flat = np.zeros(n)
+            return EvaluationResult(flat, np.zeros(0), evaluation_metrics(flat, np.zeros(0), ppy))
+        tester = Backtester(sp, ExchangeConfig.model_validate(self.exchange_config),
+                            symbol=self.symbol, tick_size=self.tick_size,
+                            lot_size=self.lot_size)
+        res = tester.run(df.slice(int(i0), int(i1 - i0)))
+        mark_ts = res.equity["ts"].dt.epoch("us").to_numpy()
+        mark_eq = res.equity["equity"].to_numpy()
+        bar_end = start_us + (np.arange(n, dtype=np.int64) + 1) * step
+        idx = np.searchsorted(mark_ts, bar_end, side="right") - 1  # marks: state before ts
+        equity = np.where(idx >= 0, mark_eq[np.maximum(idx, 0)], init)
+        rets = equity / np.concatenate([[init], equity[:-1]]) - 1.0
+        pnl = res.trades.sort("exit_ts", maintain_order=True)["pnl"].to_numpy()
+        before = init + np.concatenate([[0.0], np.cumsum(pnl)[:-1]])
+        trade_rets = pnl / before
+        return EvaluationResult(rets, trade_rets, evaluation_metrics(rets, trade_rets, ppy))
+
+
+def find_trades(store: Store, exchange: str, market: str, symbol: str,
+                kind: str | None = None) -> DatasetRef:
+    """The trades dataset to validate on: ``kind``, else ``trades`` where present, else
+    ``agg_trades``; DataError when there is none."""
+    kinds = [kind] if kind else ["trades", "agg_trades"]
+    for k in kinds:
+        ref = DatasetRef(exchange, market, symbol, k)
+        if store.exists(ref):
+            return ref
+    raise DataError(f"no trades dataset for {exchange}/{market}/{symbol} (looked for "
+                    f"{', '.join(kinds)}); fetch, import or synth trades first")
+
+
+def backtest_validator(
+    store: Store, ref: DatasetRef, start: dt.datetime, end: dt.datetime,
+    strategy: StrategyParams, exchange_config: ExchangeConfig, config: ValidationConfig, *,
+    source: str = VALIDATION_CONFIG, executor: Executor | None = None,
+    progress: Progress | None = None,
+) -> StrategyValidator:
+    """A validator of the real backtester on a stored trades dataset over ``[start, end)``.
+
+    Every parameter set is checked against the strategy schema here, before any work runs.
+    """
+    manifest = store.manifest(ref)
+    start_us, end_us = to_us(start), to_us(end)
+    trades = TradeSource(str(store.root), ref, start_us, end_us)
+    if trades.load()[0].height < 2:
+        raise DataError(f"{ref}: fewer than 2 trades in [{start.isoformat()}, {end.isoformat()})")
+    timeline = Timeline(start_us, end_us, bar_us(config.bar))
+    if timeline.n_bars < 1:
+        raise UsageError(f"--from/--to: the range is shorter than one {config.bar} bar")
+    evaluator = BacktestEvaluator(
+        trades, strategy.model_dump(mode="json"),
+        exchange_config.model_dump(mode="json"), ref.symbol,
+        manifest.tick_size if manifest else None, manifest.lot_size if manifest else None,
+        config.bar, source)
+    space = build_space(config, source, check=evaluator.strategy_params)
+    return StrategyValidator(evaluator, timeline, config, space, executor, progress)
+
+
+def base_backtest(validator: StrategyValidator, strategy: StrategyParams, out_dir: Path
+                  ) -> tuple[str, Path]:
+    """The base strategy's backtest over the whole range, as ``botclave backtest`` writes it:
+    (run id, run folder). An existing complete run folder of that id is kept as it is."""
+    ev = validator.evaluator
+    if not isinstance(ev, BacktestEvaluator):
+        raise UsageError("a run folder needs the backtest evaluator (backtest_validator)")
+    trades, _ = ev.trades.load()
+    tester = Backtester(strategy, ExchangeConfig.model_validate(ev.exchange_config),
+                        symbol=ev.symbol, tick_size=ev.tick_size, lot_size=ev.lot_size)
+    result = tester.run(trades)
+    rid = run_id(result)
+    folder = Path(out_dir) / "runs" / rid
+    if not (folder / "manifest.json").exists():
+        ref = ev.trades.ref
+        rid, folder = write_results(result, Path(out_dir), extra={
+            "dataset": str(ref), "exchange": ref.exchange, "market": ref.market})
+    return rid, folder

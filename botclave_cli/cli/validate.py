@@ -1,0 +1,151 @@
+"""``botclave validate oos|walk-forward|monte-carlo|pbo|all``: is the backtest real?
+
+A thin shell over ``botclave_cli.backtest.validator``: it loads the three configs, runs the
+validator on the stored trades with a worker pool, writes ``reports/runs/<run id>/validation/``
+(Parquet tables + ``validation.json``) beside the base backtest of the same run id, and turns
+the verdict into the exit code: 0 pass or warn (reasons printed), 1 fail.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from botclave_cli.backtest.executor import make_executor
+from botclave_cli.backtest.validator import (
+    VALIDATION_CONFIG,
+    WHICH,
+    ValidationConfig,
+    ValidationResult,
+    backtest_validator,
+    base_backtest,
+    find_trades,
+)
+from botclave_cli.cli.common import (
+    DEFAULT_DATA_DIR,
+    ConfigOpt,
+    DataDirOpt,
+    FromOpt,
+    JsonOpt,
+    QuietOpt,
+    ToOpt,
+    check_market,
+    parse_range,
+    run,
+)
+from botclave_cli.config import CONFIG_DIR, CONFIG_MODELS, load_exchange_config, load_model
+from botclave_cli.data.store import Store
+from botclave_cli.errors import UsageError, ValidationFailed
+from botclave_cli.strategy.params import StrategyParams, params_with_overrides
+
+MODES = ("rolling", "anchored")
+
+
+def write_validation(result: ValidationResult, run_folder: Path) -> Path:
+    """``<run folder>/validation/``, replaced as a whole: the new tables are written into a
+    temporary folder that takes the old one's place only when complete."""
+    final = run_folder / "validation"
+    tmp = run_folder / f".validation.tmp-{os.getpid()}"
+    old = run_folder / f".validation.old-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        result.write(tmp)
+        if final.exists():
+            os.replace(final, old)
+        os.replace(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def _rows(result: ValidationResult) -> list[dict[str, Any]]:
+    return [{"figure": k, "value": v} for k, v in result.figures.items()]
+
+
+def validate(
+    which: Annotated[str, typer.Argument(help="oos | walk-forward | monte-carlo | pbo | all")],
+    config: ConfigOpt = None,
+    validation: Annotated[Path, typer.Option(
+        "--validation", help="Parameter space, objective, folds and verdict thresholds.")]
+    = CONFIG_DIR / VALIDATION_CONFIG,
+    symbol: Annotated[str, typer.Option("--symbol", "-s", help="ccxt unified symbol.")]
+    = "BTC/USDT",
+    exchange: Annotated[str, typer.Option("--exchange", "-e", help="Exchange folder in the "
+                                          "store (synth for the synthetic market).")] = "binance",
+    market: Annotated[str, typer.Option("--market", "-m", help="spot | usdm | coinm.")] = "spot",
+    start: FromOpt = None,
+    end: ToOpt = None,
+    folds: Annotated[int | None, typer.Option("--folds", help="Walk-forward folds (default "
+                                              "from the validation config).")] = None,
+    mode: Annotated[str | None, typer.Option("--mode", help="Walk-forward windows: rolling | "
+                                             "anchored.")] = None,
+    runs: Annotated[int | None, typer.Option("--runs", help="Monte Carlo runs.")] = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Worker processes; 0 = all cores, "
+                                      "1 = serial (results are identical).")] = 0,
+    seed: Annotated[int | None, typer.Option("--seed", help="Monte Carlo seed.")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override a base strategy parameter: key=value (repeatable).")] = None,
+    kind: Annotated[str | None, typer.Option("--kind", help="trades or agg_trades (default: "
+                                             "trades where present).")] = None,
+    exchange_config: Annotated[Path | None, typer.Option(
+        "--exchange-config", help="Fees and tick/lot (default configs/exchange_config.yaml).")]
+    = None,
+    out_dir: Annotated[Path, typer.Option("--out-dir", help="Results go to <out-dir>/runs/<run "
+                                          "id>/validation/.")] = Path("reports"),
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Validate a strategy: out-of-sample, walk-forward, Monte Carlo, PBO/DSR, and a verdict.
+
+    Exit code 0 for pass or warn (reasons printed), 1 for fail, 2 for bad input.
+    Example: botclave validate all --config configs/strategy_params.yaml --exchange synth
+    --symbol BTC/USDT --from 2024-01-01 --to 2024-01-02 --folds 3 --runs 200 --json
+    """
+    with run(json_, quiet) as out:
+        if which not in WHICH:
+            raise UsageError(f"validate {which!r}: expected one of {', '.join(WHICH)}")
+        if mode is not None and mode not in MODES:
+            raise UsageError(f"--mode {mode!r}: expected rolling or anchored")
+        if folds is not None and folds < 1:
+            raise UsageError(f"--folds {folds}: expected at least 1")
+        if runs is not None and runs < 1:
+            raise UsageError(f"--runs {runs}: expected at least 1")
+        check_market(market)
+        lo, hi = parse_range(start, end, required=True)
+        assert lo is not None and hi is not None  # required=True
+        strategy_path = config or CONFIG_DIR / "strategy_params.yaml"
+        params = load_model(strategy_path, StrategyParams) if config or strategy_path.exists() \
+            else StrategyParams()
+        if set_:
+            params = params_with_overrides(params, set_)
+        vcfg = load_model(validation, ValidationConfig)
+        ex_cfg = load_exchange_config(exchange_config)
+        store = Store(data_dir)
+        ref = find_trades(store, exchange, market, symbol, kind)
+        with make_executor(jobs) as executor:
+            validator = backtest_validator(store, ref, lo, hi, params, ex_cfg, vcfg,
+                                           source=str(validation), executor=executor,
+                                           progress=out.progress())
+            result = validator.run(which, folds=folds, mode=mode, runs=runs, seed=seed)
+        rid, run_folder = base_backtest(validator, params, out_dir)
+        folder = write_validation(result, run_folder)
+        data = {"run_id": rid, "folder": str(folder), **result.as_dict()}
+        reasons = f" ({len(result.reasons)} reason(s))" if result.reasons else ""
+        out.emit(data, f"validate {which}: {result.verdict}{reasons} -> {folder}",
+                 rows=_rows(result), title=f"validation {which}: {result.verdict}")
+        if result.verdict == "warn" and not json_:
+            for reason in result.reasons:
+                out.warn(reason)
+        if result.verdict == "fail":
+            raise ValidationFailed(f"validation verdict fail: {'; '.join(result.reasons)}")
+
+
+def register(app: typer.Typer) -> None:
+    CONFIG_MODELS.setdefault(VALIDATION_CONFIG, ValidationConfig)  # for `botclave config check`
+    app.command("validate")(validate)
