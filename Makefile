@@ -27,7 +27,7 @@ test: $(STAMP)
 	      >/dev/null) || echo "make test: chromium could not be installed; browser test skips"; \
 	  else echo "make test: no chromium and not root; the browser test skips" \
 	    "(install it with: apt-get install -y chromium)"; fi; }
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -p no:cacheprovider
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
