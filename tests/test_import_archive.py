@@ -224,3 +224,15 @@ def test_two_days_in_one_import(tmp_path: Path) -> None:
         dt.date(2024, 8, 9),
     ]
     assert pl.Series(df["trade_id"]).n_unique() == 5
+
+
+def test_truncated_last_line_and_broken_zip(tmp_path: Path) -> None:
+    cut = SPOT_TRADES[: SPOT_TRADES.rindex(",61837.64") + 5]  # ends inside the price, no newline
+    path = write(tmp_path / "BTCUSDT-trades-2024-08-08.csv", cut)
+    with pytest.raises(DataError, match=r"BTCUSDT-trades-2024-08-08.csv:3: truncated last line "
+                                        r"\(missing column qty"):
+        read_binance_archive([path])
+    z = write(tmp_path / "BTCUSDT-trades-2024-08-09.zip", SPOT_TRADES, zipped=True)
+    z.write_bytes(z.read_bytes()[:40])
+    with pytest.raises(DataError, match=r"BTCUSDT-trades-2024-08-09.zip: unreadable zip archive"):
+        read_binance_archive([z])

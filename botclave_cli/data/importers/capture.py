@@ -106,10 +106,9 @@ def read_capture(
     """
     prog = or_null(progress)
     prog.start(len(paths) + 5, "parsing capture")
-    lines, bad = _read_lines(paths)
+    lines = _read_lines(paths)
     prog.advance(len(paths))
-    lines, more = _receive_time(lines)
-    bad += more
+    lines, bad = _receive_time(lines)
     units = lines.select(pl.col("_unit").unique(maintain_order=True))["_unit"].to_list()
     lines = _classify(lines)
     bad += badrows.bad_lines_of(lines.filter(pl.col("_reason").is_not_null()))
@@ -160,9 +159,10 @@ def read_capture(
     return result
 
 
-def _read_lines(paths: Sequence[Path | str]) -> tuple[pl.DataFrame, list[BadLine]]:
+def _read_lines(paths: Sequence[Path | str]) -> pl.DataFrame:
     """One row per line: _file, _line (1-based), seq (0-based across files), text."""
-    frames, bad, offset = [], [], 0
+    frames: list[pl.DataFrame] = []
+    offset = 0
     for path in paths:
         tf = read_text(path)
         lines = lines_of(tf.text)
@@ -184,7 +184,7 @@ def _read_lines(paths: Sequence[Path | str]) -> tuple[pl.DataFrame, list[BadLine
     if not frames:
         raise UsageError("no capture file given")
     df = pl.concat(frames).with_columns(pl.col(LINE).cast(pl.Int64), pl.col("seq").cast(pl.Int64))
-    return df, bad
+    return df
 
 
 def _receive_time(lines: pl.DataFrame) -> tuple[pl.DataFrame, list[BadLine]]:

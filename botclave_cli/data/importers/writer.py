@@ -218,7 +218,8 @@ def write_import(
         ) -> None:
             m.source = parsed.source
             m.sources = list(dict.fromkeys([*m.sources, *parsed.sources]))
-            m.tick_size, m.lot_size, m.tick_source = tick, lot, tick_source
+            m.tick_size, m.lot_size = tick, lot
+            m.tick_source = tick_source  # type: ignore[assignment]
             m.qty_unit = parsed.qty_unit  # type: ignore[assignment]
             m.contract_size = parsed.contract_size
             m.params = {**m.params, **parsed.params}
