@@ -22,10 +22,11 @@ from pathlib import Path
 import polars as pl
 
 from botclave_cli.data.importers import badrows
+from botclave_cli.data.importers import capture_messages as messages
 from botclave_cli.data.importers.badrows import FILE, LINE, BadLine
 from botclave_cli.data.importers.files import lines_of, read_text
 from botclave_cli.data.importers.symbols import is_coinm, unified_symbol
-from botclave_cli.data.schemas import TS, conform, spec
+from botclave_cli.data.schemas import conform, spec
 from botclave_cli.errors import DataError, UsageError
 from botclave_cli.progress import Progress, or_null
 
@@ -122,17 +123,17 @@ def read_capture(
     prog.advance(1)
 
     now = badrows.max_ts_us(now_us) - badrows.MAX_AHEAD_US
-    trades, more = _trades(decoded["trade"], now, max_disorder_ms)
+    trades, more = messages.trades(decoded["trade"], now, max_disorder_ms)
     bad += more
-    aggs, more = _agg_trades(decoded["aggTrade"], now, max_disorder_ms)
-    bad += more
-    prog.advance(1)
-    diffs, more = _depth(decoded["depth"], now)
+    aggs, more = messages.agg_trades(decoded["aggTrade"], now, max_disorder_ms)
     bad += more
     prog.advance(1)
-    snaps, more = _snapshot(decoded["snapshot"], now)
+    diffs, more = messages.depth(decoded["depth"], now)
     bad += more
-    quotes, more = _tickers(decoded["bookTicker"], now)
+    prog.advance(1)
+    snaps, more = messages.snapshot(decoded["snapshot"], now)
+    bad += more
+    quotes, more = messages.tickers(decoded["bookTicker"], now)
     bad += more
     prog.advance(1)
 
@@ -320,204 +321,6 @@ def _decode(
         ]
         out = out.with_row_index("_i").filter(~pl.col("_i").is_in(failed)).drop("_i")
     return out.drop("body").unnest("msg"), bad
-
-
-def _ms_to_us(col: str) -> pl.Expr:
-    return pl.col(col).cast(pl.Int64, strict=False) * 1000
-
-
-def _ts(us: pl.Expr) -> pl.Expr:
-    return us.cast(TS)
-
-
-def _check(df: pl.DataFrame, checks: list[pl.Expr]) -> tuple[pl.DataFrame, list[BadLine]]:
-    return badrows.split_bad(df, checks)
-
-
-def _trades(
-    df: pl.DataFrame, now: int, max_disorder_ms: float
-) -> tuple[pl.DataFrame, list[BadLine]]:
-    df = df.with_columns(_ms_to_us("T").alias("_ts_us"))
-    good, bad = _check(
-        df,
-        [
-            badrows.integer("t", "trade id t"),
-            badrows.numeric("p", "price p"),
-            badrows.numeric("q", "qty q"),
-            badrows.non_negative("q", "qty q"),
-            badrows.integer("T", "trade time T"),
-            pl.when(~pl.col("m").is_in(["true", "false"]) | pl.col("m").is_null()).then(
-                pl.lit("missing or bad m")
-            ),
-            badrows.ts_in_range("_ts_us", "trade time T", now),
-        ],
-    )
-    good, more = _check(good, [badrows.disorder("_ts_us", max_disorder_ms)])
-    out = good.select(
-        _ts(pl.col("_ts_us")).alias("ts"),
-        _ts(pl.col("_ts_local_us")).alias("ts_local"),
-        pl.col("p").cast(pl.Float64).alias("price"),
-        pl.col("q").cast(pl.Float64).alias("qty"),
-        pl.when(pl.col("m") == "true").then(pl.lit("sell")).otherwise(pl.lit("buy")).alias("side"),
-        pl.col("t").cast(pl.Int64).alias("trade_id"),
-        "seq",
-    )
-    return out, bad + more
-
-
-def _agg_trades(
-    df: pl.DataFrame, now: int, max_disorder_ms: float
-) -> tuple[pl.DataFrame, list[BadLine]]:
-    df = df.with_columns(_ms_to_us("T").alias("_ts_us"))
-    good, bad = _check(
-        df,
-        [
-            badrows.integer("a", "aggregate id a"),
-            badrows.numeric("p", "price p"),
-            badrows.numeric("q", "qty q"),
-            badrows.non_negative("q", "qty q"),
-            badrows.integer("T", "trade time T"),
-            pl.when(~pl.col("m").is_in(["true", "false"]) | pl.col("m").is_null()).then(
-                pl.lit("missing or bad m")
-            ),
-            badrows.ts_in_range("_ts_us", "trade time T", now),
-        ],
-    )
-    good, more = _check(good, [badrows.disorder("_ts_us", max_disorder_ms)])
-    out = good.select(
-        _ts(pl.col("_ts_us")).alias("ts"),
-        _ts(pl.col("_ts_local_us")).alias("ts_local"),
-        pl.col("p").cast(pl.Float64).alias("price"),
-        pl.col("q").cast(pl.Float64).alias("qty"),
-        pl.when(pl.col("m") == "true").then(pl.lit("sell")).otherwise(pl.lit("buy")).alias("side"),
-        pl.col("a").cast(pl.Int64).alias("agg_id"),
-        pl.col("f").cast(pl.Int64, strict=False).alias("first_trade_id"),
-        pl.col("l").cast(pl.Int64, strict=False).alias("last_trade_id"),
-        "seq",
-    )
-    return out, bad + more
-
-
-def _levels(df: pl.DataFrame, bids: str, asks: str) -> pl.DataFrame:
-    """Long form of the bid/ask level lists: one row per level with side, level index, raw strings.
-
-    A message with no level at all keeps one row with null side/price/qty.
-    """
-    keep = [c for c in df.columns if c not in (bids, asks)]
-    sides = []
-    for col, side in ((bids, "bid"), (asks, "ask")):
-        sides.append(
-            df.select(*keep, pl.col(col).fill_null([]).alias("_lv"))
-            .with_columns(pl.int_ranges(0, pl.col("_lv").list.len()).alias("level"))
-            .explode("_lv", "level")
-            .filter(pl.col("_lv").is_not_null())
-            .with_columns(pl.lit(side).alias("side"))
-        )
-    long = pl.concat(sides)
-    empty = df.select(keep).join(long.select("seq").unique(), on="seq", how="anti")
-    long = pl.concat([long, empty], how="diagonal")
-    return long.with_columns(
-        pl.col("_lv").list.len().alias("_n"),
-        pl.col("_lv").list.get(0, null_on_oob=True).alias("_price"),
-        pl.col("_lv").list.get(1, null_on_oob=True).alias("_qty"),
-    ).drop("_lv")
-
-
-def _level_checks() -> list[pl.Expr]:
-    present = pl.col("side").is_not_null()
-    return [
-        pl.when(present & (pl.col("_n") != 2)).then(pl.lit("book level is not [price, qty]")),
-        pl.when(present).then(badrows.numeric("_price", "level price")),
-        pl.when(present).then(badrows.numeric("_qty", "level qty")),
-        pl.when(present).then(badrows.non_negative("_qty", "level qty")),
-    ]
-
-
-def _depth(df: pl.DataFrame, now: int) -> tuple[pl.DataFrame, list[BadLine]]:
-    df = df.with_columns(_ms_to_us("E").alias("_ts_us"))
-    long = _levels(df, "b", "a")
-    good, bad = _check(
-        long,
-        [
-            badrows.integer("U", "first update id U"),
-            badrows.integer("u", "last update id u"),
-            pl.when(pl.col("pu").is_not_null()).then(
-                badrows.integer("pu", "previous update id pu")
-            ),
-            badrows.integer("E", "event time E"),
-            badrows.ts_in_range("_ts_us", "event time E", now),
-            *_level_checks(),
-        ],
-    )
-    out = good.select(
-        _ts(pl.col("_ts_us")).alias("ts"),
-        _ts(pl.col("_ts_local_us")).alias("ts_local"),
-        "seq",
-        pl.col("U").cast(pl.Int64).alias("first_update_id"),
-        pl.col("u").cast(pl.Int64).alias("last_update_id"),
-        pl.col("pu").cast(pl.Int64).alias("prev_update_id"),
-        "side",
-        pl.col("_price").cast(pl.Float64).alias("price"),
-        pl.col("_qty").cast(pl.Float64).alias("qty"),
-    )
-    return out, bad
-
-
-def _snapshot(df: pl.DataFrame, now: int) -> tuple[pl.DataFrame, list[BadLine]]:
-    df = df.with_columns(_ms_to_us("E").alias("_ts_us"))
-    long = _levels(df, "bids", "asks")
-    good, bad = _check(
-        long,
-        [
-            badrows.integer("lastUpdateId", "lastUpdateId"),
-            pl.when(pl.col("E").is_not_null()).then(badrows.integer("E", "event time E")),
-            pl.when(pl.col("E").is_not_null()).then(
-                badrows.ts_in_range("_ts_us", "event time E", now)
-            ),
-            *_level_checks(),
-        ],
-    )
-    out = good.select(
-        _ts(pl.col("_ts_us")).alias("ts"),
-        _ts(pl.col("_ts_local_us")).alias("ts_local"),
-        "seq",
-        pl.col("lastUpdateId").cast(pl.Int64).alias("last_update_id"),
-        "side",
-        pl.col("level").cast(pl.Int32),
-        pl.col("_price").cast(pl.Float64).alias("price"),
-        pl.col("_qty").cast(pl.Float64).alias("qty"),
-    )
-    return out, bad
-
-
-def _tickers(df: pl.DataFrame, now: int) -> tuple[pl.DataFrame, list[BadLine]]:
-    df = df.with_columns(pl.coalesce(_ms_to_us("E"), _ms_to_us("T")).alias("_ts_us"))
-    good, bad = _check(
-        df,
-        [
-            badrows.integer("u", "update id u"),
-            badrows.numeric("b", "bid price b"),
-            badrows.numeric("B", "bid qty B"),
-            badrows.numeric("a", "ask price a"),
-            badrows.numeric("A", "ask qty A"),
-            badrows.non_negative("B", "bid qty B"),
-            badrows.non_negative("A", "ask qty A"),
-            pl.when(pl.col("_ts_us").is_not_null()).then(
-                badrows.ts_in_range("_ts_us", "event time E", now)
-            ),
-        ],
-    )
-    out = good.select(
-        _ts(pl.col("_ts_us")).alias("ts"),
-        _ts(pl.col("_ts_local_us")).alias("ts_local"),
-        "seq",
-        pl.col("u").cast(pl.Int64).alias("update_id"),
-        pl.col("b").cast(pl.Float64).alias("bid_price"),
-        pl.col("B").cast(pl.Float64).alias("bid_qty"),
-        pl.col("a").cast(pl.Float64).alias("ask_price"),
-        pl.col("A").cast(pl.Float64).alias("ask_qty"),
-    )
-    return out, bad
 
 
 def _seqs_of(lines: pl.DataFrame, bad: list[BadLine]) -> pl.Series:
