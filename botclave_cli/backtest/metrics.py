@@ -68,11 +68,15 @@ class MetricsCalculator:
         std = float(np.std(r, ddof=1)) if n > 1 else float("nan")
         mean = float(np.mean(r))
         downside = math.sqrt(float(np.sum(r[r < 0] ** 2)) / n)
-        growth = 1.0 + total
+        growth = float(1.0 + total)
+        try:
+            annual = growth ** (periods_per_year / n) - 1.0 if growth > 0 else -1.0
+        except OverflowError:
+            annual = float("inf")
         return {
             "start_equity": float(e[0]), "final_equity": float(e[-1]),
             "total_return": float(total),
-            "annual_return": _f(growth ** (periods_per_year / n) - 1.0) if growth > 0 else -1.0,
+            "annual_return": _f(annual),
             "volatility": _f(std * ann),
             "sharpe": _f(mean / std * ann) if std > 0 else None,
             "sortino": _f(mean / downside * ann) if downside > 0 else None,
