@@ -1,0 +1,172 @@
+"""``botclave footprint``: footprint bars (and order-flow indicators) from stored trades."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import polars as pl
+import typer
+
+from botclave_cli.cli.common import (
+    DEFAULT_DATA_DIR,
+    DataDirOpt,
+    ExchangeOpt,
+    FromOpt,
+    JsonOpt,
+    MarketOpt,
+    QuietOpt,
+    SymbolOpt,
+    ToOpt,
+    check_market,
+    parse_range,
+    run,
+)
+from botclave_cli.data.store import Store
+from botclave_cli.engine.bars import parse_bar_spec
+from botclave_cli.engine.flow_events import absorption, liquidity_voids
+from botclave_cli.engine.footprint import FootprintSpec
+from botclave_cli.engine.footprint_store import (
+    build_from_store,
+    resolve_tick,
+    row_size_ticks,
+    source_ref,
+)
+from botclave_cli.engine.indicators import (
+    cvd_bars,
+    delta_divergence,
+    signals_frame,
+    volume_profile,
+)
+from botclave_cli.errors import UsageError
+
+INDICATORS = ("cvd", "profile", "divergence", "absorption", "voids")
+
+
+def _indicator_list(text: str | None) -> list[str]:
+    if not text:
+        return []
+    names = [x.strip() for x in text.split(",") if x.strip()]
+    bad = [n for n in names if n not in INDICATORS]
+    if bad:
+        raise UsageError(
+            f"--indicators {bad[0]!r}: expected a comma list of {', '.join(INDICATORS)}")
+    return names
+
+
+def _indicators(names: list[str], run_, store: Store, start, end) -> tuple[dict, pl.DataFrame]:
+    """Indicator summaries and the signals they emit (over the whole range, in memory)."""
+    result = run_.result
+    spec = result.spec
+    row_price = spec.row_size * spec.tick_size
+    out: dict[str, Any] = {}
+    signals = [signals_frame([])]
+    if "cvd" in names:
+        cvd = cvd_bars(result.bars, "daily")
+        out["cvd"] = {"reset": "daily", "last": float(cvd["cvd"][-1]),
+                      "min": float(cvd["cvd"].min()), "max": float(cvd["cvd"].max())}
+    if "profile" in names:
+        vp = volume_profile(result.levels, row_price, value_area_share=spec.value_area,
+                            close=float(result.bars["close"][-1]), lot=spec.step)
+        out["profile"] = {"poc": vp.poc, "vah": vp.vah, "val": vp.val,
+                          "hvn": vp.hvn["price"].to_list(), "lvn": vp.lvn["price"].to_list()}
+    if "divergence" in names:
+        signals.append(delta_divergence(result.bars, k=3))
+    if "absorption" in names:
+        from botclave_cli.engine.footprint_store import partition_chunks
+
+        trades = pl.concat([c.collect() for c in partition_chunks(store, run_.source, start, end)])
+        signals.append(absorption(trades, spec.tick_size))
+    if "voids" in names:
+        signals.append(liquidity_voids(result))
+    sig = signals_frame(pl.concat(signals))
+    for kind in ("divergence", "absorption", "voids"):
+        if kind in names:
+            match = {"divergence": "_divergence", "absorption": "absorption",
+                     "voids": "liquidity_void"}[kind]
+            out[kind] = int(sig.filter(pl.col("kind").str.contains(match)).height)
+    return out, sig
+
+
+def footprint(
+    symbol: SymbolOpt = "BTC/USDT",
+    exchange: ExchangeOpt = "binance",
+    market: MarketOpt = "spot",
+    bar: Annotated[str, typer.Option("--bar", help="1m, 5s, 1h, 1d, vol:50, trades:500, "
+                                     "range:20 (ticks).")] = "1m",
+    row_size: Annotated[int | None, typer.Option("--row-size", min=1,
+                                                 help="Row height in ticks (default 1).")] = None,
+    row_price: Annotated[float | None, typer.Option(
+        "--row-price", help="Row height as a price step (a multiple of the tick).")] = None,
+    tick_size: Annotated[float | None, typer.Option(
+        "--tick-size", help="Tick size when the manifest has none (or to override it).")] = None,
+    start: FromOpt = None,
+    end: ToOpt = None,
+    kind: Annotated[str | None, typer.Option(
+        "--kind", help="trades or agg_trades (default: trades where present).")] = None,
+    png: Annotated[Path | None, typer.Option("--png", help="Write a footprint PNG.")] = None,
+    png_bars: Annotated[int, typer.Option("--png-bars", min=1, help="Bars in the PNG.")] = 30,
+    indicators: Annotated[str | None, typer.Option(
+        "--indicators", help="Comma list: cvd,profile,divergence,absorption,voids.")] = None,
+    preset: Annotated[str | None, typer.Option(
+        "--preset", help="freqtrade: its level rounding, count-based imbalances.")] = None,
+    value_area: Annotated[float, typer.Option("--value-area", help="Value area share.")] = 0.7,
+    imbalance_ratio: Annotated[float, typer.Option("--imbalance-ratio")] = 3.0,
+    imbalance_min_volume: Annotated[float, typer.Option("--imbalance-min-volume")] = 0.0,
+    stacked: Annotated[int, typer.Option("--stacked", min=1,
+                                         help="Levels in a stacked imbalance.")] = 3,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Build footprint bars from stored trades and write them to the store.
+
+    Writes the kinds footprint and footprint_levels under params=<hash>/ (parameters in the
+    manifest). Bad bar spec, row price off the tick grid or an empty range exit 2; no trades in
+    the range or trades without aggressor side exit 3.
+
+    Example: botclave footprint --exchange synth --bar 1m --row-size 10 --png fp.png
+    """
+    with run(json_, quiet) as out:
+        check_market(market)
+        parse_bar_spec(bar)
+        if preset not in (None, "freqtrade"):
+            raise UsageError(f"--preset {preset!r}: expected freqtrade")
+        names = _indicator_list(indicators)
+        lo, hi = parse_range(start, end)
+        store = Store(data_dir)
+        ref = source_ref(store, exchange, market, symbol, kind)
+        manifest = store.manifest(ref)
+        tick = resolve_tick(manifest, tick_size)
+        spec = FootprintSpec(
+            bar=bar, tick_size=tick, row_size=row_size_ticks(tick, row_size, row_price),
+            value_area=value_area, imbalance_ratio=imbalance_ratio,
+            imbalance_min_volume=imbalance_min_volume, stacked_min_levels=stacked,
+            preset=preset, qty_step=(manifest.lot_size if manifest and manifest.lot_size else None))
+        keep = bool(png or names)
+        result = build_from_store(store, ref, spec, lo, hi, keep=keep, progress=out.progress())
+        data: dict[str, Any] = {
+            "source": str(ref.relpath()), "params": spec.params(),
+            "params_hash": result.params_hash,
+            "trades": result.trades, "bars": result.bars, "levels": result.levels,
+            "footprint": str(store.path(result.bars_ref)),
+            "footprint_levels": str(store.path(result.levels_ref)),
+        }
+        if names:
+            summary, signals = _indicators(names, result, store, lo, hi)
+            data["indicators"] = summary
+            data["signals"] = signals.to_dicts()
+        if png:
+            from botclave_cli.report.footprint_chart import write_footprint_png
+
+            data["png"] = str(write_footprint_png(result.result, png, png_bars))
+        counts = {k: v for k, v in data.get("indicators", {}).items() if not isinstance(v, dict)}
+        rows = [{"trades": result.trades, "bars": result.bars, "levels": result.levels,
+                 "params": result.params_hash, **counts}]
+        out.emit(data, f"footprint {symbol} {bar}: {result.bars} bars, {result.levels} levels "
+                 f"from {result.trades} trades -> {data['footprint']}", rows=rows,
+                 title="footprint")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("footprint")(footprint)
