@@ -119,10 +119,10 @@ def test_absorption_from_trades() -> None:
     for m in range(5):
         for s in range(0, 60, 5):
             rows.append((m * 60 + s, 100 + (s // 5) % 5, 1, "buy" if s % 10 else "sell"))
-    # minutes 5-6: 60 lots a minute sold into 100 (12x the 12-lot median minute), low stays 99
+    # minutes 5-6: 48 lots a minute sold into 100 (4x the 12-lot median minute), 6 into 99
     for m in (5, 6):
         for s in range(0, 60, 2):
-            rows.append((m * 60 + s, 100 if s % 10 else 99, 2, "sell"))
+            rows.append((m * 60 + s, 100 if s % 10 else 99, 2 if s % 10 else 1, "sell"))
     rows.sort()
     sig = absorption(trades(rows), 1.0)
     assert sig.select("kind", "side", "price_low", "price_high").rows() == [

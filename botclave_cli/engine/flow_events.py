@@ -14,13 +14,14 @@ from botclave_cli.errors import UsageError
 
 
 def absorption(trades: pl.LazyFrame | pl.DataFrame, tick_size: float, window: str = "1m",
-               level_ticks: int = 1, volume_mult: float = 3.0, max_through_ticks: int = 2,
+               level_ticks: int = 1, volume_mult: float = 1.0, max_through_ticks: int = 2,
                ) -> pl.DataFrame:
     """Heavy aggressive volume into one level while price fails to move beyond it.
 
     Per ``window`` (UTC-aligned, e.g. ``"1m"``) and level (``level_ticks`` ticks high):
     aggressive sells into the level are absorbed by the BID when they reach ``volume_mult`` x
-    the median window's TOTAL volume (over the input) and the window's low stays within
+    the median window's TOTAL volume (over the input: one level takes a whole typical window's
+    volume, where noise spreads it over many levels) and the window's low stays within
     ``max_through_ticks`` below the level; aggressive buys mirror it on the ASK (window high).
     Consecutive windows at the same level and side merge into one signal.
     strength = the level's aggressive volume / (median window volume x windows).
