@@ -1,0 +1,148 @@
+"""``botclave validate`` end to end on a small stored trades dataset (sma_cross strategy)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from botclave_cli.cli.app import app
+from botclave_cli.data.manifest import Manifest
+from botclave_cli.data.store import DatasetRef, Store
+
+START = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+NO_BOUNDS: dict = {"fail": {}, "warn": {}}
+
+
+def _trades(n: int = 8_000, hours: float = 6, seed: int = 3) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    step = int(hours * 3600e6 / n)
+    ts = int(START.timestamp() * 1e6) + np.cumsum(rng.integers(1, 2 * step, n))
+    price = np.round(42_000 + np.cumsum(rng.normal(0, 3.0, n)), 2)
+    return pl.DataFrame({
+        "ts": pl.Series(ts).cast(pl.Datetime("us")).dt.replace_time_zone("UTC"),
+        "price": price, "qty": np.round(rng.exponential(0.05, n), 5) + 1e-5,
+        "side": np.where(rng.random(n) < 0.5, "buy", "sell"),
+        "trade_id": np.arange(n, dtype=np.int64),
+    })
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("store")
+    Store(root).write(DatasetRef("synth", "spot", "BTC/USDT", "trades"), _trades(),
+                      new_manifest=lambda: Manifest(
+                          kind="trades", exchange="synth", market="spot", symbol="BTC/USDT",
+                          source="synth", tick_size=0.01, lot_size=1e-5, tick_source="synth"))
+    return root
+
+
+def _configs(tmp: Path, **over) -> tuple[Path, Path]:
+    tmp.mkdir(parents=True, exist_ok=True)
+    strategy = tmp / "strategy.yaml"
+    strategy.write_text(yaml.safe_dump({"name": "sma_cross",
+                                        "risk": {"sizing": "equity_fraction", "fraction": 0.5}}))
+    data = {"parameters": {"sma_cross.fast": [3, 5], "sma_cross.slow": [12, 24]},
+            "walk_forward": {"folds": 3, "gap_bars": 2, "min_train_bars": 20,
+                             "min_test_bars": 10},
+            "monte_carlo": {"runs": 40, "method": "bootstrap", "block_bars": 10},
+            "pbo": {"blocks": 4}, "verdict": NO_BOUNDS}
+    data.update(over)
+    validation = tmp / "validation.yaml"
+    validation.write_text(yaml.safe_dump(data))
+    return strategy, validation
+
+
+def _validate(tmp: Path, data_dir: Path, which: str, *extra: str, **over):
+    strategy, validation = _configs(tmp, **over)
+    args = ["validate", which, "--config", str(strategy), "--validation", str(validation),
+            "--exchange", "synth", "--from", "2024-01-01T00:00", "--to", "2024-01-01T06:00",
+            "--data-dir", str(data_dir), "--out-dir", str(tmp / "reports"), *extra]
+    return CliRunner().invoke(app, args)
+
+
+def test_all_writes_the_run_folder_and_validation(tmp_path, data_dir):
+    res = _validate(tmp_path, data_dir, "all", "--jobs", "1", "--json")
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["verdict"] == "pass" and data["reasons"] == []
+    folder = Path(data["folder"])
+    assert folder == tmp_path / "reports" / "runs" / data["run_id"] / "validation"
+    assert (folder.parent / "manifest.json").exists()  # the base backtest of the same run id
+    saved = json.loads((folder / "validation.json").read_text())
+    assert saved["verdict"] == "pass" and saved["walk_forward"]["folds"] == 3
+    assert saved["config"]["bars"] == 360 and saved["config"]["parameter_sets"] == 4
+    assert saved["pbo"]["selection"]["trials"] == 4
+    assert saved["monte_carlo"]["runs"] == 40
+    for table in saved["tables"]:
+        assert pl.read_parquet(folder / table).height > 0
+    folds = pl.read_parquet(folder / "walk_forward_folds.parquet")
+    assert folds["oos_start"].to_list() == ["2024-01-01T02:24:00+00:00",
+                                            "2024-01-01T03:36:00+00:00",
+                                            "2024-01-01T04:48:00+00:00"]
+
+
+def test_parallel_cli_run_equals_serial_byte_for_byte(tmp_path, data_dir):
+    a = _validate(tmp_path / "a", data_dir, "all", "--jobs", "1", "--json")
+    b = _validate(tmp_path / "b", data_dir, "all", "--jobs", "2", "--json")
+    assert a.exit_code == b.exit_code == 0, a.output + b.output
+    fa, fb = Path(json.loads(a.stdout)["folder"]), Path(json.loads(b.stdout)["folder"])
+    names = sorted(p.name for p in fa.iterdir())
+    assert names == sorted(p.name for p in fb.iterdir()) and "validation.json" in names
+    for name in names:
+        assert (fa / name).read_bytes() == (fb / name).read_bytes(), name
+
+
+def test_verdicts_and_exit_codes(tmp_path, data_dir):
+    fail = _validate(tmp_path / "f", data_dir, "walk-forward", "--jobs", "1",
+                     verdict={"fail": {"oos_sharpe_min": 1e9}, "warn": {}})
+    assert fail.exit_code == 1
+    assert "error: validation verdict fail: fail: oos_sharpe" in fail.stderr
+    warn = _validate(tmp_path / "w", data_dir, "walk-forward", "--jobs", "1",
+                     verdict={"fail": {}, "warn": {"oos_sharpe_min": 1e9}})
+    assert warn.exit_code == 0
+    assert "walk-forward: warn (1 reason(s))" in warn.stdout
+    assert "warning: warn: oos_sharpe" in warn.stderr
+
+
+@pytest.mark.parametrize(("which", "extra", "over", "message"), [
+    ("walk-forward", ("--folds", "40"), {}, "360 bars are fewer than 40 folds need"),
+    ("pbo", (), {"parameters": {}}, "parameters is empty"),
+    ("pbo", (), {"parameters": {"sma_cross.fast": [0, 3]}},
+     "parameters: sma_cross.fast: Input should be greater than or equal to 1 (got 0)"),
+    ("pbo", (), {"parameters": {"sma_cross.nope": [1]}}, "sma_cross.nope: unknown key"),
+    ("oops", (), {}, "validate 'oops': expected one of oos, walk-forward"),
+    ("walk-forward", ("--mode", "sideways"), {}, "--mode 'sideways': expected rolling"),
+    ("monte-carlo", ("--runs", "0"), {}, "--runs 0: expected at least 1"),
+    ("pbo", (), {"objective": "luck"}, "objective: Input should be"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, data_dir, which, extra, over, message):
+    res = _validate(tmp_path, data_dir, which, "--jobs", "1", *extra, **over)
+    assert res.exit_code == 2, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert message in lines[0]
+    assert not (tmp_path / "reports").exists()
+
+
+def test_missing_trades_is_a_data_error(tmp_path, data_dir):
+    strategy, validation = _configs(tmp_path)
+    res = CliRunner().invoke(app, ["validate", "all", "--config", str(strategy), "--validation",
+                                   str(validation), "--exchange", "synth", "--symbol", "ETH/USDT",
+                                   "--from", "2024-01-01", "--to", "2024-01-02",
+                                   "--data-dir", str(data_dir)])
+    assert res.exit_code == 3
+    assert "no trades dataset for synth/spot/ETH/USDT" in res.stderr
+
+
+def test_config_check_knows_validation_yaml(tmp_path):
+    res = CliRunner().invoke(app, ["config", "check", "--json"])
+    assert res.exit_code == 0, res.output
+    files = {Path(f["file"]).name: f["status"] for f in json.loads(res.stdout)["files"]}
+    assert files["validation.yaml"] == "ok"
