@@ -19,25 +19,17 @@ DEMO_CONFIG = Path("configs/pipeline.yaml")
 
 
 class StderrProgress:
-    """Prints each stage once with the time the previous one took (no bars: works in any log)."""
+    """One line per phase with the time since the demo started (no bars: readable in any log)."""
 
     def __init__(self) -> None:
-        self._started = time.perf_counter()
-        self._name: str | None = None
+        self._t0 = time.perf_counter()
 
     def start(self, total: float | None, description: str) -> None:
-        self._finish()
-        self._name, self._started = description, time.perf_counter()
-        print(f"demo: {description} ...", file=sys.stderr, flush=True)
+        print(f"demo: [{time.perf_counter() - self._t0:6.1f} s] {description}", file=sys.stderr,
+              flush=True)
 
     def advance(self, amount: float = 1) -> None:
         return None
-
-    def _finish(self) -> None:
-        if self._name is not None:
-            took = time.perf_counter() - self._started
-            print(f"demo:   {self._name} done in {took:.1f} s", file=sys.stderr, flush=True)
-            self._name = None
 
 
 def demo_config(path: Path = DEMO_CONFIG) -> PipelineConfig:
@@ -58,7 +50,6 @@ def main(argv: list[str] | None = None) -> int:
     except BotclaveError as exc:
         print(f"demo: error: {exc.message}", file=sys.stderr)
         return exc.exit_code
-    progress._finish()
     print(f"demo: {result.summary_line()}", file=sys.stderr)
     print(f"demo: finished in {time.perf_counter() - started:.0f} s; open the report in a "
           f"browser (all runs: {result.index})", file=sys.stderr)

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -33,12 +33,14 @@ from botclave_cli.errors import BotclaveError, ConfigError
 from botclave_cli.lock import RunLock
 from botclave_cli.logs import get_logger
 from botclave_cli.progress import Progress, or_null
-from botclave_cli.report.charts import ChartGenerator
-from botclave_cli.report.index import report_dir, write_index
-from botclave_cli.report.report import ReportFiles, ReportInput, key_metrics, write_report
+
+if TYPE_CHECKING:  # the report layer (matplotlib) loads only when a pipeline runs
+    from botclave_cli.report.charts import ChartGenerator
+    from botclave_cli.report.report import ReportFiles, ReportInput
 
 log = get_logger(__name__)
 LOCK_NAME = ".pipeline.lock"
+PIPELINE_CONFIG = "pipeline.yaml"
 
 
 class Terminated(BotclaveError):
@@ -55,13 +57,13 @@ class SynthStage(_Strict):
     """Synthetic market generated when ``exchange: synth`` and the data is missing."""
 
     seed: int = 7
-    trades_per_day: int = Field(400_000, ge=1_000)
+    trades_per_day: int = Field(400_000, ge=5_000)
 
 
 class FetchStage(_Strict):
     enabled: bool = True
-    kinds: list[Literal["trades", "agg_trades", "ohlcv", "book"]] = Field(
-        default_factory=lambda: ["agg_trades"])
+    kinds: list[Literal["trades", "agg_trades", "ohlcv"]] = Field(
+        default_factory=lambda: ["agg_trades"], description="trades = raw (needs an API key)")
     max_staleness_minutes: float | None = Field(
         None, gt=0, description="exit 3 when the newest trade is older than this at run time")
 
@@ -84,11 +86,13 @@ class BacktestStage(_Strict):
 
 
 class ValidateStage(_Strict):
+    """Walk-forward, PBO/DSR and Monte Carlo as ``configs/validation.yaml`` says; the overrides
+    here keep cron and demo runs small."""
+
     enabled: bool = True
-    folds: int = Field(3, ge=2)
-    param_sets: int = Field(10, ge=1)
-    mc_runs: int = Field(200, ge=10)
-    jobs: int | None = Field(None, ge=1, description="worker processes (None: all cores)")
+    folds: int | None = Field(None, ge=1, description="override walk_forward.folds")
+    mc_runs: int | None = Field(None, ge=10, description="override monte_carlo.runs")
+    jobs: int = Field(0, ge=0, description="worker processes (0: all cores, 1: serial)")
 
 
 class PipelineConfig(_Strict):
@@ -168,8 +172,8 @@ class Context:
     start: dt.datetime
     end: dt.datetime
     progress: Progress
-    charts: ChartGenerator = field(default_factory=ChartGenerator)
-    report: ReportInput = field(default_factory=lambda: ReportInput("", "", {}))
+    charts: ChartGenerator
+    report: ReportInput
     run_id: str | None = None
     state: dict[str, Any] = field(default_factory=dict)  # stage outputs later stages read
 
@@ -186,7 +190,9 @@ class PipelineResult:
 
     def summary_line(self) -> str:
         """The one line cron mail shows: report path, key metrics, verdict."""
-        parts = [f"report {self.report}"]
+        from botclave_cli.report.report import key_metrics
+
+        parts = [f"report {self.report.resolve()}"]
         parts += [f"{k} {_short(v)}" for k, v in key_metrics(self.metrics).items()]
         parts.append(f"verdict {self.verdict or 'n/a'}")
         missing = [s.name for s in self.stages if s.status == "unavailable"]
@@ -240,12 +246,24 @@ def run_pipeline(cfg: PipelineConfig, progress: Progress | None = None,
                  now: dt.datetime | None = None) -> PipelineResult:
     """Run every enabled stage under the run lock and write the report; see the module doc."""
     from botclave_cli import pipeline_stages as stages
+    from botclave_cli.report import report as report_mod
+    from botclave_cli.report.charts import ChartGenerator
+    from botclave_cli.report.index import report_dir, write_index
 
     start, end = cfg.window(now)
     reports_dir = cfg.reports_dir
-    with sigterm_raises(), RunLock(reports_dir / LOCK_NAME, cfg.lock_wait_seconds):
-        ctx = Context(cfg=cfg, store=Store(cfg.resolved_data_dir()), start=start, end=end,
-                      progress=or_null(progress))
+    data_dir = cfg.resolved_data_dir()
+    # one lock on the outputs and one on the store: runs that share either never overlap
+    locks = [RunLock(d / LOCK_NAME, cfg.lock_wait_seconds)
+             for d in dict.fromkeys([reports_dir.resolve(), data_dir.resolve()])]
+    with sigterm_raises(), contextlib.ExitStack() as held:
+        for lock in locks:
+            held.enter_context(lock)
+        ctx = Context(cfg=cfg, store=Store(data_dir), start=start, end=end,
+                      progress=or_null(progress), charts=ChartGenerator(),
+                      report=report_mod.ReportInput("", "", {}))
+        if now is not None:
+            ctx.state["now"] = now
         results = [_timed(ctx, name, fn) for name, fn in stages.STAGES]
         report = ctx.report
         report.title = cfg.title
@@ -260,8 +278,11 @@ def run_pipeline(cfg: PipelineConfig, progress: Progress | None = None,
                            "stages": [vars(r) for r in results], **report.manifest}
         out_dir = report_dir(reports_dir, report.run_id)
         ctx.progress.start(None, "report")
-        files = write_report(report, out_dir)
+        files = report_mod.write_report(report, out_dir)
         index = write_index(reports_dir)
     verdict = report.validation.verdict if report.validation else None
+    log.info("pipeline done", extra={"run_id": report.run_id, "report": str(files.html),
+                                     "verdict": verdict, "html_bytes": files.html_bytes,
+                                     "key_metrics": report_mod.key_metrics(report.metrics)})
     return PipelineResult(run_id=report.run_id, report=files.html, index=index, files=files,
                           metrics=report.metrics, verdict=verdict, stages=results)

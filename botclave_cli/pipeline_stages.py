@@ -10,6 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import math
+import os
+import shutil
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -87,12 +90,43 @@ def _generate_synth(ctx: Context) -> StageResult:
 
 
 def _fetch(ctx: Context) -> StageResult:
-    fetcher = optional_module("botclave_cli.exchange.fetch")
-    if fetcher is None or not hasattr(fetcher, "fetch_for_pipeline"):
-        raise DataError(f"no stored {ctx.cfg.symbol} trades for the window, and fetching from "
-                        f"{ctx.cfg.exchange} is not available in this build")
-    detail = fetcher.fetch_for_pipeline(ctx.store, ctx.cfg, ctx.start, ctx.end, ctx.progress)
-    return _result("data", "ok", str(detail))
+    """Fetch the window's trades (and 1m candles when asked) through the ccxt connector; a
+    rerun resumes where the stored coverage ends. ExchangeUnreachable (exit 4) after retries."""
+    from botclave_cli.config import load_exchange_config
+    from botclave_cli.exchange.connector import Connector
+    from botclave_cli.exchange.series import fetch_ohlcv
+    from botclave_cli.exchange.trades import fetch_trades
+
+    cfg = ctx.cfg
+    path = cfg.exchange_config
+    exchange_cfg = load_exchange_config(path if path.exists() else None)
+    exchange_cfg = exchange_cfg.model_copy(update={"exchange": cfg.exchange,
+                                                   "market": cfg.market})
+    conn = Connector(exchange_cfg, sandbox=False)
+    done = []
+    if "trades" in cfg.fetch.kinds or "agg_trades" in cfg.fetch.kinds:
+        result = fetch_trades(conn, ctx.store, cfg.symbol, ctx.start, ctx.end,
+                              raw="trades" in cfg.fetch.kinds, progress=ctx.progress)
+        done.append(result.summary())
+    if "ohlcv" in cfg.fetch.kinds:
+        done.append(fetch_ohlcv(conn, ctx.store, cfg.symbol, ctx.start, ctx.end, "1m",
+                                progress=ctx.progress).summary())
+    return _result("data", "ok", "; ".join(done))
+
+
+def staleness_check(ctx: Context, last_trade_us: int) -> None:
+    """Exit 3 when the newest trade is older than ``fetch.max_staleness_minutes`` allows at the
+    end of the window (or now, for a window that ends in the future)."""
+    limit = ctx.cfg.fetch.max_staleness_minutes
+    if limit is None:
+        return
+    now = ctx.state.get("now") or dt.datetime.now(dt.UTC)
+    due = to_us(min(ctx.end, now)) - int(limit * 60_000_000)
+    if last_trade_us < due:
+        raise DataError(f"stale data: the newest {ctx.cfg.symbol} trade is from "
+                        f"{from_us(last_trade_us):%Y-%m-%d %H:%M:%S} UTC, older than "
+                        f"fetch.max_staleness_minutes ({limit:g}) before "
+                        f"{min(ctx.end, now):%Y-%m-%d %H:%M:%S} UTC")
 
 
 # coverage and market charts -------------------------------------------------------------------
@@ -157,40 +191,21 @@ def load_trades(ctx: Context, columns: tuple[str, ...] = ("ts", "price", "qty", 
     return ctx.state["trades"]
 
 
-def chart_timeframe(start: dt.datetime, end: dt.datetime) -> str:
-    """Candle size that keeps a price chart readable (at most ~1,500 candles)."""
-    minutes = (end - start) / dt.timedelta(minutes=1)
-    for label, size in (("1m", 1), ("5m", 5), ("15m", 15), ("1h", 60), ("4h", 240)):
-        if minutes / size <= 1500:
-            return label
-    return "1d"
-
-
 def market_stage(ctx: Context) -> StageResult:
     """Candlesticks with buy/sell volume from the window's trades."""
-    from botclave_cli.strategy.bars import bars_from_trades
+    from botclave_cli.report.sources import candles_chart, quote_base
 
     trades = load_trades(ctx)
     if trades.height == 0:
         raise DataError(f"no {ctx.cfg.symbol} trades between {ctx.start} and {ctx.end}")
-    timeframe = chart_timeframe(ctx.start, ctx.end)
-    bars = bars_from_trades(trades, timeframe).rename({"bar_start": "ts"})
-    base, _, quote = ctx.cfg.symbol.partition("/")
-    quote = quote.split(":")[0]
-    ctx.report.charts.append(ctx.charts.candlesticks(
-        bars, title=f"{ctx.cfg.symbol} {timeframe} candles and aggressor volume", quote=quote,
-        base=base))
+    staleness_check(ctx, to_us(trades["ts"][-1]))
+    chart = candles_chart(ctx.charts, trades, ctx.cfg.symbol, ctx.start, ctx.end)
+    ctx.report.charts.append(chart)
+    quote, base = quote_base(ctx.cfg.symbol)
     ctx.report.summary.update({"trades in window": trades.height,
                                "first trade": trades["ts"][0], "last trade": trades["ts"][-1]})
     ctx.state["units"] = (quote, base)
-    return _result("market", "ok", f"{bars.height} {timeframe} candles")
-
-
-STAGES: list[tuple[str, Any]] = [
-    ("data", data_stage),
-    ("coverage", coverage_stage),
-    ("market", market_stage),
-]
+    return _result("market", "ok", chart.title.removesuffix(" and aggressor volume"))
 
 
 # backtest --------------------------------------------------------------------------------------
@@ -200,15 +215,11 @@ def backtest_stage(ctx: Context) -> StageResult:
         return _result("backtest", "skipped", "disabled in the pipeline config")
     from botclave_cli.backtest.backtester import Backtester
     from botclave_cli.backtest.results import read_results, write_results
-    from botclave_cli.config import load_exchange_config, load_model
+    from botclave_cli.config import load_exchange_config
     from botclave_cli.report.sources import add_backtest
-    from botclave_cli.strategy.params import StrategyParams, params_with_overrides
 
     cfg = ctx.cfg
-    params = (load_model(cfg.strategy_config, StrategyParams) if cfg.strategy_config.exists()
-              else StrategyParams())
-    if cfg.backtest.set:
-        params = params_with_overrides(params, cfg.backtest.set)
+    params = _strategy_params(ctx)
     exchange_cfg = load_exchange_config(cfg.exchange_config if cfg.exchange_config.exists()
                                         else None)
     trades = load_trades(ctx)
@@ -230,4 +241,253 @@ def backtest_stage(ctx: Context) -> StageResult:
     return _result("backtest", "ok", f"run {run_id}: {trades_n} trade(s)")
 
 
-STAGES.append(("backtest", backtest_stage))
+
+# footprint and order-flow indicators ------------------------------------------------------------
+def _figure_chart(name: str, title: str, fig: Any, data: dict[str, Any]) -> Any:
+    """A Chart from a figure drawn by another module (same PNG settings as ChartGenerator)."""
+    import io
+
+    from botclave_cli.report.charts import Chart
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", metadata={"Software": None})
+    return Chart(name=name, title=title, png=buffer.getvalue(), data=data, figure=fig)
+
+
+def _profile_row(row_price: float, low: float, high: float, max_rows: int = 150) -> float:
+    """A profile row that is a multiple of the footprint row and keeps the chart <= max_rows."""
+    rows = max(1.0, (high - low) / row_price)
+    return row_price * max(1, math.ceil(rows / max_rows))
+
+
+def _finding_rows(frame: pl.DataFrame, limit: int = 50) -> list[dict[str, Any]]:
+    return frame.head(limit).to_dicts() if frame.height else []
+
+
+def footprint_stage(ctx: Context) -> StageResult:
+    """Footprint bars into the store, the footprint picture, volume profile and CVD charts."""
+    if not ctx.cfg.footprint.enabled:
+        return _result("footprint", "skipped", "disabled in the pipeline config")
+    from botclave_cli.engine.footprint import FootprintSpec
+    from botclave_cli.engine.footprint_store import build_from_store, resolve_tick
+    from botclave_cli.engine.indicators import OrderFlowIndicators, volume_profile
+    from botclave_cli.report.footprint_chart import footprint_figure
+
+    fp = ctx.cfg.footprint
+    load_trades(ctx)
+    ref = ctx.state["trades_ref"]
+    manifest = ctx.store.manifest(ref)
+    spec = FootprintSpec(bar=fp.bar, tick_size=resolve_tick(manifest, None), row_size=fp.row_size,
+                         qty_step=manifest.lot_size if manifest else None)
+    built = build_from_store(ctx.store, ref, spec, ctx.start, ctx.end, write=True, keep=True,
+                             progress=ctx.progress)
+    result = built.result
+    assert result is not None  # keep=True
+    ctx.state["footprint"] = result
+    quote, base = ctx.state.get("units", ("quote", "base"))
+    n = min(fp.png_bars, result.bars.height)
+    fig = footprint_figure(result, fp.png_bars)
+    ctx.report.charts.append(_figure_chart(
+        "footprint", f"Footprint of the last {n} {fp.bar} bars", fig,
+        {"bars": result.bars.tail(n), "levels": result.levels}))
+    ind = OrderFlowIndicators(result)
+    row_price = ind.row_price
+    low, high = float(result.bars["low"].min()), float(result.bars["high"].max())
+    prow = _profile_row(row_price, low, high)
+    profile = volume_profile(result.levels, prow, close=float(result.bars["close"][-1]),
+                             lot=spec.step)
+    ctx.report.charts.append(ctx.charts.volume_profile(
+        profile.levels["price"], profile.levels["volume"], poc=profile.poc, vah=profile.vah,
+        val=profile.val, hvn=profile.hvn["price"].to_list(), lvn=profile.lvn["price"].to_list(),
+        row_height=prow, buy_volume=profile.levels["buy_volume"],
+        title=f"Volume profile (row {prow:g} {quote})", quote=quote, base=base))
+    cvd = ind.cvd()
+    k = ctx.state.get("swing_k", 3)
+    divergences = ind.divergence(k=k)
+    marks = _divergence_marks(cvd, divergences, k)
+    ctx.report.charts.append(ctx.charts.cvd(
+        cvd["bar_start"], cvd["close"], cvd["cvd"], marks,
+        title=f"Close and cumulative volume delta ({fp.bar} bars, {len(marks)} divergence(s))",
+        quote=quote, base=base))
+    stacked = result.stacked_runs()
+    ctx.report.findings += [
+        ("Volume profile", [{"POC": profile.poc, "VAH": profile.vah, "VAL": profile.val,
+                             "HVN": ", ".join(f"{p:g}" for p in profile.hvn["price"]),
+                             "LVN": ", ".join(f"{p:g}" for p in profile.lvn["price"])}]),
+        ("Delta divergences (CVD, confirmed swings)", _finding_rows(divergences)),
+        ("Stacked imbalances", _finding_rows(stacked)),
+    ]
+    ctx.report.summary["footprint bars"] = built.bars
+    return _result("footprint", "ok", f"{built.bars} {fp.bar} bars, {built.levels} levels, "
+                   f"{len(marks)} divergence(s), {stacked.height} stacked imbalance(s)")
+
+
+def _divergence_marks(cvd: pl.DataFrame, divergences: pl.DataFrame, k: int
+                      ) -> list[dict[str, Any]]:
+    """Divergence rows -> the two swing bars' times (second swing = ``k`` bars before the
+    confirming bar the signal is stamped with)."""
+    if not divergences.height:
+        return []
+    starts = cvd["bar_start"]
+    marks = []
+    for row in divergences.iter_rows(named=True):
+        confirm = int(starts.search_sorted(row["time"]))
+        second = starts[max(confirm - k, 0)]
+        marks.append({"kind": row["kind"], "start_ts": row["start"], "end_ts": second})
+    return marks
+
+
+
+# depth -----------------------------------------------------------------------------------------
+def depth_stage(ctx: Context) -> StageResult:
+    """Replay the stored book: depth series into the store, heatmap, walls and absorption."""
+    cfg = ctx.cfg
+    if not cfg.depth.enabled:
+        return _result("depth", "skipped", "disabled in the pipeline config")
+    book_ref = _ref(ctx, "book_diff")
+    if not ctx.store.exists(book_ref):
+        return _result("depth", "skipped", f"no book data ({book_ref.relpath()}); record or "
+                       "import a capture to get the depth analytics")
+    from botclave_cli.engine.depth import DepthParams, analyze_book, load_book, write_depth
+    from botclave_cli.report.heatmap import depth_heatmap
+
+    params = DepthParams(interval_us=_duration_us(cfg.depth.interval))
+    lo, hi = to_us(ctx.start), to_us(ctx.end)
+    book = load_book(ctx.store, cfg.exchange, cfg.market, cfg.symbol, lo, hi)
+    result = analyze_book(book["book_snapshot"], book["book_diff"], book["trades"], cfg.market,
+                          params, book["tick_size"], start_us=lo, end_us=hi)
+    if result.series.is_empty():
+        raise DataError(f"{cfg.symbol}: no valid book in the window (counts: {result.counts})")
+    write_depth(ctx.store, cfg.exchange, cfg.market, cfg.symbol, result, params, cfg.exchange)
+    samples, trades, note = _thin_for_heatmap(result.samples, result.trades, params.interval_us)
+    ctx.report.charts.append(depth_heatmap(samples, trades,
+                                           title=f"{cfg.symbol} depth heatmap ({note})"))
+    walls = [{k: v for k, v in vars(w).items()} for w in result.walls]
+    zones = [{k: v for k, v in vars(z).items()} for z in result.zones]
+    ctx.report.findings += [("Liquidity walls (book)", walls[:50]),
+                            ("Absorption zones (book + trades)", zones[:50])]
+    c = result.counts
+    return _result("depth", "ok", f"{result.series.height} depth rows, {c.get('gaps', 0)} "
+                   f"gap(s), {len(walls)} wall(s), {len(zones)} absorption zone(s)")
+
+
+def _thin_for_heatmap(samples: pl.DataFrame, trades: pl.DataFrame | None, interval_us: int,
+                      columns: int = 1440, bubbles: int = 5000
+                      ) -> tuple[pl.DataFrame, pl.DataFrame | None, str]:
+    """At most ``columns`` sample times (every k-th interval) and the ``bubbles`` largest trades,
+    so a day's heatmap renders in seconds and shows the whole day rather than its last trades."""
+    ts = pl.col("ts").dt.epoch("us")
+    first, last = samples.select(ts.min()).item(), samples.select(ts.max()).item()
+    k = max(1, math.ceil((last - first) / interval_us / columns))
+    thinned = samples.filter(((ts - first) // interval_us) % k == 0)
+    note = f"book every {k * interval_us / 1e6:g} s"
+    if trades is not None and trades.height > bubbles:
+        trades = trades.sort("qty", descending=True, maintain_order=True).head(bubbles).sort("ts")
+        note += f", the {bubbles:,} largest trades"
+    return thinned, trades, note
+
+
+def _duration_us(text: str) -> int:
+    from botclave_cli.errors import ConfigError
+
+    units = {"ms": 1_000, "s": 1_000_000, "m": 60_000_000, "h": 3_600_000_000}
+    for suffix in ("ms", "s", "m", "h"):
+        number = text.removesuffix(suffix)
+        if text.endswith(suffix) and number.isdigit() and int(number) > 0:
+            return int(number) * units[suffix]
+    raise ConfigError(f"pipeline config: depth.interval {text!r}: expected e.g. 500ms, 1s, 1m")
+
+
+
+
+# validation ------------------------------------------------------------------------------------
+def validate_stage(ctx: Context) -> StageResult:
+    """Walk-forward, PBO/DSR, Monte Carlo and the verdict, saved beside the base run."""
+    cfg = ctx.cfg
+    if not cfg.validate_.enabled:
+        return _result("validate", "skipped", "disabled in the pipeline config")
+    import numpy as np
+
+    from botclave_cli.backtest.executor import make_executor
+    from botclave_cli.backtest.montecarlo import reshuffled_paths
+    from botclave_cli.backtest.results import read_results
+    from botclave_cli.backtest.validator import (
+        ValidationConfig,
+        backtest_validator,
+        base_backtest,
+    )
+    from botclave_cli.config import load_exchange_config, load_model
+    from botclave_cli.report.sources import VALIDATION_DIR, add_backtest, add_validation
+
+    vcfg = (load_model(cfg.validation_config, ValidationConfig)
+            if cfg.validation_config.exists() else ValidationConfig())
+    params = ctx.state.get("strategy_params") or _strategy_params(ctx)
+    exchange_cfg = load_exchange_config(cfg.exchange_config if cfg.exchange_config.exists()
+                                        else None)
+    load_trades(ctx)
+    ref = ctx.state["trades_ref"]
+    with make_executor(cfg.validate_.jobs) as executor:
+        validator = backtest_validator(ctx.store, ref, ctx.start, ctx.end, params, exchange_cfg,
+                                       vcfg, source=str(cfg.validation_config),
+                                       executor=executor, progress=ctx.progress)
+        result = validator.run("all", folds=cfg.validate_.folds, runs=cfg.validate_.mc_runs)
+    run_id, folder = base_backtest(validator, params, cfg.reports_dir)
+    write_validation(result, folder / VALIDATION_DIR)
+    base = read_results(folder)
+    if ctx.run_id is None:
+        ctx.run_id = run_id
+        add_backtest(ctx.report, ctx.charts, base)
+    initial = float(params.execution.initial_equity)
+    pnl = base["trades"]["pnl"].drop_nulls().to_numpy() if base["trades"].height else np.zeros(0)
+    if pnl.size >= 2:
+        runs = cfg.validate_.mc_runs or vcfg.monte_carlo.runs
+        paths = initial + np.cumsum(reshuffled_paths(
+            pnl, runs, np.random.default_rng(vcfg.monte_carlo.seed)), axis=1)
+        quote, _ = ctx.state.get("units", ("quote", "base"))
+        ctx.report.charts.append(ctx.charts.monte_carlo_fan(
+            paths, initial_equity=initial, quote=quote,
+            title=f"Trade-order reshuffles of the base run's {pnl.size} trades"))
+    add_validation(ctx.report, ctx.charts, folder / VALIDATION_DIR, initial_equity=initial,
+                   quote=ctx.state.get("units", ("quote", "base"))[0])
+    ctx.state.setdefault("configs", {})["validation"] = vcfg.model_dump(mode="json")
+    return _result("validate", "ok", f"verdict {result.verdict} ({len(result.reasons)} "
+                   f"reason(s)), run {run_id}")
+
+
+def _strategy_params(ctx: Context) -> Any:
+    from botclave_cli.config import load_model
+    from botclave_cli.strategy.params import StrategyParams, params_with_overrides
+
+    cfg = ctx.cfg
+    params = (load_model(cfg.strategy_config, StrategyParams) if cfg.strategy_config.exists()
+              else StrategyParams())
+    return params_with_overrides(params, cfg.backtest.set) if cfg.backtest.set else params
+
+
+def write_validation(result: Any, target: Path) -> Path:
+    """Replace ``target`` (a run's validation folder) as a whole: the tables go to a temporary
+    folder that takes the old one's place only when complete (as ``botclave validate`` does)."""
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        result.write(tmp)
+        if target.exists():
+            os.replace(target, old)
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+#: the pipeline's order: each stage may read what the ones before it left in ``ctx.state``
+STAGES: list[tuple[str, Any]] = [
+    ("data", data_stage),
+    ("coverage", coverage_stage),
+    ("market", market_stage),
+    ("footprint", footprint_stage),
+    ("depth", depth_stage),
+    ("backtest", backtest_stage),
+    ("validate", validate_stage),
+]

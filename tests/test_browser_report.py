@@ -191,7 +191,7 @@ def written_report(tmp_path: Path) -> Path:
                                                   [("folds", [{"fold": 0, "oos_sharpe": 0.4}])])
         return real_write(report, out_dir)
 
-    import botclave_cli.pipeline as pipeline_mod
+    import botclave_cli.report.report as pipeline_mod
 
     pipeline_mod.write_report = with_validation
     try:

@@ -30,8 +30,9 @@ HOUR_US = 3_600_000_000
 
 
 def make_store(root: Path, hours: int = 6, n: int = 3000, seed: int = 1,
-               gap: bool = False) -> Store:
-    """``n`` random trades over ``hours`` hours from 2024-01-01 00:00 UTC as synth BTC/USDT."""
+               gap: bool = False, covered_hours: int | None = None) -> Store:
+    """``n`` random trades over ``hours`` hours from 2024-01-01 00:00 UTC as synth BTC/USDT;
+    the manifest says ``covered_hours`` (default ``hours``) were fetched."""
     rng = np.random.default_rng(seed)
     ts = np.sort(rng.integers(0, hours * HOUR_US, n)) + to_us(T0)
     df = pl.DataFrame({
@@ -42,7 +43,7 @@ def make_store(root: Path, hours: int = 6, n: int = 3000, seed: int = 1,
     })
 
     def update(m: Manifest) -> None:
-        m.add_coverage(to_us(T0), to_us(T0) + hours * HOUR_US)
+        m.add_coverage(to_us(T0), to_us(T0) + (covered_hours or hours) * HOUR_US)
         if gap:
             m.gaps.append(Gap(kind="time", start=to_us(T0) + HOUR_US,
                               end=to_us(T0) + HOUR_US + 60_000_000, detail="no trades 60 s"))
@@ -247,3 +248,62 @@ def test_validation_fail_exits_1_after_writing_the_report(tmp_path: Path, verdic
     (run,) = (tmp_path / "reports" / "html").iterdir()
     assert "Verdict: <strong>FAIL</strong>" in (run / "report.html").read_text()
     assert "verdict fail" in result.output
+
+
+def test_unreachable_exchange_exits_4(tmp_path: Path):
+    import socket
+
+    with socket.socket() as probe:  # a local port with nothing listening
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    exchange = tmp_path / "exchange_config.yaml"
+    exchange.write_text(yaml.safe_dump({
+        "exchange": "binance", "market": "spot",
+        "rate_limit": {"max_retries": 1, "backoff_seconds": 0.01, "timeout_ms": 1000},
+        "api_urls": {"all": f"http://127.0.0.1:{port}"},
+        "symbols": [{"symbol": "BTC/USDT", "tick_size": 0.01, "lot_size": 0.00001}]}))
+    cfg = pipeline_yaml(tmp_path, exchange="binance", exchange_config=str(exchange))
+    done = cli("report", "--pipeline", str(cfg), tmp_path=tmp_path)
+    assert done.returncode == 4, done.stderr
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert not (tmp_path / "reports" / "html").exists()
+
+
+def test_stale_data_exits_3(tmp_path: Path):
+    from botclave_cli.errors import DataError
+    from botclave_cli.pipeline import load_pipeline_config, run_pipeline
+
+    # fetched up to 09:00, but the exchange sent no trade after 06:00
+    make_store(tmp_path / "ds", hours=6, covered_hours=9)
+    cfg = load_pipeline_config(pipeline_yaml(tmp_path, fetch={"max_staleness_minutes": 60}))
+    run_pipeline(cfg, now=dt.datetime(2024, 1, 1, 6, 30, tzinfo=dt.UTC))  # within the hour
+    cfg.end = dt.datetime(2024, 1, 1, 9, tzinfo=dt.UTC)
+    with pytest.raises(DataError, match="stale data: the newest BTC/USDT trade is from "
+                       "2024-01-01 05:5"):
+        run_pipeline(cfg, now=dt.datetime(2024, 1, 1, 8, 0, tzinfo=dt.UTC))
+
+
+def test_a_run_sharing_only_the_data_dir_is_refused_too(tmp_path: Path):
+    make_store(tmp_path / "ds")
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK,
+                               str(tmp_path / "ds" / ".pipeline.lock")],
+                              stdout=subprocess.PIPE, text=True, cwd=PROJECT)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        done = cli("report", "--pipeline", str(pipeline_yaml(tmp_path)), tmp_path=tmp_path)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert done.returncode == 1
+    assert f"{tmp_path / 'ds' / '.pipeline.lock'}: another run is in progress" in done.stderr
+
+
+def test_same_dir_for_data_and_reports_takes_one_lock(tmp_path: Path):
+    from botclave_cli.pipeline import load_pipeline_config, run_pipeline
+
+    make_store(tmp_path / "ds")
+    cfg = load_pipeline_config(pipeline_yaml(tmp_path, reports_dir=str(tmp_path / "ds")))
+    result = run_pipeline(cfg)
+    assert result.report.exists()

@@ -31,7 +31,7 @@ def config(tmp_path: Path, **extra) -> PipelineConfig:
 @pytest.fixture()
 def piped(tmp_path: Path, monkeypatch):
     """A pipeline run with charts captured as the report got them."""
-    from botclave_cli import pipeline as pipeline_mod
+    from botclave_cli.report import report as pipeline_mod
 
     make_store(tmp_path / "ds", hours=6, n=6000, seed=3)
     captured = {}
@@ -79,9 +79,12 @@ def test_report_run_and_latest_rebuild_the_report(piped):
     reports = tmp_path / "reports"
     before = json.loads((result.report.parent / "report.json").read_text())
     runner = CliRunner()
-    by_id = runner.invoke(app, ["report", "--run", result.run_id, "--reports-dir", str(reports)])
+    by_id = runner.invoke(app, ["report", "--run", result.run_id, "--reports-dir", str(reports),
+                                "--data-dir", str(tmp_path / "ds")])
     assert by_id.exit_code == 0, by_id.output
     assert by_id.output.strip().startswith(f"report {result.report}; ")
+    html = result.report.read_text(encoding="utf-8")
+    assert 'id="chart-candlesticks"' in html and 'id="chart-equity"' in html
     latest = runner.invoke(app, ["report", "--latest", "--reports-dir", str(reports), "--json"])
     assert latest.exit_code == 0, latest.output
     data = json.loads(latest.output)
@@ -98,3 +101,77 @@ def test_unknown_run_is_a_usage_error(tmp_path: Path):
     assert done.exit_code == 2
     latest = CliRunner().invoke(app, ["report", "--latest", "--reports-dir", str(tmp_path)])
     assert latest.exit_code == 3 and "no complete run yet" in latest.output
+
+
+@pytest.fixture()
+def full_run(tmp_path: Path, monkeypatch):
+    """Footprint and validation stages on the small dataset (no book: depth says why it skips)."""
+    from botclave_cli.report import report as pipeline_mod
+
+    make_store(tmp_path / "ds", hours=6, n=6000, seed=4)
+    captured = {}
+    real = pipeline_mod.write_report
+
+    def capture(report, out_dir):
+        captured["report"] = report
+        return real(report, out_dir)
+
+    monkeypatch.setattr(pipeline_mod, "write_report", capture)
+    project = Path(__file__).resolve().parents[1]
+    cfg = config(tmp_path, footprint={"enabled": True, "row_size": 10, "png_bars": 12},
+                 depth={"enabled": True},
+                 validate={"enabled": True, "folds": 2, "mc_runs": 50, "jobs": 1},
+                 validation_config=str(project / "configs" / "validation.yaml"))
+    return run_pipeline(cfg), captured["report"], tmp_path
+
+
+def test_footprint_profile_cvd_and_validation_sections(full_run):
+    from botclave_cli.engine.indicators import cvd_bars
+
+    result, report, tmp_path = full_run
+    stages = {s.name: s for s in result.stages}
+    assert stages["depth"].status == "skipped" and "no book data" in stages["depth"].detail
+    assert stages["footprint"].status == "ok" and stages["validate"].status == "ok"
+    charts = {c.name: c for c in report.charts}
+    assert {"footprint", "volume_profile", "cvd", "monte_carlo_fan", "walk_forward"
+            } <= set(charts)
+    # the CVD panel is the running sum of the footprint bars' delta
+    bars = charts["footprint"].data["bars"]
+    cvd_line = charts["cvd"].figure.axes[1].lines[0].get_ydata()
+    trades = pl.read_parquet(tmp_path / "ds" / "synth/spot/BTC-USDT/trades/**/*.parquet")
+    signed = trades.select(pl.when(pl.col("side") == "buy").then(pl.col("qty"))
+                           .otherwise(-pl.col("qty")).sum()).item()
+    assert cvd_line[-1] == pytest.approx(signed, abs=1e-6)
+    assert len(cvd_line) == report.summary["footprint bars"]
+    assert cvd_bars(bars)["cvd"].len() == bars.height <= 12
+    # the profile's bars hold every traded quantity once
+    profile = charts["volume_profile"].data
+    assert profile["volume"].sum() == pytest.approx(trades["qty"].sum(), rel=1e-9)
+    assert profile["val"] <= profile["poc"] <= profile["vah"]
+    # validation: the verdict and the walk-forward windows come from the stored validation
+    stored = json.loads((tmp_path / "reports" / "runs" / result.run_id / "validation" /
+                         "validation.json").read_text())
+    assert report.validation is not None and report.validation.verdict == stored["verdict"]
+    assert result.verdict == stored["verdict"]
+    assert report.validation.reasons == stored["reasons"]
+    folds = pl.read_parquet(tmp_path / "reports" / "runs" / result.run_id / "validation" /
+                            "walk_forward_folds.parquet")
+    assert len(charts["walk_forward"].data["spans"]) == folds.height == 2
+    tables = sorted((tmp_path / "reports" / "runs" / result.run_id / "validation"
+                     ).glob("monte_carlo_*.parquet"))
+    assert tables
+    for table in tables:
+        dist = charts[f"drawdown_distribution_{table.stem.removeprefix('monte_carlo_')}"].data
+        mc = pl.read_parquet(table)
+        assert dist["counts"].sum() == mc.height
+        assert dist["median"] == pytest.approx(mc["max_drawdown"].median() * 100)
+    fan = charts["monte_carlo_fan"].data
+    final = json.loads((tmp_path / "reports" / "runs" / result.run_id / "metrics.json"
+                        ).read_text())
+    assert result.metrics["trades"] >= 2  # else there would be no fan to check
+    # reshuffling changes the path, never the sum of P&L
+    closed_pnl = pl.read_parquet(tmp_path / "reports" / "runs" / result.run_id /
+                                 "trades.parquet")["pnl"].sum()
+    assert fan["median"][-1] == pytest.approx(final["start_equity"] + closed_pnl)
+    html = result.report.read_text(encoding="utf-8")
+    assert f"Verdict: <strong>{stored['verdict'].upper()}</strong>" in html

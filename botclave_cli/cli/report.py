@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from botclave_cli.cli.common import JsonOpt, QuietOpt, run
+from botclave_cli.cli.common import DEFAULT_DATA_DIR, DataDirOpt, JsonOpt, QuietOpt, run
 from botclave_cli.errors import UsageError, ValidationFailed
 
 ReportsDirOpt = Annotated[
@@ -28,6 +28,7 @@ def report(
                      "depth, backtest, validate, then write the report."),
     ] = None,
     reports_dir: ReportsDirOpt = Path("reports"),
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -67,9 +68,10 @@ def report(
                 raise ValidationFailed(f"validation verdict fail for run {result.run_id}; "
                                        f"see {result.report}")
             return
+        from botclave_cli.data.store import Store
         from botclave_cli.report.sources import report_for_run
 
-        written = report_for_run(reports_dir, run_id, latest=latest)
+        written = report_for_run(reports_dir, run_id, latest=latest, store=Store(data_dir))
         out.emit({"run_id": written.run_id, "report": written.report,
                   "metrics": written.metrics, "verdict": written.verdict},
                  written.summary_line())
@@ -78,4 +80,8 @@ def report(
 
 
 def register(app: typer.Typer) -> None:
+    from botclave_cli.config import CONFIG_MODELS
+    from botclave_cli.pipeline import PIPELINE_CONFIG, PipelineConfig
+
+    CONFIG_MODELS.setdefault(PIPELINE_CONFIG, PipelineConfig)  # for `botclave config check`
     app.command("report")(report)

@@ -136,6 +136,7 @@ class ChartGenerator:
         price_ax.vlines(x, lo, h, colors=colors, linewidth=0.6)
         _rects(price_ax, x, np.minimum(o, c), np.abs(c - o), width, colors)
         price_ax.set_ylabel(f"price ({quote})")
+        price_ax.ticklabel_format(axis="y", useOffset=False, style="plain")
         price_ax.grid(alpha=0.3)
         data: dict[str, Any] = {"ts": ts, "open": o, "high": h, "low": lo, "close": c,
                                 "volume": volume}
@@ -178,7 +179,9 @@ class ChartGenerator:
             data["buy_volume"] = b
         else:
             ax.barh(p, v, height=height * 0.9, align="edge", color="#8c8c8c", label="volume")
-        ax.axhspan(val, vah + height, color="#ffd54f", alpha=0.25, label="value area (VAL..VAH)")
+        ax.axhspan(val, vah + height, color="#ffd54f", alpha=0.25, zorder=0,
+                   label="value area (VAL..VAH)")
+        ax.ticklabel_format(axis="y", useOffset=False, style="plain")
         ax.axhline(poc + height / 2, color="black", linewidth=1.5, label=f"POC {poc:g}")
         for i, level in enumerate(hvn):
             ax.axhline(level + height / 2, color="#6a3d9a", linestyle="--", linewidth=0.9,
@@ -209,6 +212,7 @@ class ChartGenerator:
         price_ax, cvd_ax = fig.subplots(2, 1, sharex=True, height_ratios=[3, 2])
         price_ax.plot(x, price, color=LINE_COLOR, linewidth=0.9)
         price_ax.set_ylabel(f"close ({quote})")
+        price_ax.ticklabel_format(axis="y", useOffset=False, style="plain")
         cvd_ax.plot(x, delta, color="#444444", linewidth=0.9)
         cvd_ax.fill_between(x, delta, 0, where=delta >= 0, color=BUY_COLOR, alpha=0.25)
         cvd_ax.fill_between(x, delta, 0, where=delta < 0, color=SELL_COLOR, alpha=0.25)

@@ -77,6 +77,7 @@ class ReportInput:
     validation: Validation | None = None
     manifest: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    findings: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)
     created: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
 

@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from botclave_cli.data.store import DatasetRef, Store, from_us
 from botclave_cli.errors import DataError, UsageError
-from botclave_cli.report.charts import ChartGenerator
+from botclave_cli.report.charts import Chart, ChartGenerator
 from botclave_cli.report.index import report_dir, write_index
 from botclave_cli.report.report import ReportInput, Validation, key_metrics, write_report
 
@@ -73,6 +74,47 @@ def quote_base(symbol: str) -> tuple[str, str]:
     return quote.split(":")[0] or "quote", base or "base"
 
 
+def chart_timeframe(start: dt.datetime, end: dt.datetime) -> str:
+    """Candle size that keeps a price chart readable (at most ~1,500 candles)."""
+    minutes = (end - start) / dt.timedelta(minutes=1)
+    for label, size in (("1m", 1), ("5m", 5), ("15m", 15), ("1h", 60), ("4h", 240)):
+        if minutes / size <= 1500:
+            return label
+    return "1d"
+
+
+def candles_chart(charts: ChartGenerator, trades: pl.DataFrame, symbol: str,
+                  start: dt.datetime, end: dt.datetime) -> Chart:
+    """Candlesticks with aggressor-split volume of ``trades`` (ts, price, qty, side)."""
+    from botclave_cli.strategy.bars import bars_from_trades
+
+    timeframe = chart_timeframe(start, end)
+    bars = bars_from_trades(trades, timeframe).rename({"bar_start": "ts"})
+    quote, base = quote_base(symbol)
+    return charts.candlesticks(bars, title=f"{symbol} {len(bars)} {timeframe} candles and "
+                               "aggressor volume", quote=quote, base=base)
+
+
+def add_market(report: ReportInput, charts: ChartGenerator, store: Store,
+               manifest: dict[str, Any]) -> None:
+    """Candles of the run's trades when the store still holds them (``dataset`` and coverage
+    from the run manifest)."""
+    dataset, cov = manifest.get("dataset"), manifest.get("coverage") or {}
+    if not dataset or cov.get("start_us") is None or cov.get("mode") != "trades":
+        return
+    parts = Path(dataset).parts
+    if len(parts) != 4:
+        return
+    ref = DatasetRef(parts[0], parts[1], str(manifest.get("symbol")), parts[3])
+    if not store.exists(ref):
+        report.notes.append(f"market chart: {store.path(ref)} is not in this data dir")
+        return
+    start, end = from_us(cov["start_us"]), from_us(cov["end_us"])
+    trades = store.scan(ref, start, end).select("ts", "price", "qty", "side").collect()
+    if trades.height:
+        report.charts.insert(0, candles_chart(charts, trades, ref.symbol, start, end))
+
+
 def add_backtest(report: ReportInput, charts: ChartGenerator, results: dict[str, Any]) -> None:
     """Metrics, equity and drawdown charts, trade list and run manifest of a backtest run."""
     manifest = results["manifest"]
@@ -104,7 +146,7 @@ def _rows(frame: pl.DataFrame | None, limit: int = 200) -> list[dict[str, Any]]:
 
 
 def add_validation(report: ReportInput, charts: ChartGenerator, folder: Path,
-                   initial_equity: float | None = None) -> None:
+                   initial_equity: float | None = None, quote: str = "quote") -> None:
     """Verdict, reasons, figures, fold table and the walk-forward / Monte Carlo charts."""
     path = folder / "validation.json"
     if not path.exists():
@@ -115,7 +157,7 @@ def add_validation(report: ReportInput, charts: ChartGenerator, folder: Path,
     if figures:
         tables.append(("Figures checked against the thresholds",
                        [{"figure": k, "value": v} for k, v in sorted(figures.items())]))
-    folds = _table(folder, "walk_forward_folds") or _table(folder, "folds")
+    folds = _table(folder, "walk_forward_folds")
     if folds is not None and folds.height:
         tables.append(("Walk-forward folds", _rows(folds)))
         windows = [{k: dt.datetime.fromisoformat(str(row[k])) for k in
@@ -123,18 +165,29 @@ def add_validation(report: ReportInput, charts: ChartGenerator, folder: Path,
                    if all(row.get(k) for k in ("is_start", "is_end", "oos_start", "oos_end"))]
         oos = _table(folder, "oos_equity")
         if windows:
+            # the stitched equity is a growth multiple (1.0 = start): shown in quote currency
+            scale = initial_equity if initial_equity else 1.0
             report.charts.append(charts.walk_forward(
                 windows, oos["ts"] if oos is not None else [],
-                oos["equity"] if oos is not None else []))
-    mc = _table(folder, "monte_carlo_runs")
+                oos["equity"] * scale if oos is not None else [],
+                quote=quote if initial_equity else "x start"))
     section = data.get("monte_carlo") or {}
-    if mc is not None and mc.height:
-        dd = mc["max_drawdown"].to_numpy().astype(float)
-        dd_pct = np.abs(dd) * 100 if np.nanmax(np.abs(dd)) <= 1 else np.abs(dd)
-        ruin = section.get("ruin_drawdown")
-        report.charts.append(charts.drawdown_distribution(
+    for path in sorted(folder.glob("monte_carlo_*.parquet")):
+        mc = pl.read_parquet(path)
+        method = path.stem.removeprefix("monte_carlo_")
+        info = section.get(method) if isinstance(section.get(method), dict) else section
+        if mc.height == 0 or "max_drawdown" not in mc.columns:
+            continue
+        dd = np.abs(mc["max_drawdown"].to_numpy().astype(float))
+        dd_pct = dd * 100 if np.nanmax(dd) <= 1 else dd  # fractions in the tables
+        ruin = info.get("ruin_drawdown")
+        label = info.get("method") or method
+        chart = charts.drawdown_distribution(
             dd_pct, ruin_pct=ruin * 100 if ruin is not None and ruin <= 1 else ruin,
-            title=f"Monte Carlo max drawdown ({mc.height} runs, {section.get('method', '')})"))
+            title=f"Monte Carlo max drawdown ({mc.height} runs, {label}, "
+                  f"{section.get('source', 'validation')})")
+        chart.name = f"drawdown_distribution_{method}"
+        report.charts.append(chart)
     for name in ("oos", "pbo"):
         if isinstance(data.get(name), dict):
             flat = {k: v for k, v in data[name].items() if not isinstance(v, dict | list)}
@@ -160,7 +213,8 @@ class WrittenReport:
 
 
 def report_for_run(reports_dir: Path, run_id: str | None, latest: bool = False,
-                   charts: ChartGenerator | None = None) -> WrittenReport:
+                   charts: ChartGenerator | None = None,
+                   store: Store | None = None) -> WrittenReport:
     """(Re)write the report of a stored backtest run and the index; see the module doc."""
     from botclave_cli.backtest.results import read_results
 
@@ -176,8 +230,13 @@ def report_for_run(reports_dir: Path, run_id: str | None, latest: bool = False,
         report.coverage = [{"dataset": manifest.get("dataset"), "rows": cov.get("rows"),
                             "from": dt.datetime.fromtimestamp(cov["start_us"] / 1e6, dt.UTC),
                             "to": dt.datetime.fromtimestamp(cov["end_us"] / 1e6, dt.UTC)}]
+    if store is not None:
+        add_market(report, gen, store, manifest)
     add_backtest(report, gen, results)
-    add_validation(report, gen, folder / VALIDATION_DIR)
+    params = manifest.get("params") or {}
+    initial = (params.get("execution") or {}).get("initial_equity")
+    add_validation(report, gen, folder / VALIDATION_DIR, initial_equity=initial,
+                   quote=quote_base(str(manifest.get("symbol", "")))[0])
     files = write_report(report, report_dir(reports_dir, folder.name))
     write_index(reports_dir)
     return WrittenReport(folder.name, files.html, report.metrics,

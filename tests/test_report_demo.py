@@ -1,0 +1,49 @@
+"""``make demo``'s entry point on a small synthetic day: prints the report path last, exit 0."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from botclave_cli import demo
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def test_demo_generates_runs_and_prints_the_report(tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("BOTCLAVE_DATA_DIR", str(tmp_path / "datasets"))
+    config = tmp_path / "pipeline.yaml"
+    config.write_text(yaml.safe_dump({
+        "title": "demo test", "exchange": "binance",  # the demo forces the synthetic market
+        "from": "2024-01-01", "to": "2024-01-02",
+        "strategy_config": str(PROJECT / "configs" / "strategy_params.yaml"),
+        "validation_config": str(PROJECT / "configs" / "validation.yaml"),
+        "exchange_config": str(PROJECT / "configs" / "exchange_config.yaml"),
+        "synth": {"trades_per_day": 20_000},
+        "depth": {"interval": "30s"},
+        "validate": {"folds": 2, "mc_runs": 20, "jobs": 1},
+    }), encoding="utf-8")
+    assert demo.main([str(config)]) == 0
+    out, err = capsys.readouterr()
+    report = Path(out.strip().splitlines()[-1])
+    assert report.is_absolute() and report.exists()
+    assert report.parent.parent.parent == (tmp_path / "reports").resolve()
+    assert (tmp_path / "datasets" / "synth" / "spot" / "BTC-USDT" / "truth.json").exists()
+    assert "demo: [" in err and "verdict" in err
+    html = report.read_text(encoding="utf-8")
+    for chart in ("candlesticks", "footprint", "volume_profile", "cvd", "depth_heatmap",
+                  "equity", "drawdown", "walk_forward"):
+        assert f'id="chart-{chart}"' in html, chart
+    # a second run uses the stored market instead of generating it again
+    assert demo.main([str(config)]) == 0
+    assert "synth BTC/USDT: plan" not in capsys.readouterr().err
+
+
+def test_demo_reports_a_config_error_with_its_exit_code(tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    bad = tmp_path / "pipeline.yaml"
+    bad.write_text("validate: {folds: zero}\n", encoding="utf-8")
+    assert demo.main([str(bad)]) == 2
+    assert "validate.folds" in capsys.readouterr().err
