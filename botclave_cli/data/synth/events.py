@@ -37,7 +37,7 @@ def absorption(side: str) -> Planter:
         k1 = k0 + plan.k_at(ABSORPTION_S)
         plan.path[k0:k1] = s
         rate = cfg.trades_per_day / 86_400
-        n = max(400, round(3 * rate * ABSORPTION_S))
+        n = max(3_000, round(3 * rate * ABSORPTION_S))
         plan.add_trades(plan.uniform_times(k0, k1, n), np.full(n, side == "ask"),
                         trade_lots(plan.rng, n, cfg, scale=2.0))
         level = s if side == "bid" else s + 1
@@ -87,7 +87,7 @@ def stacked(side: str) -> Planter:
         top = s + sign * STACK_TICKS
         plan.path[k0] = s
         plan.path[kr0:kr1] = np.round(np.linspace(s, top, kr1 - kr0 + 1)[1:]).astype(np.int64)
-        plan.p_buy[kr0:kr1] = 1.0 if side == "buy" else 0.0
+        plan.p_buy[k0:kr1] = 1.0 if side == "buy" else 0.0
         plan.continue_bg(kr1, k1, top, lo=top - 4, hi=top + 4)
         plan.planted.append(Planted(f"stacked_imbalance_{side}", k0, k1, side,
                                     {"from_tick": s, "to_tick": top}))

@@ -91,7 +91,7 @@ def build_truth(plan: Plan, tape: Tape) -> Truth:
         "swing_confirm_bars": SWING_CONFIRM_BARS,
         "cvd_reset": "daily",
         "absorption_window_s": ABSORPTION_WINDOW_S,
-        "absorption_min_qty": round(min(absorbed) / 4, 6) if absorbed else None,
+        "absorption_min_qty": round(min(absorbed) / 3, 6) if absorbed else None,
         "absorption_max_break_ticks": 2,
         "wall_min_multiple": 10.0,
         "wall_min_duration_s": 120,
@@ -222,8 +222,16 @@ class _Measure:
         return self._stacked(p, "sell")
 
     def liquidity_void(self, p: Planted) -> TruthEvent:
-        s, new = p.info["from_tick"], p.info["to_tick"]
-        lo, hi = (s + 2, new - 1) if p.side == "up" else (new + 2, s - 1)
+        # measured: orders larger than the touch walk a level or two into the range, so the
+        # void is what is left between the last print before and the prints during the hold
+        t0, t1 = self.plan.t_us(p.k0), self.plan.t_us(p.k1)
+        hold = self.plan.t_us(p.info["hold_k1"])
+        before = self.tape.tick[self.window(t0 - 60_000_000, t0)]
+        after = self.tape.tick[self.window(t1, hold)]
+        if p.side == "up":
+            lo, hi = int(before.max()) + 1, int(after.min()) - 1
+        else:
+            lo, hi = int(after.max()) + 1, int(before.min()) - 1
         return TruthEvent(
             kind="liquidity_void", start_us=self.plan.t_us(p.k0), end_us=self.plan.t_us(p.k1),
             price_low=self.price(lo), price_high=self.price(hi), side=p.side,
