@@ -79,7 +79,10 @@ def test_all_writes_the_run_folder_and_validation(tmp_path, data_dir):
     assert saved["verdict"] == "pass" and saved["walk_forward"]["folds"] == 3
     assert saved["config"]["bars"] == 360 and saved["config"]["parameter_sets"] == 4
     assert saved["pbo"]["selection"]["trials"] == 4
-    assert saved["monte_carlo"]["runs"] == 40
+    mc = saved["monte_carlo"]
+    assert mc["source"] == "stitched walk-forward out of sample"
+    assert mc["bootstrap"]["runs"] == 40 and "reshuffle" not in mc  # method: bootstrap
+    assert pl.read_parquet(folder / "monte_carlo_bootstrap.parquet").height == 40
     for table in saved["tables"]:
         assert pl.read_parquet(folder / table).height > 0
     folds = pl.read_parquet(folder / "walk_forward_folds.parquet")

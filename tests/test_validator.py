@@ -32,7 +32,7 @@ def _config(**over) -> ValidationConfig:
     data = {
         "parameters": {"lookback": [3, 8, 20], "threshold": [0.0, 0.02]},
         "walk_forward": {"folds": 3, "gap_bars": 4, "min_train_bars": 20, "min_test_bars": 10},
-        "monte_carlo": {"runs": 150, "method": "reshuffle"},
+        "monte_carlo": {"runs": 150, "method": "both", "block_bars": 20},
         "pbo": {"blocks": 6},
     }
     data.update(over)
@@ -100,7 +100,8 @@ def test_parallel_equals_serial_byte_for_byte(tmp_path):
     assert [p.name for p in a] == [p.name for p in b]
     assert {p.name for p in a} >= {"validation.json", "walk_forward_folds.parquet",
                                    "oos_equity.parquet", "pbo_logits.parquet",
-                                   "parameter_sets.parquet", "monte_carlo_runs.parquet"}
+                                   "parameter_sets.parquet", "monte_carlo_reshuffle.parquet",
+                                   "monte_carlo_bootstrap.parquet"}
     for pa, pb in zip(a, b, strict=True):
         assert pa.read_bytes() == pb.read_bytes(), pa.name
 
@@ -177,7 +178,8 @@ def test_monte_carlo_in_all_uses_the_stitched_oos_and_json_is_plain(tmp_path):
     res = _validator(make_market(900, seed=4, ar=0.2)).run("all")
     mc = res.sections["monte_carlo"]
     assert mc["source"] == "stitched walk-forward out of sample"
-    assert mc["runs"] == 150
+    assert mc["reshuffle"]["runs"] == 150 and mc["bootstrap"]["runs"] == 150
+    assert res.figures["ruin"] == max(mc["reshuffle"]["prob_ruin"], mc["bootstrap"]["prob_ruin"])
     res.write(tmp_path)
     data = json.loads((tmp_path / "validation.json").read_text())
     assert data["verdict"] in ("pass", "warn", "fail")
@@ -189,3 +191,14 @@ def test_make_executor():
     assert make_executor(3).jobs == 3
     with pytest.raises(UsageError):
         make_executor(-1)
+
+
+def test_write_replaces_the_folder_as_a_whole(tmp_path):
+    market = make_market(900, seed=4, ar=0.2)
+    target = tmp_path / "run" / "validation"
+    _validator(market).run("all").write(target)
+    assert (target / "monte_carlo_bootstrap.parquet").exists()
+    written = _validator(market).run("pbo").write(target)
+    assert sorted(p.name for p in target.iterdir()) == sorted(p.name for p in written) == [
+        "parameter_sets.parquet", "pbo_logits.parquet", "validation.json"]
+    assert sorted(p.name for p in target.parent.iterdir()) == ["validation"]  # no temp left

@@ -17,6 +17,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,9 +97,9 @@ class WalkForwardConfig(_Strict):
 
 
 class MonteCarloConfig(_Strict):
-    runs: int = Field(200, ge=1, le=1_000_000)
-    method: Literal["reshuffle", "bootstrap"] = Field("reshuffle", description="reshuffle the "
-                                                      "trades, or block-bootstrap bar returns")
+    runs: int = Field(200, ge=1, le=1_000_000, description="runs per method")
+    method: Literal["both", "reshuffle", "bootstrap"] = Field(
+        "both", description="reshuffle the trades, block-bootstrap bar returns, or both")
     block_bars: int = Field(60, ge=1, description="bootstrap block length")
     ruin_drawdown: float = Field(0.3, gt=0, le=1, description="drawdown counted as ruin")
     seed: int = 7
@@ -333,18 +335,29 @@ class ValidationResult:
                          "figures": self.figures, **self.sections})
 
     def write(self, directory: Path) -> list[Path]:
-        """Parquet tables first, ``validation.json`` last (each atomic): a reader that finds
-        the JSON finds every table it names."""
-        written = []
-        for name, frame in sorted(self.tables.items()):
-            target = directory / f"{name}.parquet"
-            write_parquet(target, frame)
-            written.append(target)
-        data = jsonable(self.as_dict() | {"tables": sorted(f"{n}.parquet" for n in self.tables)})
-        target = directory / "validation.json"
-        write_text(target, json.dumps(data, indent=2, sort_keys=True, default=str,
-                                      allow_nan=False) + "\n")
-        return [*written, target]
+        """Parquet tables and ``validation.json`` into ``directory``, replaced as a whole: the
+        files are written into a temporary folder beside it that takes its place only when
+        complete, so a reader never sees a mix of two runs or a half-written table."""
+        directory = Path(directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
+        old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            for name, frame in sorted(self.tables.items()):
+                write_parquet(tmp / f"{name}.parquet", frame)
+            data = jsonable(self.as_dict() | {"tables": sorted(f"{n}.parquet"
+                                                               for n in self.tables)})
+            write_text(tmp / "validation.json", json.dumps(
+                data, indent=2, sort_keys=True, default=str, allow_nan=False) + "\n")
+            if directory.exists():
+                os.replace(directory, old)
+            os.replace(tmp, directory)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(old, ignore_errors=True)
+        return [directory / f"{n}.parquet" for n in sorted(self.tables)] + [
+            directory / "validation.json"]
 
 
 class StrategyValidator:
@@ -511,18 +524,23 @@ class StrategyValidator:
             what = "base strategy parameters, whole range"
         else:
             what = "stitched walk-forward out of sample"
-        data = source[1] if mc.method == "reshuffle" else source[0]
-        if data.size < 2:
-            unit = "trades" if mc.method == "reshuffle" else "bars"
-            out.reasons.append(f"warn: Monte Carlo skipped: {data.size} {unit} to resample")
-            out.sections["monte_carlo"] = None
-            return
-        result = monte_carlo(data, mc.method, runs or mc.runs, mc.seed if seed is None else seed,
-                             mc.block_bars, mc.ruin_drawdown, self.periods_per_year,
-                             self.executor)
-        out.sections["monte_carlo"] = {"source": what, **result.as_dict()}
-        out.tables["monte_carlo_runs"] = result.runs
-        out.figures["ruin"] = result.prob_ruin
+        section: dict[str, Any] = {"source": what}
+        methods = ("reshuffle", "bootstrap") if mc.method == "both" else (mc.method,)
+        for method in methods:
+            data = source[1] if method == "reshuffle" else source[0]
+            if data.size < 2:
+                unit = "trades" if method == "reshuffle" else "bars"
+                out.reasons.append(f"warn: Monte Carlo {method} skipped: {data.size} {unit}")
+                section[method] = None
+                continue
+            self.progress.start(None, f"Monte Carlo {method}")
+            result = monte_carlo(data, method, runs or mc.runs,  # type: ignore[arg-type]
+                                 mc.seed if seed is None else seed, mc.block_bars,
+                                 mc.ruin_drawdown, self.periods_per_year, self.executor)
+            section[method] = result.as_dict()
+            out.tables[f"monte_carlo_{method}"] = result.runs
+            out.figures["ruin"] = max(out.figures.get("ruin") or 0.0, result.prob_ruin)
+        out.sections["monte_carlo"] = section
 
     def run(self, which: str = "all", folds: int | None = None, mode: str | None = None,
             runs: int | None = None, seed: int | None = None) -> ValidationResult:

@@ -8,8 +8,6 @@ the verdict into the exit code: 0 pass or warn (reasons printed), 1 fail.
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -43,24 +41,6 @@ from botclave_cli.errors import UsageError, ValidationFailed
 from botclave_cli.strategy.params import StrategyParams, params_with_overrides
 
 MODES = ("rolling", "anchored")
-
-
-def write_validation(result: ValidationResult, run_folder: Path) -> Path:
-    """``<run folder>/validation/``, replaced as a whole: the new tables are written into a
-    temporary folder that takes the old one's place only when complete."""
-    final = run_folder / "validation"
-    tmp = run_folder / f".validation.tmp-{os.getpid()}"
-    old = run_folder / f".validation.old-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        result.write(tmp)
-        if final.exists():
-            os.replace(final, old)
-        os.replace(tmp, final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
-    return final
 
 
 def _rows(result: ValidationResult) -> list[dict[str, Any]]:
@@ -134,7 +114,8 @@ def validate(
                                            progress=out.progress())
             result = validator.run(which, folds=folds, mode=mode, runs=runs, seed=seed)
         rid, run_folder = base_backtest(validator, params, out_dir)
-        folder = write_validation(result, run_folder)
+        folder = run_folder / "validation"
+        result.write(folder)
         data = {"run_id": rid, "folder": str(folder), **result.as_dict()}
         reasons = f" ({len(result.reasons)} reason(s))" if result.reasons else ""
         out.emit(data, f"validate {which}: {result.verdict}{reasons} -> {folder}",
