@@ -2,7 +2,7 @@
 
 Every function here works on a *prepared* trade frame (see ``footprint.prepare_trades``): rows in
 trade order with ``ts_us`` (Int64, microseconds UTC), ``px`` (Int64, price in ticks), ``lots``
-(Int64, quantity in integer quantity steps) and ``buy`` (Boolean, aggressor bought). It adds an
+(Int64, quantity in integer quantity steps) and ``buy`` (UInt8, 1 = aggressor bought). It adds an
 Int64 ``bar_id``:
 
 - ``time`` (``"1s"``, ``"5s"``, ``"1m"``, ``"1h"``, ``"1d"``...): ``ts_us // interval_us``, so bars

@@ -91,7 +91,8 @@ def prepare_trades(trades: pl.LazyFrame | pl.DataFrame, spec: FootprintSpec) -> 
         px.alias("px"),
         (pl.col("price") if freqtrade else (px // row) * row).alias("level"),
         (pl.col("qty") / spec.step).round().cast(pl.Int64).alias("lots"),
-        (pl.col("side") == "buy").fill_null(False).alias("buy"),
+        # UInt8, not Boolean: numpy gets it without unpacking a bitmap
+        (pl.col("side") == "buy").fill_null(False).cast(pl.UInt8).alias("buy"),
         (pl.col("side") == "sell").fill_null(False).alias("_sell"),
     ).collect()
     if freqtrade:
@@ -105,7 +106,7 @@ def prepare_trades(trades: pl.LazyFrame | pl.DataFrame, spec: FootprintSpec) -> 
         bad = df.height - sided
         raise DataError(f"trades: {bad} trade(s) without aggressor side (side must be buy/sell)")
     df = df.drop("_sell")
-    if df.height > 1 and df["ts_us"].diff().min() < 0:  # type: ignore[operator]
+    if not df["ts_us"].is_sorted():
         df = df.sort("ts_us", maintain_order=True)
     return df
 
@@ -254,7 +255,7 @@ class FootprintBuilder:
 
     def finish(self) -> FootprintResult:
         empty = pl.DataFrame(schema={"ts_us": pl.Int64, "px": pl.Int64, "level": pl.Int64,
-                                     "lots": pl.Int64, "buy": pl.Boolean})
+                                     "lots": pl.Int64, "buy": pl.UInt8})
         return self._run(empty, final=True)
 
 
