@@ -82,11 +82,27 @@ def test_volume_bars_across_partitions_equal_one_pass(tmp_path) -> None:
     assert_frame_equal(stored.select(one.columns), one)
 
 
+def test_freqtrade_preset_params_hash_differs(tmp_path) -> None:
+    store = _store(tmp_path)
+    plain = json.loads(invoke("footprint", "--data-dir", str(store.root), "--json").stdout)
+    ft = invoke("footprint", "--data-dir", str(store.root), "--preset", "freqtrade",
+                "--row-price", "0.1", "--json")
+    assert ft.exit_code == 0, ft.output
+    ft = json.loads(ft.stdout)
+    assert ft["params"]["preset"] == "freqtrade" and ft["params"]["row_size"] == 10
+    assert ft["params_hash"] != plain["params_hash"]
+    assert store.exists(DatasetRef("binance", "spot", "BTC/USDT", "footprint").with_level(
+        "params", ft["params_hash"]))
+
+
 @pytest.mark.parametrize("args,code,message", [
     (["--bar", "2x"], 2, "unknown bar spec"),
     (["--row-price", "0.015"], 2, "multiple of the tick"),
     (["--from", "2024-01-02", "--to", "2024-01-01"], 2, "must be before"),
     (["--indicators", "cvd,rsi"], 2, "--indicators"),
+    (["--preset", "atas"], 2, "--preset"),
+    (["--imbalance-basis", "notional"], 2, "--imbalance-basis"),
+    (["--kind", "quotes"], 2, "--kind"),
     (["--from", "2024-03-01", "--to", "2024-03-02"], 3, "no trades"),
     (["--symbol", "ETH/USDT"], 3, "no trades or agg_trades dataset"),
 ])

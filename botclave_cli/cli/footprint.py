@@ -113,6 +113,8 @@ def footprint(
     value_area: Annotated[float, typer.Option("--value-area", help="Value area share.")] = 0.7,
     imbalance_ratio: Annotated[float, typer.Option("--imbalance-ratio")] = 3.0,
     imbalance_min_volume: Annotated[float, typer.Option("--imbalance-min-volume")] = 0.0,
+    imbalance_basis: Annotated[str, typer.Option(
+        "--imbalance-basis", help="volume or count (trades).")] = "volume",
     stacked: Annotated[int, typer.Option("--stacked", min=1,
                                          help="Levels in a stacked imbalance.")] = 3,
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
@@ -132,6 +134,8 @@ def footprint(
         parse_bar_spec(bar)
         if preset not in (None, "freqtrade"):
             raise UsageError(f"--preset {preset!r}: expected freqtrade")
+        if imbalance_basis not in ("volume", "count"):
+            raise UsageError(f"--imbalance-basis {imbalance_basis!r}: expected volume or count")
         names = _indicator_list(indicators)
         lo, hi = parse_range(start, end)
         store = Store(data_dir)
@@ -142,6 +146,7 @@ def footprint(
             bar=bar, tick_size=tick, row_size=row_size_ticks(tick, row_size, row_price),
             value_area=value_area, imbalance_ratio=imbalance_ratio,
             imbalance_min_volume=imbalance_min_volume, stacked_min_levels=stacked,
+            imbalance_basis=imbalance_basis,
             preset=preset, qty_step=(manifest.lot_size if manifest and manifest.lot_size else None))
         keep = bool(png or names)
         result = build_from_store(store, ref, spec, lo, hi, keep=keep, progress=out.progress())

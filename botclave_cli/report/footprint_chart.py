@@ -83,6 +83,7 @@ def footprint_figure(result: FootprintResult, n_bars: int = 30, max_rows: int = 
     fmt = "%H:%M" if result.spec.bar_spec.kind == "time" else "%H:%M:%S"
     ax.set_xticklabels([t.strftime(fmt) for t in bars["bar_start"].to_list()], rotation=60,
                        fontsize=7)
+    ax.ticklabel_format(axis="y", useOffset=False, style="plain")
     ax.set_ylabel("price")
     ax.set_title(f"footprint {result.spec.bar}, row {row:g} (bid x ask; POC boxed, "
                  "value area shaded; delta below)", fontsize=9)
