@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from botclave_cli.data.importers.tardis import instrument, read_tardis
-from botclave_cli.errors import DataError
+from botclave_cli.errors import DataError, UsageError
 from tests.conftest import shared_file
 
 
@@ -165,3 +165,24 @@ def test_bad_trade_rows(tmp_path: Path, row: str, reason: str) -> None:
     assert df["trade_id"].to_list() == [7, 8] and df["trade_uid"].null_count() == 2
     assert (parsed.market, parsed.symbol) == ("spot", "BTC/USDT")
     assert [(b.line, reason in b.reason) for b in parsed.bad] == [(4, True)]
+
+
+def test_no_good_row_names_the_first_bad_one(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text(TRADES + "x,y,1,2,3,buy,1,1\n")
+    for skip in (False, True):
+        with pytest.raises(DataError, match=r"t.csv:2: timestamp 1 is not in microseconds"):
+            read_tardis([path], skip_bad=skip)
+    empty = tmp_path / "e.csv"
+    empty.write_text(TRADES)
+    with pytest.raises(DataError, match=r"e.csv: no good row \(empty file\)"):
+        read_tardis([empty])
+
+
+def test_unknown_instrument_needs_symbol_and_market(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text(TRADES + "someex,WEIRD-THING,1700000000000000,1700000000000100,1,buy,5,1\n")
+    with pytest.raises(UsageError, match="cannot map Tardis symbol 'WEIRD-THING'"):
+        read_tardis([path])
+    parsed = read_tardis([path], symbol="WEIRD/USD", market="spot", exchange="someex")
+    assert (parsed.exchange, parsed.market, parsed.symbol) == ("someex", "spot", "WEIRD/USD")

@@ -145,12 +145,18 @@ def read_tardis(
             f"files mix instruments ({', '.join(f'{e}:{s}' for e, s in pairs[:4])}); "
             "import each alone"
         )
-    if not pairs and symbol is None:
-        raise DataError(f"{Path(paths[0]).name}: no good row")
+    if not pairs:  # nothing good to tell the instrument: refuse, naming the first bad row
+        names = [Path(p).name for p in paths]
+        lines = badrows.settle(bad, skip_bad, names)
+        first = (
+            f"; first bad row {lines[0].file}:{lines[0].line}: {lines[0].reason}" if lines else ""
+        )
+        raise DataError(f"{', '.join(names)}: no good row{first or ' (empty file)'}")
     t_ex, t_sym = pairs[0] if pairs else ("", "")
-    ex, mk, sym, unit = (
-        instrument(t_ex, t_sym) if pairs else (exchange or "", market or "", "", "base")
-    )
+    if symbol is not None and market is not None:  # both given: no mapping needed
+        ex, mk, sym, unit = t_ex.split("-")[0], market, symbol, "base"
+    else:
+        ex, mk, sym, unit = instrument(t_ex, t_sym)
     df = df.with_columns(
         pl.col("timestamp").cast(pl.Int64).cast(TS).alias("ts"),
         pl.col("local_timestamp").cast(pl.Int64).cast(TS).alias("ts_local"),

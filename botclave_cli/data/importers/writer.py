@@ -118,6 +118,8 @@ def resolve_grid(
     """(tick, lot, tick_source, warnings): options, then config, then inferred with a warning."""
     warnings: list[str] = []
     sym = config.symbol_config(parsed.symbol) if config is not None else None
+    if sym is not None and sym.contract_size is not None and parsed.contract_size is None:
+        parsed.contract_size = sym.contract_size
     source = "option" if tick_size is not None else None
     if tick_size is None and sym is not None and sym.tick_size is not None:
         tick_size, source = sym.tick_size, "config"
