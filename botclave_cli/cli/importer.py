@@ -30,7 +30,10 @@ from botclave_cli.data.store import Store
 from botclave_cli.errors import UsageError
 
 import_app = typer.Typer(
-    help="Import Binance WebSocket captures, Binance public archives and Tardis.dev CSV.",
+    help=(
+        "Import Binance WebSocket captures, Binance public archives and Tardis.dev CSV.\n\n"
+        "Example: botclave import capture usdm_btcusdt_20240808.gz"
+    ),
     no_args_is_help=True,
 )
 
