@@ -52,7 +52,11 @@ def test_builds_writes_and_matches_one_pass(tmp_path) -> None:
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     assert out["trades"] == 1200 and out["bars"] == 20
-    assert set(out["indicators"]) == {"cvd", "profile", "divergence", "absorption", "voids"}
+    assert set(out["indicators"]) == {"cvd", "profile", "divergence", "absorption", "voids",
+                                      "voids_untouched"}
+    day2 = _trades().filter(pl.col("ts") >= dt.datetime(2024, 1, 2, tzinfo=dt.UTC))
+    assert out["indicators"]["cvd"]["last"] == pytest.approx(  # daily reset: day 2 only
+        sum(q if s == "buy" else -q for q, s in day2.select("qty", "side").rows()), abs=1e-9)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     bars_ref = DatasetRef("binance", "spot", "BTC/USDT", "footprint").with_level(
         "params", out["params_hash"])
@@ -103,6 +107,7 @@ def test_freqtrade_preset_params_hash_differs(tmp_path) -> None:
     (["--preset", "atas"], 2, "--preset"),
     (["--imbalance-basis", "notional"], 2, "--imbalance-basis"),
     (["--kind", "quotes"], 2, "--kind"),
+    (["--session", "8am"], 2, "session reset"),
     (["--from", "2024-03-01", "--to", "2024-03-02"], 3, "no trades"),
     (["--symbol", "ETH/USDT"], 3, "no trades or agg_trades dataset"),
 ])

@@ -8,7 +8,7 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from botclave_cli.engine.flow_events import absorption, liquidity_voids
+from botclave_cli.engine.flow_events import absorption, liquidity_voids, track_revisits
 from botclave_cli.engine.footprint import FootprintSpec, build_footprint
 from botclave_cli.engine.indicators import (
     OrderFlowIndicators,
@@ -148,3 +148,15 @@ def test_liquidity_voids() -> None:
     assert liquidity_voids(res, min_levels=8).select("price_low").rows() == [(111.0,)]
     ind = OrderFlowIndicators(res)
     assert ind.voids(min_levels=5).height == 2 and ind.cvd()["cvd"][-1] == pytest.approx(32.0)
+
+
+def test_void_revisits() -> None:
+    rows = [(s, 100 + s % 2, 1, "buy") for s in range(0, 60)]
+    rows += [(s, 120 + s % 2, 1, "buy") for s in range(60, 120)]  # gap 101..120
+    rows += [(s, 115 - (s - 120) // 10, 1, "sell") for s in range(120, 180)]  # enters to 110
+    rows += [(s, 100 + (s - 180) % 25, 1, "sell") for s in range(180, 240)]  # spans 100..124
+    res = build_footprint(trades(rows), FootprintSpec(bar="1m", tick_size=1.0))
+    v = track_revisits(liquidity_voids(res, min_levels=5), res.bars)
+    assert v.select("price_low", "price_high").rows() == [(101.0, 120.0)]
+    assert v["revisited_at"][0] == T0 + dt.timedelta(minutes=2)
+    assert v["filled_at"][0] == T0 + dt.timedelta(minutes=3)

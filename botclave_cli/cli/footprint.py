@@ -24,7 +24,7 @@ from botclave_cli.cli.common import (
 )
 from botclave_cli.data.store import Store
 from botclave_cli.engine.bars import parse_bar_spec
-from botclave_cli.engine.flow_events import absorption, liquidity_voids
+from botclave_cli.engine.flow_events import absorption, liquidity_voids, track_revisits
 from botclave_cli.engine.footprint import FootprintSpec
 from botclave_cli.engine.footprint_store import (
     build_from_store,
@@ -35,6 +35,7 @@ from botclave_cli.engine.footprint_store import (
 from botclave_cli.engine.indicators import (
     cvd_bars,
     delta_divergence,
+    session_key,
     signals_frame,
     volume_profile,
 )
@@ -54,7 +55,12 @@ def _indicator_list(text: str | None) -> list[str]:
     return names
 
 
-def _indicators(names: list[str], run_, store: Store, start, end) -> tuple[dict, pl.DataFrame]:
+def _session(text: str) -> str | list[str]:
+    return text if text in ("none", "daily") else [x for x in text.split(",") if x]
+
+
+def _indicators(names: list[str], run_, store: Store, start, end, session: str,
+                swing_bars: int) -> tuple[dict, pl.DataFrame]:
     """Indicator summaries and the signals they emit (over the whole range, in memory)."""
     result = run_.result
     spec = result.spec
@@ -62,8 +68,8 @@ def _indicators(names: list[str], run_, store: Store, start, end) -> tuple[dict,
     out: dict[str, Any] = {}
     signals = [signals_frame([])]
     if "cvd" in names:
-        cvd = cvd_bars(result.bars, "daily")
-        out["cvd"] = {"reset": "daily", "last": float(cvd["cvd"][-1]),
+        cvd = cvd_bars(result.bars, _session(session))
+        out["cvd"] = {"reset": session, "last": float(cvd["cvd"][-1]),
                       "min": float(cvd["cvd"].min()), "max": float(cvd["cvd"].max())}
     if "profile" in names:
         vp = volume_profile(result.levels, row_price, value_area_share=spec.value_area,
@@ -71,14 +77,16 @@ def _indicators(names: list[str], run_, store: Store, start, end) -> tuple[dict,
         out["profile"] = {"poc": vp.poc, "vah": vp.vah, "val": vp.val,
                           "hvn": vp.hvn["price"].to_list(), "lvn": vp.lvn["price"].to_list()}
     if "divergence" in names:
-        signals.append(delta_divergence(result.bars, k=3))
+        signals.append(delta_divergence(result.bars, k=swing_bars, reset=_session(session)))
     if "absorption" in names:
         from botclave_cli.engine.footprint_store import partition_chunks
 
         trades = pl.concat([c.collect() for c in partition_chunks(store, run_.source, start, end)])
         signals.append(absorption(trades, spec.tick_size))
     if "voids" in names:
-        signals.append(liquidity_voids(result))
+        voids = track_revisits(liquidity_voids(result), result.bars)
+        out["voids_untouched"] = int(voids["revisited_at"].null_count())
+        signals.append(voids.drop("revisited_at", "filled_at"))
     sig = signals_frame(pl.concat(signals))
     for kind in ("divergence", "absorption", "voids"):
         if kind in names:
@@ -117,6 +125,11 @@ def footprint(
         "--imbalance-basis", help="volume or count (trades).")] = "volume",
     stacked: Annotated[int, typer.Option("--stacked", min=1,
                                          help="Levels in a stacked imbalance.")] = 3,
+    session: Annotated[str, typer.Option(
+        "--session", help="CVD reset: none, daily, or UTC start times like 00:00,08:00,16:00."
+    )] = "daily",
+    swing_bars: Annotated[int, typer.Option(
+        "--swing-bars", min=1, help="Swing confirmation bars for divergences.")] = 3,
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -137,6 +150,7 @@ def footprint(
         if imbalance_basis not in ("volume", "count"):
             raise UsageError(f"--imbalance-basis {imbalance_basis!r}: expected volume or count")
         names = _indicator_list(indicators)
+        session_key("ts", _session(session))  # a bad --session fails before any work
         lo, hi = parse_range(start, end)
         store = Store(data_dir)
         ref = source_ref(store, exchange, market, symbol, kind)
@@ -158,7 +172,7 @@ def footprint(
             "footprint_levels": str(store.path(result.levels_ref)),
         }
         if names:
-            summary, signals = _indicators(names, result, store, lo, hi)
+            summary, signals = _indicators(names, result, store, lo, hi, session, swing_bars)
             data["indicators"] = summary
             data["signals"] = signals.to_dicts()
         if png:

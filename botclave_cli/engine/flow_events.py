@@ -125,3 +125,22 @@ def _merge_voids(rows: list[dict], row: float) -> pl.DataFrame:
         r["kind"] = "liquidity_void"
         r["strength"] = round((r["price_high"] - r["price_low"]) / row, 6)
     return pl.DataFrame(out, schema=SIGNAL_SCHEMA) if out else pl.DataFrame(schema=SIGNAL_SCHEMA)
+
+
+def track_revisits(voids: pl.DataFrame, bars: pl.DataFrame) -> pl.DataFrame:
+    """Voids plus ``revisited_at``: the start of the first bar after the void became known
+    (``bar_start >= time``) whose range enters the void (null while untouched), and
+    ``filled_at``: the first such bar whose range spans the whole void."""
+    if not voids.height:
+        return voids.with_columns(pl.lit(None, TS).alias("revisited_at"),
+                                  pl.lit(None, TS).alias("filled_at"))
+    b = bars.select("bar_start", "low", "high").sort("bar_start")
+    touched, filled = [], []
+    for v in voids.iter_rows(named=True):
+        later = b.filter(pl.col("bar_start") >= v["time"])
+        enter = later.filter((pl.col("low") < v["price_high"]) & (pl.col("high") > v["price_low"]))
+        full = enter.filter((pl.col("low") <= v["price_low"]) & (pl.col("high") >= v["price_high"]))
+        touched.append(enter["bar_start"][0] if enter.height else None)
+        filled.append(full["bar_start"][0] if full.height else None)
+    return voids.with_columns(pl.Series("revisited_at", touched, dtype=TS),
+                              pl.Series("filled_at", filled, dtype=TS))
