@@ -315,3 +315,15 @@ def test_unsupported_stream_is_a_bad_line(tmp_path: Path) -> None:
     path = write_capture(tmp_path / "m.txt", [*messages(), mark])
     with pytest.raises(DataError, match=r"m.txt:8: unsupported stream btcusdt@markPrice"):
         read_capture([path])
+
+
+@pytest.mark.parametrize("at", range(1, 7))
+def test_hand_written_capture_split_anywhere(tmp_path: Path, at: int) -> None:
+    whole = write_capture(tmp_path / "whole.txt", messages())
+    lines = whole.read_text().splitlines(keepends=True)
+    (tmp_path / "a.txt").write_text("".join(lines[:at]))
+    (tmp_path / "b.txt").write_text("".join(lines[at:]))
+    one, two = read_capture([whole]), read_capture([tmp_path / "a.txt", tmp_path / "b.txt"])
+    assert one.frames().keys() == two.frames().keys()
+    for kind, frame in one.frames().items():
+        assert_frame_equal(two.frames()[kind], frame)

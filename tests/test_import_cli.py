@@ -205,3 +205,23 @@ def test_bad_options_exit_2(tmp_path: Path) -> None:
     assert invoke("import", "capture", src, "--market", "margin").exit_code == 2
     assert invoke("import", "capture", src, "--tick-size", "-1").exit_code == 2
     assert invoke("import", "capture", tmp_path / "missing.txt").exit_code == 2
+
+
+def test_split_shared_capture_gives_the_same_store(tmp_path: Path) -> None:
+    import gzip
+
+    src = shared_file("binance-ws/spot_ethusdt_20240808.gz")
+    with gzip.open(src, "rt") as fh:
+        lines = fh.readlines()
+    (tmp_path / "a.txt").write_text("".join(lines[:15_000]))
+    (tmp_path / "b.txt").write_text("".join(lines[15_000:]))
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    assert invoke("import", "capture", src, "--data-dir", whole).exit_code == 0
+    r = invoke("import", "capture", tmp_path / "a.txt", tmp_path / "b.txt", "--data-dir", split)
+    assert r.exit_code == 0, r.stderr
+    for kind in ("trades", "book_snapshot", "book_diff", "quotes"):
+        ref = DatasetRef("binance", "spot", "ETH/USDT", kind)
+        a = Store(whole).scan(ref).collect()
+        b = Store(split).scan(ref).collect()
+        assert a.height > 0 and a.equals(b), kind
+        assert Store(split).manifest(ref).sources == ["a.txt", "b.txt"]
