@@ -135,3 +135,18 @@ def test_no_aggressor_side_and_no_tick(tmp_path) -> None:
     assert r.exit_code == 2 and "--tick-size" in r.output
     r = invoke("footprint", "--data-dir", str(store2.root), "--tick-size", "0.01", "--json")
     assert r.exit_code == 0, r.output
+
+
+def test_anchor_names_count_based_datasets(tmp_path) -> None:
+    store = _store(tmp_path)
+
+    def hash_of(*args: str) -> str:
+        r = invoke("footprint", "--data-dir", str(store.root), "--json", *args)
+        assert r.exit_code == 0, r.output
+        return json.loads(r.stdout)["params_hash"]
+
+    late = ("--from", "2024-01-01T23:55:00", "--to", "2024-01-03")
+    # time bars are anchored to the epoch: the same dataset whatever the range
+    assert hash_of("--bar", "1m") == hash_of("--bar", "1m", *late)
+    # volume bars counted from another start are other bars: another dataset
+    assert hash_of("--bar", "vol:0.5") != hash_of("--bar", "vol:0.5", *late)

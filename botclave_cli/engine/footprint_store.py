@@ -109,7 +109,8 @@ def build_from_store(store: Store, ref: DatasetRef, spec: FootprintSpec,
     progress = or_null(progress)
     files = store.partition_files(ref)
     progress.start(len(files) or None, f"footprint {ref.symbol} {spec.bar}")
-    h = params_hash(spec.params())
+    params = dataset_params(spec, start)
+    h = params_hash(params)
     src = store.manifest(ref)
     bars_ref = DatasetRef(ref.exchange, ref.market, ref.symbol,
                           "footprint").with_level("params", h)
@@ -131,7 +132,7 @@ def build_from_store(store: Store, ref: DatasetRef, spec: FootprintSpec,
             span = (to_us(part.bars["bar_start"].min()), to_us(part.bars["bar_end"].max()))
             for target, frame in ((bars_ref, bars), (levels_ref, levels)):
                 store.write(target, frame,
-                            new_manifest=lambda t=target: _manifest(t, ref, src, spec),
+                            new_manifest=lambda t=target: _manifest(t, ref, src, spec, params),
                             update_manifest=lambda m, s=span: m.add_coverage(*s))
 
     for chunk in partition_chunks(store, ref, start, end):
@@ -148,11 +149,21 @@ def build_from_store(store: Store, ref: DatasetRef, spec: FootprintSpec,
                         concat_results(kept, spec) if keep else None)
 
 
+def dataset_params(spec: FootprintSpec, start: dt.datetime | None) -> dict:
+    """The parameters that name a derived dataset. Volume, trade-count and range bars depend on
+    where counting starts, so their anchor (``--from``, or the dataset's start) is part of them;
+    time bars are anchored to the UTC epoch and do not need it."""
+    params: dict = {"footprint": spec.params()}
+    if spec.bar_spec.kind != "time":
+        params["anchor"] = start.isoformat() if start is not None else "dataset start"
+    return params
+
+
 def _manifest(target: DatasetRef, src_ref: DatasetRef, src: Manifest | None,
-              spec: FootprintSpec) -> Manifest:
+              spec: FootprintSpec, params: dict) -> Manifest:
     return Manifest(kind=target.kind, exchange=target.exchange, market=target.market,
                     symbol=target.symbol, source="botclave:footprint",
                     sources=[str(src_ref.relpath())], tick_size=spec.tick_size,
                     lot_size=src.lot_size if src else None,
                     tick_source=src.tick_source if src else "option",
-                    params={"footprint": spec.params(), "source_kind": src_ref.kind})
+                    params={**params, "source_kind": src_ref.kind})
