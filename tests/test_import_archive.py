@@ -236,3 +236,12 @@ def test_truncated_last_line_and_broken_zip(tmp_path: Path) -> None:
     z.write_bytes(z.read_bytes()[:40])
     with pytest.raises(DataError, match=r"BTCUSDT-trades-2024-08-09.zip: unreadable zip archive"):
         read_binance_archive([z])
+
+
+def test_kind_and_symbol_options_for_renamed_files(tmp_path: Path) -> None:
+    path = write(tmp_path / "my_trades.csv", "100,61837.63,0.5,200,202,1723161255342,True,True\n")
+    with pytest.raises(UsageError, match="not a standard archive name"):
+        read_binance_archive([path])
+    parsed = read_binance_archive([path], kind="agg_trades", symbol="BTC/USDT", market="spot")
+    kind, _, df = frame(parsed)
+    assert (kind, parsed.symbol, df["agg_id"].to_list()) == ("agg_trades", "BTC/USDT", [100])

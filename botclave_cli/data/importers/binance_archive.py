@@ -83,6 +83,7 @@ NEEDED = {
     ],
     "klines": ["open_time", "open", "high", "low", "close", "volume", "quote_volume", "count"],
 }
+#: archive kind -> time column
 TIME_COL = {"trades": "time", "aggTrades": "transact_time", "klines": "open_time"}
 UNITS = {13: ("ms", 1000), 16: ("us", 1)}
 
@@ -147,6 +148,8 @@ def read_binance_archive(
     prog = or_null(progress)
     prog.start(len(paths), "reading Binance archives")
     names = [parse_name(Path(p).name) for p in paths]
+    if kind is not None:  # store names are accepted too
+        kind = {"agg_trades": "aggTrades", "ohlcv": "klines"}.get(kind, kind)
     kinds = {kind} if kind else {n.kind for n in names}
     if None in kinds:
         bad_name = next(Path(p).name for p, n in zip(paths, names, strict=True) if n.kind is None)
