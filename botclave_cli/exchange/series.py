@@ -14,6 +14,7 @@ from typing import Any
 
 import polars as pl
 
+from botclave_cli.data import atomic
 from botclave_cli.data.manifest import Gap, Interval
 from botclave_cli.data.store import DatasetRef, Store, from_us
 from botclave_cli.data.verify import find_candle_gaps
@@ -191,6 +192,7 @@ def fetch_book(conn: Connector, store: Store, symbol: str, *, limit: int = 100, 
     counts = conn.stats.requests, conn.stats.retries
     result = FetchResult(str(ref.relpath()), ref.kind, info.symbol, resumed=store.exists(ref),
                          tick_size=info.tick_size, lot_size=info.lot_size)
+    atomic.clean_stale_temp(store.path(ref))
     last_seq = (store.scan(ref).select(pl.col("seq").max()).collect().item()
                 if store.exists(ref) else None)
     bar = or_null(progress)

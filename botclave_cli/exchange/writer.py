@@ -14,6 +14,7 @@ from typing import Any
 
 import polars as pl
 
+from botclave_cli.data import atomic
 from botclave_cli.data.manifest import Gap, Manifest
 from botclave_cli.data.schemas import empty_frame
 from botclave_cli.data.store import DatasetRef, Store, from_us
@@ -97,6 +98,7 @@ class ChunkWriter:
         self.buffered = 0
         self.rows_new = 0
         self.cover_from: int | None = None
+        atomic.clean_stale_temp(store.path(ref))  # temp files of a killed run (pid-aware)
 
     def begin(self, start_us: int) -> None:
         self.cover_from = start_us
