@@ -108,6 +108,8 @@ def test_freqtrade_preset_params_hash_differs(tmp_path) -> None:
     (["--imbalance-basis", "notional"], 2, "--imbalance-basis"),
     (["--kind", "quotes"], 2, "--kind"),
     (["--session", "8am"], 2, "session reset"),
+    (["--row-size", "0"], 2, "--row-size"),
+    (["--value-area", "1.5"], 2, "--value-area"),
     (["--from", "2024-03-01", "--to", "2024-03-02"], 3, "no trades"),
     (["--symbol", "ETH/USDT"], 3, "no trades or agg_trades dataset"),
 ])

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import polars as pl
 import typer
+from pydantic import ValidationError
 
 from botclave_cli.cli.common import (
     DEFAULT_DATA_DIR,
@@ -53,6 +54,16 @@ def _indicator_list(text: str | None) -> list[str]:
         raise UsageError(
             f"--indicators {bad[0]!r}: expected a comma list of {', '.join(INDICATORS)}")
     return names
+
+
+def footprint_spec(**fields: Any) -> FootprintSpec:
+    """FootprintSpec from options; a rejected value becomes one usage line (exit 2)."""
+    try:
+        return FootprintSpec(**fields)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = "--" + "-".join(str(p) for p in err["loc"]).replace("_", "-")
+        raise UsageError(f"{name}: {err['msg']}") from None
 
 
 def _session(text: str) -> str | list[str]:
@@ -102,7 +113,7 @@ def footprint(
     market: MarketOpt = "spot",
     bar: Annotated[str, typer.Option("--bar", help="1m, 5s, 1h, 1d, vol:50, trades:500, "
                                      "range:20 (ticks).")] = "1m",
-    row_size: Annotated[int | None, typer.Option("--row-size", min=1,
+    row_size: Annotated[int | None, typer.Option("--row-size",
                                                  help="Row height in ticks (default 1).")] = None,
     row_price: Annotated[float | None, typer.Option(
         "--row-price", help="Row height as a price step (a multiple of the tick).")] = None,
@@ -113,7 +124,7 @@ def footprint(
     kind: Annotated[str | None, typer.Option(
         "--kind", help="trades or agg_trades (default: trades where present).")] = None,
     png: Annotated[Path | None, typer.Option("--png", help="Write a footprint PNG.")] = None,
-    png_bars: Annotated[int, typer.Option("--png-bars", min=1, help="Bars in the PNG.")] = 30,
+    png_bars: Annotated[int, typer.Option("--png-bars", help="Bars in the PNG.")] = 30,
     indicators: Annotated[str | None, typer.Option(
         "--indicators", help="Comma list: cvd,profile,divergence,absorption,voids.")] = None,
     preset: Annotated[str | None, typer.Option(
@@ -123,13 +134,13 @@ def footprint(
     imbalance_min_volume: Annotated[float, typer.Option("--imbalance-min-volume")] = 0.0,
     imbalance_basis: Annotated[str, typer.Option(
         "--imbalance-basis", help="volume or count (trades).")] = "volume",
-    stacked: Annotated[int, typer.Option("--stacked", min=1,
+    stacked: Annotated[int, typer.Option("--stacked",
                                          help="Levels in a stacked imbalance.")] = 3,
     session: Annotated[str, typer.Option(
         "--session", help="CVD reset: none, daily, or UTC start times like 00:00,08:00,16:00."
     )] = "daily",
     swing_bars: Annotated[int, typer.Option(
-        "--swing-bars", min=1, help="Swing confirmation bars for divergences.")] = 3,
+        "--swing-bars", help="Swing confirmation bars for divergences.")] = 3,
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -156,7 +167,11 @@ def footprint(
         ref = source_ref(store, exchange, market, symbol, kind)
         manifest = store.manifest(ref)
         tick = resolve_tick(manifest, tick_size)
-        spec = FootprintSpec(
+        for option, value in (("--row-size", row_size), ("--png-bars", png_bars),
+                              ("--stacked", stacked), ("--swing-bars", swing_bars)):
+            if value is not None and value < 1:
+                raise UsageError(f"{option} {value}: must be an integer >= 1")
+        spec = footprint_spec(
             bar=bar, tick_size=tick, row_size=row_size_ticks(tick, row_size, row_price),
             value_area=value_area, imbalance_ratio=imbalance_ratio,
             imbalance_min_volume=imbalance_min_volume, stacked_min_levels=stacked,
