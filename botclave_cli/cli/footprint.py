@@ -163,20 +163,21 @@ def footprint(
         names = _indicator_list(indicators)
         session_key("ts", _session(session))  # a bad --session fails before any work
         lo, hi = parse_range(start, end)
-        store = Store(data_dir)
-        ref = source_ref(store, exchange, market, symbol, kind)
-        manifest = store.manifest(ref)
-        tick = resolve_tick(manifest, tick_size)
         for option, value in (("--row-size", row_size), ("--png-bars", png_bars),
                               ("--stacked", stacked), ("--swing-bars", swing_bars)):
             if value is not None and value < 1:
                 raise UsageError(f"{option} {value}: must be an integer >= 1")
+        fields = {"bar": bar, "value_area": value_area, "imbalance_ratio": imbalance_ratio,
+                  "imbalance_min_volume": imbalance_min_volume, "stacked_min_levels": stacked,
+                  "imbalance_basis": imbalance_basis, "preset": preset}
+        footprint_spec(**fields, tick_size=1.0)  # option errors before looking at the data
+        store = Store(data_dir)
+        ref = source_ref(store, exchange, market, symbol, kind)
+        manifest = store.manifest(ref)
+        tick = resolve_tick(manifest, tick_size)
         spec = footprint_spec(
-            bar=bar, tick_size=tick, row_size=row_size_ticks(tick, row_size, row_price),
-            value_area=value_area, imbalance_ratio=imbalance_ratio,
-            imbalance_min_volume=imbalance_min_volume, stacked_min_levels=stacked,
-            imbalance_basis=imbalance_basis,
-            preset=preset, qty_step=(manifest.lot_size if manifest and manifest.lot_size else None))
+            **fields, tick_size=tick, row_size=row_size_ticks(tick, row_size, row_price),
+            qty_step=(manifest.lot_size if manifest and manifest.lot_size else None))
         keep = bool(png or names)
         result = build_from_store(store, ref, spec, lo, hi, keep=keep, progress=out.progress())
         data: dict[str, Any] = {
