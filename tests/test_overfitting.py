@@ -118,3 +118,13 @@ def test_parameter_stability_on_a_grid():
     assert res.neighbour_median == pytest.approx(0.75)
     assert res.ratio == pytest.approx(0.375)
     assert res.share_positive == pytest.approx(0.75)
+
+
+def test_moments_agree_with_scipy():
+    from scipy import stats
+
+    r = np.random.default_rng(0).standard_t(4, 2000)
+    skew, kurt = moments(r)
+    assert skew == pytest.approx(float(stats.skew(r)), rel=1e-12)
+    assert kurt == pytest.approx(float(stats.kurtosis(r, fisher=False)), rel=1e-12)
+    assert moments(np.ones(10)) == (0.0, 3.0)

@@ -17,13 +17,14 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
-from scipy import stats
 
 from botclave_cli.errors import UsageError
 
 EULER_GAMMA = 0.5772156649015329
+_NORMAL = NormalDist()  # Z and Z^-1 (scipy.stats costs a second of import in every worker)
 
 
 def sharpe_per_period(returns: np.ndarray) -> float:
@@ -36,11 +37,17 @@ def sharpe_per_period(returns: np.ndarray) -> float:
 
 
 def moments(returns: np.ndarray) -> tuple[float, float]:
-    """Sample skewness and NON-excess kurtosis (3 for a normal), as the PSR formula wants them."""
+    """Sample skewness ``m3 / m2^1.5`` and NON-excess kurtosis ``m4 / m2^2`` (3 for a normal)
+    from central moments (scipy.stats.skew / kurtosis(fisher=False) with bias=True), as the
+    PSR formula wants them; (0, 3) for fewer than 3 returns or a flat series."""
     r = np.asarray(returns, dtype=np.float64)
-    if r.size < 3 or float(r.std()) == 0.0:
+    if r.size < 3:
         return 0.0, 3.0
-    return float(stats.skew(r)), float(stats.kurtosis(r, fisher=False))
+    d = r - r.mean()
+    m2 = float(np.mean(d * d))
+    if m2 <= 0.0:
+        return 0.0, 3.0
+    return float(np.mean(d ** 3)) / m2 ** 1.5, float(np.mean(d ** 4)) / (m2 * m2)
 
 
 def probabilistic_sharpe_ratio(
@@ -58,7 +65,7 @@ def probabilistic_sharpe_ratio(
     if denom <= 0:
         return float("nan")
     z = (sr - sr_benchmark) * math.sqrt(n_obs - 1) / math.sqrt(denom)
-    return float(stats.norm.cdf(z))
+    return _NORMAL.cdf(z)
 
 
 def expected_max_sharpe(n_trials: int, sr_variance: float) -> float:
@@ -70,7 +77,7 @@ def expected_max_sharpe(n_trials: int, sr_variance: float) -> float:
     if n_trials <= 1 or sr_variance <= 0:
         return 0.0
     n = float(n_trials)
-    q = (1 - EULER_GAMMA) * stats.norm.ppf(1 - 1 / n) + EULER_GAMMA * stats.norm.ppf(
+    q = (1 - EULER_GAMMA) * _NORMAL.inv_cdf(1 - 1 / n) + EULER_GAMMA * _NORMAL.inv_cdf(
         1 - 1 / (n * math.e)
     )
     return float(math.sqrt(sr_variance) * q)
@@ -161,8 +168,10 @@ def pbo_cscv(returns: np.ndarray, blocks: int = 16) -> PBOResult:
     rest = 1.0 - mask
     is_sr = _sharpe_from_sums(mask @ sums, mask @ sums_sq, (mask @ counts)[:, None])
     oos_sr = _sharpe_from_sums(rest @ sums, rest @ sums_sq, (rest @ counts)[:, None])
+    from scipy.stats import rankdata  # here only: workers never import scipy.stats
+
     best = np.argmax(is_sr, axis=1)
-    ranks = stats.rankdata(oos_sr, method="average", axis=1)
+    ranks = rankdata(oos_sr, method="average", axis=1)
     rows = np.arange(len(combos))
     w = ranks[rows, best] / (n_cfg + 1)
     logits = np.log(w / (1 - w))
