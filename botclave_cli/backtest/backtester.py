@@ -116,7 +116,8 @@ class Backtester:
             if trades is None or trades.height == 0:
                 raise DataError("no trades in the selected range (trade-level mode needs a "
                                 "trades dataset; use bars-only mode with OHLCV)")
-            trades = trades.sort("ts", maintain_order=True)
+            if not trades["ts"].is_sorted():
+                trades = trades.sort("ts", maintain_order=True)
             prog.start(None, "bars")
             bars = bars_from_trades(trades, tf)
             t_ts = trades["ts"].dt.epoch("us").to_numpy()

@@ -7,6 +7,7 @@ the earliest time a decision based on it can be made.
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 from botclave_cli.strategy.params import bar_us
@@ -15,29 +16,43 @@ BAR_COLUMNS = ("bar_start", "bar_end", "open", "high", "low", "close", "volume",
                "sell_volume", "delta", "delta_pct", "trade_count")
 
 
+_SCHEMA = {"bar_start": pl.Datetime("us", "UTC"), "bar_end": pl.Datetime("us", "UTC"),
+           "open": pl.Float64, "high": pl.Float64, "low": pl.Float64, "close": pl.Float64,
+           "volume": pl.Float64, "buy_volume": pl.Float64, "sell_volume": pl.Float64,
+           "delta": pl.Float64, "delta_pct": pl.Float64, "trade_count": pl.Int64}
+
+
 def every(timeframe: str) -> str:
     """Polars duration string of a timeframe (``1m`` -> ``60000000us``)."""
     return f"{bar_us(timeframe)}us"
 
 
 def bars_from_trades(trades: pl.DataFrame, timeframe: str) -> pl.DataFrame:
-    """Time bars of ``trades`` (ts, price, qty, side); only bars that hold trades."""
-    dur = every(timeframe)
-    is_buy = pl.col("side") == "buy"
-    out = (
-        trades.lazy().sort("ts", maintain_order=True)
-        .group_by_dynamic("ts", every=dur, closed="left", label="left")
-        .agg(
-            pl.col("price").first().alias("open"), pl.col("price").max().alias("high"),
-            pl.col("price").min().alias("low"), pl.col("price").last().alias("close"),
-            pl.col("qty").sum().alias("volume"),
-            pl.col("qty").filter(is_buy).sum().alias("buy_volume"),
-            pl.col("qty").filter(~is_buy).sum().alias("sell_volume"),
-            pl.len().cast(pl.Int64).alias("trade_count"),
-        )
-        .rename({"ts": "bar_start"})
-    )
-    return _finish(out, dur).collect()
+    """Time bars of ``trades`` (ts, price, qty, side; sorted by ts); only bars that hold trades.
+
+    One pass of numpy ``reduceat`` over bar boundaries (trades are already in time order):
+    sums run left to right, so results are reproducible.
+    """
+    dur = bar_us(timeframe)
+    ts = trades["ts"].dt.epoch("us").to_numpy()
+    if len(ts) == 0:
+        return pl.DataFrame(schema={c: t for c, t in _SCHEMA.items()})
+    bar = ts // dur
+    starts = np.concatenate([[0], np.flatnonzero(bar[1:] != bar[:-1]) + 1])
+    ends = np.concatenate([starts[1:], [len(ts)]])
+    price = trades["price"].to_numpy()
+    qty = trades["qty"].to_numpy()
+    buy_qty = np.where((trades["side"] == "buy").to_numpy(), qty, 0.0)
+    volume = np.add.reduceat(qty, starts)
+    buy = np.add.reduceat(buy_qty, starts)
+    out = pl.DataFrame({
+        "bar_start": bar[starts] * dur,
+        "open": price[starts], "high": np.maximum.reduceat(price, starts),
+        "low": np.minimum.reduceat(price, starts), "close": price[ends - 1],
+        "volume": volume, "buy_volume": buy, "sell_volume": np.add.reduceat(qty - buy_qty, starts),
+        "trade_count": (ends - starts).astype(np.int64),
+    }).with_columns(pl.col("bar_start").cast(pl.Datetime("us")).dt.replace_time_zone("UTC"))
+    return _finish(out.lazy(), f"{dur}us").collect()
 
 
 def bars_from_ohlcv(ohlcv: pl.DataFrame, timeframe: str) -> pl.DataFrame:
