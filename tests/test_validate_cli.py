@@ -149,3 +149,36 @@ def test_config_check_knows_validation_yaml(tmp_path):
     assert res.exit_code == 0, res.output
     files = {Path(f["file"]).name: f["status"] for f in json.loads(res.stdout)["files"]}
     assert files["validation.yaml"] == "ok"
+
+
+def test_backtest_evaluator_never_sees_poisoned_oos_trades(tmp_path):
+    """The real backtester through the library: trades from the first purged bar of the last
+    fold on are replaced by another market; every fold's choice and in-sample figures stay."""
+    from botclave_cli.backtest.splits import walk_forward_folds
+    from botclave_cli.backtest.validator import ValidationConfig, backtest_validator, find_trades
+    from botclave_cli.config import ExchangeConfig
+    from botclave_cli.strategy.params import StrategyParams
+
+    cfg = ValidationConfig.model_validate(yaml.safe_load(_configs(tmp_path)[1].read_text()))
+    params = StrategyParams.model_validate({"name": "sma_cross", "risk": {
+        "sizing": "equity_fraction", "fraction": 0.5}})
+    clean = _trades()
+    cut_bar = walk_forward_folds(360, 3, "rolling", 2, 2, 20, 10)[-1].train.end
+    cut = pl.lit(START + dt.timedelta(minutes=cut_bar)).dt.cast_time_unit("us")
+    other = _trades(seed=99).filter(pl.col("ts") >= cut).with_columns(
+        pl.col("trade_id") + 1_000_000)
+    poisoned = pl.concat([clean.filter(pl.col("ts") < cut), other])
+    rows = []
+    for name, frame in (("clean", clean), ("poisoned", poisoned)):
+        store = Store(tmp_path / name)
+        store.write(DatasetRef("synth", "spot", "BTC/USDT", "trades"), frame,
+                    new_manifest=lambda: Manifest(
+                        kind="trades", exchange="synth", market="spot", symbol="BTC/USDT",
+                        source="synth", tick_size=0.01, lot_size=1e-5, tick_source="synth"))
+        v = backtest_validator(store, find_trades(store, "synth", "spot", "BTC/USDT"), START,
+                               START + dt.timedelta(hours=6), params, ExchangeConfig(), cfg)
+        rows.append(v.run("walk-forward").tables["walk_forward_folds"].to_dicts())
+    for a, b in zip(*rows, strict=True):
+        assert a["params"] == b["params"] and a["is_sharpe"] == b["is_sharpe"]
+        assert a["is_trades"] == b["is_trades"]
+    assert rows[0][-1]["oos_total_return"] != rows[1][-1]["oos_total_return"]
