@@ -243,99 +243,25 @@ def backtest_stage(ctx: Context) -> StageResult:
 
 
 # footprint and order-flow indicators ------------------------------------------------------------
-def _figure_chart(name: str, title: str, fig: Any, data: dict[str, Any]) -> Any:
-    """A Chart from a figure drawn by another module (same PNG settings as ChartGenerator)."""
-    import io
-
-    from botclave_cli.report.charts import Chart
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", metadata={"Software": None})
-    return Chart(name=name, title=title, png=buffer.getvalue(), data=data, figure=fig)
-
-
-def _profile_row(row_price: float, low: float, high: float, max_rows: int = 150) -> float:
-    """A profile row that is a multiple of the footprint row and keeps the chart <= max_rows."""
-    rows = max(1.0, (high - low) / row_price)
-    return row_price * max(1, math.ceil(rows / max_rows))
-
-
-def _finding_rows(frame: pl.DataFrame, limit: int = 50) -> list[dict[str, Any]]:
-    return frame.head(limit).to_dicts() if frame.height else []
-
-
 def footprint_stage(ctx: Context) -> StageResult:
     """Footprint bars into the store, the footprint picture, volume profile and CVD charts."""
     if not ctx.cfg.footprint.enabled:
         return _result("footprint", "skipped", "disabled in the pipeline config")
-    from botclave_cli.engine.footprint import FootprintSpec
-    from botclave_cli.engine.footprint_store import build_from_store, resolve_tick
-    from botclave_cli.engine.indicators import OrderFlowIndicators, volume_profile
-    from botclave_cli.report.footprint_chart import footprint_figure
+    from botclave_cli.engine.footprint_store import build_from_store
+    from botclave_cli.report.orderflow import add_footprint, footprint_spec
 
     fp = ctx.cfg.footprint
     load_trades(ctx)
     ref = ctx.state["trades_ref"]
-    manifest = ctx.store.manifest(ref)
-    spec = FootprintSpec(bar=fp.bar, tick_size=resolve_tick(manifest, None), row_size=fp.row_size,
-                         qty_step=manifest.lot_size if manifest else None)
+    spec = footprint_spec(ctx.store.manifest(ref), fp.bar, fp.row_size)
     built = build_from_store(ctx.store, ref, spec, ctx.start, ctx.end, write=True, keep=True,
                              progress=ctx.progress)
-    result = built.result
-    assert result is not None  # keep=True
-    ctx.state["footprint"] = result
+    assert built.result is not None  # keep=True
     quote, base = ctx.state.get("units", ("quote", "base"))
-    n = min(fp.png_bars, result.bars.height)
-    fig = footprint_figure(result, fp.png_bars)
-    ctx.report.charts.append(_figure_chart(
-        "footprint", f"Footprint of the last {n} {fp.bar} bars", fig,
-        {"bars": result.bars.tail(n), "levels": result.levels}))
-    ind = OrderFlowIndicators(result)
-    row_price = ind.row_price
-    low, high = float(result.bars["low"].min()), float(result.bars["high"].max())
-    prow = _profile_row(row_price, low, high)
-    profile = volume_profile(result.levels, prow, close=float(result.bars["close"][-1]),
-                             lot=spec.step)
-    ctx.report.charts.append(ctx.charts.volume_profile(
-        profile.levels["price"], profile.levels["volume"], poc=profile.poc, vah=profile.vah,
-        val=profile.val, hvn=profile.hvn["price"].to_list(), lvn=profile.lvn["price"].to_list(),
-        row_height=prow, buy_volume=profile.levels["buy_volume"],
-        title=f"Volume profile (row {prow:g} {quote})", quote=quote, base=base))
-    cvd = ind.cvd()
-    k = ctx.state.get("swing_k", 3)
-    divergences = ind.divergence(k=k)
-    marks = _divergence_marks(cvd, divergences, k)
-    ctx.report.charts.append(ctx.charts.cvd(
-        cvd["bar_start"], cvd["close"], cvd["cvd"], marks,
-        title=f"Close and cumulative volume delta ({fp.bar} bars, {len(marks)} divergence(s))",
-        quote=quote, base=base))
-    stacked = result.stacked_runs()
-    ctx.report.findings += [
-        ("Volume profile", [{"POC": profile.poc, "VAH": profile.vah, "VAL": profile.val,
-                             "HVN": ", ".join(f"{p:g}" for p in profile.hvn["price"]),
-                             "LVN": ", ".join(f"{p:g}" for p in profile.lvn["price"])}]),
-        ("Delta divergences (CVD, confirmed swings)", _finding_rows(divergences)),
-        ("Stacked imbalances", _finding_rows(stacked)),
-    ]
-    ctx.report.summary["footprint bars"] = built.bars
+    found = add_footprint(ctx.report, ctx.charts, built.result, fp.png_bars, quote, base)
     return _result("footprint", "ok", f"{built.bars} {fp.bar} bars, {built.levels} levels, "
-                   f"{len(marks)} divergence(s), {stacked.height} stacked imbalance(s)")
-
-
-def _divergence_marks(cvd: pl.DataFrame, divergences: pl.DataFrame, k: int
-                      ) -> list[dict[str, Any]]:
-    """Divergence rows -> the two swing bars' times (second swing = ``k`` bars before the
-    confirming bar the signal is stamped with)."""
-    if not divergences.height:
-        return []
-    starts = cvd["bar_start"]
-    marks = []
-    for row in divergences.iter_rows(named=True):
-        confirm = int(starts.search_sorted(row["time"]))
-        second = starts[max(confirm - k, 0)]
-        marks.append({"kind": row["kind"], "start_ts": row["start"], "end_ts": second})
-    return marks
-
+                   f"{found['divergences']} divergence(s), {found['stacked']} stacked "
+                   "imbalance(s)")
 
 
 # depth -----------------------------------------------------------------------------------------

@@ -84,7 +84,8 @@ def test_report_run_and_latest_rebuild_the_report(piped):
     assert by_id.exit_code == 0, by_id.output
     assert by_id.output.strip().startswith(f"report {result.report}; ")
     html = result.report.read_text(encoding="utf-8")
-    assert 'id="chart-candlesticks"' in html and 'id="chart-equity"' in html
+    for chart in ("candlesticks", "footprint", "volume_profile", "cvd", "equity", "drawdown"):
+        assert f'id="chart-{chart}"' in html, chart
     latest = runner.invoke(app, ["report", "--latest", "--reports-dir", str(reports), "--json"])
     assert latest.exit_code == 0, latest.output
     data = json.loads(latest.output)

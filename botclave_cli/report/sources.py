@@ -96,9 +96,12 @@ def candles_chart(charts: ChartGenerator, trades: pl.DataFrame, symbol: str,
 
 
 def add_market(report: ReportInput, charts: ChartGenerator, store: Store,
-               manifest: dict[str, Any]) -> None:
-    """Candles of the run's trades when the store still holds them (``dataset`` and coverage
-    from the run manifest)."""
+               manifest: dict[str, Any], footprint_rows: int = 10, png_bars: int = 30) -> None:
+    """Candles and the order-flow sections (footprint, profile, CVD) of the run's trades when
+    the store still holds them (``dataset`` and coverage from the run manifest)."""
+    from botclave_cli.engine.footprint_store import build_from_store
+    from botclave_cli.report.orderflow import add_footprint, footprint_spec
+
     dataset, cov = manifest.get("dataset"), manifest.get("coverage") or {}
     if not dataset or cov.get("start_us") is None or cov.get("mode") != "trades":
         return
@@ -107,12 +110,20 @@ def add_market(report: ReportInput, charts: ChartGenerator, store: Store,
         return
     ref = DatasetRef(parts[0], parts[1], str(manifest.get("symbol")), parts[3])
     if not store.exists(ref):
-        report.notes.append(f"market chart: {store.path(ref)} is not in this data dir")
+        report.notes.append(f"market charts: {store.path(ref)} is not in this data dir")
         return
     start, end = from_us(cov["start_us"]), from_us(cov["end_us"])
     trades = store.scan(ref, start, end).select("ts", "price", "qty", "side").collect()
-    if trades.height:
-        report.charts.insert(0, candles_chart(charts, trades, ref.symbol, start, end))
+    if not trades.height:
+        return
+    report.charts.append(candles_chart(charts, trades, ref.symbol, start, end))
+    bar = ((manifest.get("params") or {}).get("bars") or {}).get("timeframe", "1m")
+    spec = footprint_spec(store.manifest(ref), bar, footprint_rows)
+    built = build_from_store(store, ref, spec, start, end, write=False, keep=True)
+    if built.result is not None and built.result.bars.height:
+        add_footprint(report, charts, built.result, png_bars, *quote_base(ref.symbol))
+    report.notes.append("depth heatmap, walls and absorption zones: in the pipeline's report "
+                        "(botclave report --pipeline), not rebuilt by report --run")
 
 
 def add_backtest(report: ReportInput, charts: ChartGenerator, results: dict[str, Any]) -> None:
