@@ -109,8 +109,8 @@ def _fetch(ctx: Context) -> StageResult:
                               raw="trades" in cfg.fetch.kinds, progress=ctx.progress)
         done.append(result.summary())
     if "ohlcv" in cfg.fetch.kinds:
-        done.append(fetch_ohlcv(conn, ctx.store, cfg.symbol, ctx.start, ctx.end, "1m",
-                                progress=ctx.progress).summary())
+        done.append(fetch_ohlcv(conn, ctx.store, cfg.symbol, ctx.start, ctx.end,
+                                timeframe="1m", progress=ctx.progress).summary())
     return _result("data", "ok", "; ".join(done))
 
 

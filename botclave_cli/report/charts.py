@@ -37,6 +37,8 @@ LINE_COLOR = "#1f4e79"  # equity, price and CVD lines
 IS_COLOR = "#4c72b0"  # walk-forward in-sample windows
 OOS_COLOR = "#dd8452"  # walk-forward out-of-sample windows
 UTC_LABEL = "time (UTC)"
+#: numbers a chart accepts: a sequence, a numpy array or a Polars series
+Numbers = Sequence[float] | np.ndarray | pl.Series
 
 
 @dataclass
@@ -80,7 +82,7 @@ def _rects(ax: Any, x: np.ndarray, bottom: np.ndarray, height: np.ndarray, width
            colors: Any, label: str | None = None) -> PolyCollection:
     """Vertical bars as one PolyCollection (thousands of ``ax.bar`` patches render slowly)."""
     left, right, top = x - width / 2, x + width / 2, bottom + height
-    verts = np.stack([np.column_stack([left, bottom]), np.column_stack([left, top]),
+    verts: Any = np.stack([np.column_stack([left, bottom]), np.column_stack([left, top]),
                       np.column_stack([right, top]), np.column_stack([right, bottom])], axis=1)
     rects = PolyCollection(verts, facecolors=colors, edgecolors="none", label=label)
     ax.add_collection(rects)
@@ -155,10 +157,10 @@ class ChartGenerator:
         _utc_axis(vol_ax)
         return self._chart("candlesticks", title, fig, data)
 
-    def volume_profile(self, price: Sequence[float], volume: Sequence[float], *, poc: float,
-                       vah: float, val: float, hvn: Sequence[float] = (),
-                       lvn: Sequence[float] = (), row_height: float | None = None,
-                       buy_volume: Sequence[float] | None = None,
+    def volume_profile(self, price: Numbers, volume: Numbers, *, poc: float,
+                       vah: float, val: float, hvn: Numbers = (),
+                       lvn: Numbers = (), row_height: float | None = None,
+                       buy_volume: Numbers | None = None,
                        title: str = "Volume profile", quote: str = "quote",
                        base: str = "base") -> Chart:
         """Horizontal volume per price level (level labelled by its lower price), POC, value area
@@ -195,7 +197,7 @@ class ChartGenerator:
         ax.grid(alpha=0.3)
         return self._chart("volume_profile", title, fig, data)
 
-    def cvd(self, ts: Any, close: Sequence[float], cvd: Sequence[float],
+    def cvd(self, ts: Any, close: Numbers, cvd: Numbers,
             divergences: Sequence[dict[str, Any]] = (), title: str = "Price and CVD",
             quote: str = "quote", base: str = "base") -> Chart:
         """Close price over cumulative volume delta (base units), divergences drawn on both panels.
@@ -238,8 +240,8 @@ class ChartGenerator:
                                                "divergences": marked})
 
     # backtest charts --------------------------------------------------------------------------
-    def equity(self, ts: Any, equity: Sequence[float], trade_exit_ts: Any = (),
-               trade_pnl: Sequence[float] = (), title: str = "Equity curve",
+    def equity(self, ts: Any, equity: Numbers, trade_exit_ts: Any = (),
+               trade_pnl: Numbers = (), title: str = "Equity curve",
                quote: str = "quote") -> Chart:
         """Equity (quote currency) over time; each closed trade marked at its exit, green when it
         won and red when it lost, on the equity value at that time."""
@@ -267,7 +269,7 @@ class ChartGenerator:
                 "trade_exit_ts": exits, "trade_mark_equity": marks_y}
         return self._chart("equity", title, fig, data)
 
-    def drawdown(self, ts: Any, equity: Sequence[float],
+    def drawdown(self, ts: Any, equity: Numbers,
                  title: str = "Drawdown (underwater)") -> Chart:
         """Drawdown in percent below the running equity peak."""
         t = to_datetime64(ts)
@@ -309,7 +311,7 @@ class ChartGenerator:
                 "runs": runs.shape[0]}
         return self._chart("monte_carlo_fan", f"{title} ({runs.shape[0]} runs)", fig, data)
 
-    def drawdown_distribution(self, max_drawdowns_pct: Sequence[float],
+    def drawdown_distribution(self, max_drawdowns_pct: Numbers,
                               ruin_pct: float | None = None,
                               title: str = "Monte Carlo max drawdown distribution") -> Chart:
         """Histogram of the runs' maximum drawdowns (positive percent of peak), with the median,
@@ -334,7 +336,7 @@ class ChartGenerator:
                             "median": med, "p95": p95})
 
     def walk_forward(self, folds: Sequence[dict[str, Any]], oos_ts: Any = (),
-                     oos_equity: Sequence[float] = (), title: str = "Walk-forward folds",
+                     oos_equity: Numbers = (), title: str = "Walk-forward folds",
                      quote: str = "quote") -> Chart:
         """In-sample and out-of-sample windows per fold, over the stitched out-of-sample equity.
 

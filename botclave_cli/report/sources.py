@@ -186,7 +186,8 @@ def add_validation(report: ReportInput, charts: ChartGenerator, folder: Path,
     for path in sorted(folder.glob("monte_carlo_*.parquet")):
         mc = pl.read_parquet(path)
         method = path.stem.removeprefix("monte_carlo_")
-        info = section.get(method) if isinstance(section.get(method), dict) else section
+        found = section.get(method)
+        info: dict[str, Any] = found if isinstance(found, dict) else section
         if mc.height == 0 or "max_drawdown" not in mc.columns:
             continue
         dd = np.abs(mc["max_drawdown"].to_numpy().astype(float))
