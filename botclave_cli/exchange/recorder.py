@@ -1,0 +1,355 @@
+"""Live recorder: Binance combined WebSocket streams -> raw capture lines + the dataset store.
+
+Why raw streams through ``websockets`` and not ccxt.pro: ccxt.pro hides the diffs' ``U``/``u``/
+``pu``, without which a book cannot be sequenced. Snapshots come through ccxt REST (the raw
+``/depth`` response, so the capture line is exactly what Binance sent).
+
+What it does, in order: connect; append every message as ``<receive time ns> <JSON>`` (the
+format of ../shared/data/binance-ws); feed depth diffs to a live ``DOMBuilder`` (on the data's
+8-decimal grid) whose resync requests - the first sync, a gap, a stale snapshot - are answered
+with a REST snapshot, itself written as a capture line in stream order. Every ``flush_every_s``
+(and on exit) the new lines are appended to the day's capture file (fsync) and parsed into the
+store (trades, book_snapshot, book_diff, quotes) with ``seq`` continuing the stored ``seq``, so a
+restart continues the dataset. Disconnects reconnect with exponential backoff; SIGINT/SIGTERM
+stop the loop and flush. Memory stays flat: lines are dropped after each flush and the builder
+buffers at most a bounded number of diffs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import os
+import signal
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from botclave_cli.data.store import DatasetRef, Store
+from botclave_cli.engine.dom_builder import DOMBuilder
+from botclave_cli.errors import UsageError
+from botclave_cli.logs import get_logger
+
+log = get_logger(__name__)
+
+STREAMS = {"trades": "trade", "depth": "depth@{speed}", "quotes": "bookTicker"}
+DEFAULT_WS = {"spot": "wss://stream.binance.com:9443/stream",
+              "usdm": "wss://fstream.binance.com/stream",
+              "coinm": "wss://dstream.binance.com/stream"}
+STORE_KINDS = ("trades", "book_snapshot", "book_diff", "quotes")
+#: Binance prints at most 8 decimals: the live gap detector's grid (exact, no tick needed)
+LIVE_GRID = 1e-8
+
+SnapshotFetcher = Callable[[str, int], dict]
+
+
+def market_id(symbol: str, market: str) -> str:
+    """Unified symbol -> Binance id: BTC/USDT -> BTCUSDT, BTC/USD:BTC (coinm) -> BTCUSD_PERP."""
+    if "/" not in symbol:
+        raise UsageError(f"--symbol {symbol!r}: expected a ccxt unified symbol such as BTC/USDT")
+    base, rest = symbol.split("/", 1)
+    quote = rest.split(":", 1)[0]
+    return f"{base}{quote}_PERP" if market == "coinm" else f"{base}{quote}"
+
+
+def ccxt_snapshot_fetcher(market: str, rest_url: str | None = None,
+                          timeout_ms: int = 10_000) -> SnapshotFetcher:
+    """REST depth snapshots through ccxt's raw endpoint methods (the response as Binance sent it).
+
+    ``rest_url`` replaces scheme and host of every ccxt API url (an emulator, a proxy).
+    """
+    import ccxt
+
+    from botclave_cli.exchange.connector import EXCHANGE_CLASSES, override_urls
+
+    exchange = getattr(ccxt, EXCHANGE_CLASSES[market])({"timeout": timeout_ms,
+                                                        "enableRateLimit": True})
+    if rest_url:
+        exchange.urls["api"] = override_urls(exchange.urls["api"], {"all": rest_url})
+    method = {"spot": "publicGetDepth", "usdm": "fapiPublicGetDepth",
+              "coinm": "dapiPublicGetDepth"}[market]
+    call = getattr(exchange, method)
+    return lambda symbol_id, limit: call({"symbol": symbol_id, "limit": limit})
+
+
+@dataclass
+class RecordConfig:
+    symbol: str
+    market: str = "spot"
+    streams: tuple[str, ...] = ("trades", "depth", "quotes")
+    duration_s: float | None = None
+    ws_url: str | None = None
+    depth_speed: str = "100ms"
+    snapshot_limit: int = 1000
+    flush_every_s: float = 5.0
+    #: a store write rewrites the day's partition file: less often than the capture append
+    store_every_s: float = 60.0
+    max_backoff_s: float = 30.0
+    tick_size: float | None = None
+    lot_size: float | None = None
+
+    def __post_init__(self) -> None:
+        unknown = [s for s in self.streams if s not in STREAMS]
+        if unknown or not self.streams:
+            raise UsageError(f"--streams {','.join(self.streams)}: expected some of "
+                             f"{', '.join(STREAMS)}")
+        if self.market not in DEFAULT_WS:
+            raise UsageError(f"--market {self.market!r}: expected spot, usdm or coinm")
+
+    def url(self) -> str:
+        sid = market_id(self.symbol, self.market).lower()
+        names = [f"{sid}@{STREAMS[s].format(speed=self.depth_speed)}" for s in self.streams]
+        return f"{self.ws_url or DEFAULT_WS[self.market]}?streams={'/'.join(names)}"
+
+
+@dataclass
+class RecordResult:
+    messages: int = 0
+    lines_written: int = 0
+    snapshots: int = 0
+    gaps: int = 0
+    resyncs: int = 0
+    reconnects: int = 0
+    rows_written: int = 0
+    first_seq: int = 0
+    next_seq: int = 0
+    stopped_by: str = ""
+    capture_files: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+class Recorder:
+    """Records one symbol's streams; ``await run()`` until the duration, a signal or ``stop()``."""
+
+    def __init__(self, store: Store, cfg: RecordConfig, *, capture_dir: Path,
+                 fetch_snapshot: SnapshotFetcher | None = None,
+                 clock_ns: Callable[[], int] = time.time_ns, exchange: str = "binance") -> None:
+        self.store = store
+        self.cfg = cfg
+        self.capture_dir = Path(capture_dir)
+        self.fetch_snapshot = fetch_snapshot or ccxt_snapshot_fetcher(cfg.market)
+        self.clock_ns = clock_ns
+        self.exchange = exchange
+        self.symbol_id = market_id(cfg.symbol, cfg.market)
+        self.result = RecordResult()
+        self._stop = asyncio.Event()
+        self._pending: list[str] = []
+        self._unstored: list[str] = []
+        self._last_store = time.monotonic()
+        self._builder: DOMBuilder | None = None
+        self._want_snapshot = False
+        self._snapshot_task: asyncio.Task | None = None
+        self._seq = 0
+
+    def stop(self, reason: str = "stop") -> None:
+        self.result.stopped_by = self.result.stopped_by or reason
+        self._stop.set()
+
+    # main loop ---------------------------------------------------------------------------------
+    async def run(self) -> RecordResult:
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+        self._seq = self.result.first_seq = self._stored_next_seq()
+        loop = asyncio.get_running_loop()
+        handled = self._install_signals(loop)
+        deadline = (time.monotonic() + self.cfg.duration_s) if self.cfg.duration_s else None
+        backoff = 0.5
+        next_flush = time.monotonic() + self.cfg.flush_every_s
+        try:
+            while not self._stop.is_set():
+                if deadline is not None and time.monotonic() >= deadline:
+                    self.stop("duration")
+                    break
+                try:
+                    async with connect(self.cfg.url(), max_size=None, open_timeout=10) as ws:
+                        self._builder = None
+                        self._want_snapshot = "depth" in self.cfg.streams
+                        reader = loop.create_task(self._read(ws))
+                        try:
+                            while not self._stop.is_set() and not reader.done():
+                                now = time.monotonic()
+                                if deadline is not None and now >= deadline:
+                                    self.stop("duration")
+                                    break
+                                if now >= next_flush:
+                                    self.flush()
+                                    next_flush = now + self.cfg.flush_every_s
+                                await asyncio.wait([reader], timeout=min(
+                                    0.25, max(next_flush - now, 0.001),
+                                    (deadline - now) if deadline is not None else 0.25))
+                        finally:
+                            if not reader.done():
+                                reader.cancel()
+                            with contextlib.suppress(asyncio.CancelledError):
+                                await reader  # re-raises the reader's connection error
+                        backoff = 0.5 if self.result.messages else backoff
+                except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError) as exc:
+                    if self._stop.is_set():
+                        break
+                    self.result.errors.append(f"{type(exc).__name__}: {exc}"[:200])
+                    log.info("stream disconnected", extra={"error": str(exc)[:200]})
+                except InvalidURI as exc:
+                    raise UsageError(f"--ws-url: {exc}") from None
+                if self._stop.is_set():
+                    break
+                self.result.reconnects += 1
+                self.flush()
+                pause = backoff if deadline is None else min(backoff, deadline - time.monotonic())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), max(pause, 0.0))
+                backoff = min(backoff * 2, self.cfg.max_backoff_s)
+        finally:
+            if self._snapshot_task is not None:
+                self._snapshot_task.cancel()
+                with contextlib.suppress(BaseException):
+                    await self._snapshot_task
+            self.flush(store=True)
+            for sig in handled:
+                loop.remove_signal_handler(sig)
+        self.result.next_seq = self._seq
+        return self.result
+
+    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> list[int]:
+        handled = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, self.stop, signal.Signals(sig).name)
+                handled.append(sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass  # not the main thread (tests): stop() is called directly
+        return handled
+
+    # messages ----------------------------------------------------------------------------------
+    async def _read(self, ws: Any) -> None:
+        async for raw in ws:
+            self._on_message(raw if isinstance(raw, str) else raw.decode())
+
+    def _on_message(self, raw: str) -> None:
+        self._pending.append(f"{self.clock_ns()} {raw}")
+        self.result.messages += 1
+        if "depthUpdate" not in raw:
+            return
+        data = json.loads(raw).get("data", {})
+        if self._builder is None:
+            self._builder = DOMBuilder(self.cfg.market, LIVE_GRID, LIVE_GRID,
+                                       on_resync=self._on_resync)
+        self._builder.on_diff(int(data["U"]), int(data["u"]), data.get("pu"), data["b"],
+                              data["a"], int(data["E"]) * 1000)
+        if self._want_snapshot and self._snapshot_task is None:
+            self._snapshot_task = asyncio.get_running_loop().create_task(self._resync())
+
+    def _on_resync(self, reason: str, seq: int) -> None:
+        self.result.resyncs += 1
+        if reason == "gap":
+            self.result.gaps += 1
+        log.info("book resync requested", extra={"reason": reason, "symbol": self.cfg.symbol})
+        self._want_snapshot = True
+
+    async def _resync(self) -> None:
+        """Fetch REST snapshots until the book syncs (backoff between tries)."""
+        loop = asyncio.get_running_loop()
+        delay = 0.2
+        try:
+            while self._want_snapshot and not self._stop.is_set():
+                self._want_snapshot = False
+                try:
+                    snap = await loop.run_in_executor(None, self.fetch_snapshot, self.symbol_id,
+                                                      self.cfg.snapshot_limit)
+                except Exception as exc:  # noqa: BLE001 - ccxt errors of every kind: retry
+                    self.result.errors.append(f"snapshot: {type(exc).__name__}: {exc}"[:200])
+                    self._want_snapshot = True
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self.cfg.max_backoff_s)
+                    continue
+                self._pending.append(f"{self.clock_ns()} {json.dumps(snap, separators=(',', ':'))}")
+                self.result.snapshots += 1
+                builder = self._builder
+                if builder is None:
+                    continue
+                ts = int(snap["E"]) * 1000 if snap.get("E") else -1
+                builder.on_snapshot(int(snap["lastUpdateId"]), snap["bids"], snap["asks"], ts)
+                if not builder.valid:
+                    self._want_snapshot = True
+                    await asyncio.sleep(delay)
+        finally:
+            self._snapshot_task = None
+
+    # writing -----------------------------------------------------------------------------------
+    def flush(self, store: bool = False) -> None:
+        """Append pending lines to the day's capture file (fsync); every ``store_every_s`` (or
+        with ``store=True``) also parse the lines not yet stored into the store."""
+        lines, self._pending = self._pending, []
+        if lines:
+            self._append_capture(lines)
+            self.result.lines_written += len(lines)
+            self._unstored.extend(lines)
+        due = time.monotonic() - self._last_store >= self.cfg.store_every_s
+        if self._unstored and (store or due):
+            chunk, self._unstored = self._unstored, []
+            self.result.rows_written += self._write_store(chunk)
+            self._seq += len(chunk)
+            self._last_store = time.monotonic()
+
+    def _append_capture(self, lines: list[str]) -> None:
+        by_day: dict[str, list[str]] = {}
+        for line in lines:
+            day = dt.datetime.fromtimestamp(int(line[:19]) / 1e9, dt.UTC).strftime("%Y%m%d")
+            by_day.setdefault(day, []).append(line)
+        self.capture_dir.mkdir(parents=True, exist_ok=True)
+        for day, chunk in by_day.items():
+            path = self.capture_dir / f"{self.cfg.market}_{self.symbol_id.lower()}_{day}.txt"
+            with open(path, "a", encoding="utf-8") as fh:
+                fh.write("\n".join(chunk) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            if str(path) not in self.result.capture_files:
+                self.result.capture_files.append(str(path))
+
+    def _write_store(self, lines: list[str]) -> int:
+        from botclave_cli.data.importers.capture import read_capture
+        from botclave_cli.data.importers.imports import capture_parsed
+        from botclave_cli.data.importers.writer import write_import
+
+        with tempfile.TemporaryDirectory(prefix="botclave-rec-") as tmp:
+            path = Path(tmp) / "chunk.txt"
+            path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            cap = read_capture([path], skip_bad=True, market=self.cfg.market,
+                               symbol=self.cfg.symbol)
+        parsed = capture_parsed(cap)
+        parsed.source = "record"
+        parsed.sources = [f"ws:{self.symbol_id.lower()}"]
+        parsed.bad = []
+        parsed.frames = [(kind, levels, df.with_columns(pl.col("seq") + self._seq))
+                         for kind, levels, df in parsed.frames if df.height]
+        if not parsed.frames:
+            return 0
+        write_import(self.store, parsed, tick_size=self.cfg.tick_size,
+                     lot_size=self.cfg.lot_size)
+        return parsed.rows
+
+    def _stored_next_seq(self) -> int:
+        """The seq after the last stored line of this symbol (a restart continues from it)."""
+        best = -1
+        for kind in ("book_snapshot", "book_diff", "quotes"):  # the kinds that keep seq
+            ref = DatasetRef(self.exchange, self.cfg.market, self.cfg.symbol, kind)
+            if self.store.exists(ref):
+                top = self.store.scan(ref).select(pl.col("seq").max()).collect().item()
+                if top is not None:
+                    best = max(best, int(top))
+        return best + 1
+
+
+def record(store: Store, cfg: RecordConfig, *, capture_dir: Path,
+           rest_url: str | None = None, **kwargs: Any) -> RecordResult:
+    """Blocking entry point for the CLI: run the recorder in a fresh event loop."""
+    fetcher = kwargs.pop("fetch_snapshot", None) or ccxt_snapshot_fetcher(cfg.market, rest_url)
+    recorder = Recorder(store, cfg, capture_dir=capture_dir, fetch_snapshot=fetcher, **kwargs)
+    return asyncio.run(recorder.run())

@@ -1,0 +1,195 @@
+"""The recorder against the local WebSocket emulator replaying a shared capture."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from botclave_cli.data.store import DatasetRef, Store
+from botclave_cli.engine.dom_builder import replay_capture
+from botclave_cli.exchange.recorder import RecordConfig, Recorder, ccxt_snapshot_fetcher
+from tests.conftest import PROJECT_ROOT, shared_file
+from tests.emulator.binance_ws import BinanceWsEmulator
+
+ETH = "binance-ws/spot_ethusdt_20240808.gz"
+N = 9_000  # stream messages served: keeps the test short
+
+
+def _depth_index(emu: BinanceWsEmulator, after: int) -> int:
+    return next(i for i, (k, _) in enumerate(emu.messages) if k == "depth" and i > after)
+
+
+async def _record(store: Store, emu: BinanceWsEmulator, capture_dir: Path) -> Recorder:
+    cfg = RecordConfig(symbol="ETH/USDT", market="spot", ws_url=emu.ws_url, flush_every_s=0.2,
+                       store_every_s=1.0)
+    rec = Recorder(store, cfg, capture_dir=capture_dir,
+                   fetch_snapshot=ccxt_snapshot_fetcher("spot", emu.rest_url))
+
+    async def stop_when_served() -> None:
+        # until everything served is received and the last resync (if any) is answered
+        give_up = time.monotonic() + 60
+        while (not emu.finished or rec.result.messages < emu.sent
+               or rec._builder is None or not rec._builder.valid):
+            if time.monotonic() > give_up:
+                rec.stop(f"test timeout: cursor {emu.cursor}/{len(emu.messages)}, sent "
+                         f"{emu.sent}, got {rec.result.messages}, builder {rec._builder}")
+                return
+            await asyncio.sleep(0.05)
+        rec.stop("test")
+
+    watcher = asyncio.create_task(stop_when_served())
+    await rec.run()
+    watcher.cancel()
+    assert rec.result.stopped_by == "test", rec.result.stopped_by
+    return rec
+
+
+def test_record_reconnects_resyncs_and_its_capture_replays(tmp_path):
+    async def main():
+        emu = BinanceWsEmulator(shared_file(ETH), limit=N, lost_on_disconnect=100)
+        dropped = _depth_index(emu, 6_000)
+        emu.drop = {dropped}
+        emu.disconnect_after = {3_000}
+        assert any(k == "depth" for k, _ in emu.messages[3_001:3_101])  # lost: a gap
+        await emu.start()
+        try:
+            rec = await _record(Store(tmp_path / "store"), emu, tmp_path / "captures")
+        finally:
+            await emu.stop()
+        return emu, rec.result
+
+    emu, result = asyncio.run(main())
+    assert emu.connections == 2 and result.reconnects == 1
+    assert result.messages == emu.sent
+    # live: the dropped diff is a gap, answered by a REST snapshot (first sync + reconnect + gap)
+    assert result.gaps == 1 and result.snapshots == 3 and emu.rest_calls == 3
+    assert result.lines_written == result.messages + result.snapshots == result.next_seq
+    # the capture file replays: the reconnect's lost messages and the dropped diff are gaps,
+    # each healed by the snapshot recorded after it; every checkable ticker matches
+    report = replay_capture([Path(p) for p in result.capture_files]).as_dict()
+    assert report["gaps"] == 2 and report["syncs"] == 3 and report["valid_at_end"]
+    assert report["tickers_checkable"] > 50
+    assert report["tickers_matched"] == report["tickers_checkable"]
+    # the store holds every trade once, and book rows in seq order
+    store = Store(tmp_path / "store")
+    trades = store.scan(DatasetRef("binance", "spot", "ETH/USDT", "trades")).collect()
+    sent_trades = sum(1 for i, (k, _) in enumerate(emu.messages) if k == "trade")
+    assert trades.height == sent_trades - sum(
+        1 for i, (k, _) in enumerate(emu.messages[3_001:3_101]) if k == "trade")
+    diffs = store.scan(DatasetRef("binance", "spot", "ETH/USDT", "book_diff")).collect()
+    assert diffs["seq"].max() < result.next_seq
+    snaps = store.scan(DatasetRef("binance", "spot", "ETH/USDT", "book_snapshot")).collect()
+    assert snaps["seq"].n_unique() == 3
+
+
+def test_restart_continues_the_dataset_and_the_capture(tmp_path):
+    async def part(limit, skip):
+        emu = BinanceWsEmulator(shared_file(ETH), limit=limit)
+        emu.cursor = skip
+        for i in range(skip):
+            emu._advance_book(i)
+        await emu.start()
+        try:
+            rec = await _record(Store(tmp_path / "store"), emu, tmp_path / "captures")
+        finally:
+            await emu.stop()
+        return rec.result
+
+    first = asyncio.run(part(3_000, 0))
+    second = asyncio.run(part(6_000, 3_000))
+    assert second.first_seq == first.next_seq
+    assert first.capture_files == second.capture_files
+    lines = Path(first.capture_files[0]).read_text().splitlines()
+    assert len(lines) == first.lines_written + second.lines_written
+    store = Store(tmp_path / "store")
+    quotes = store.scan(DatasetRef("binance", "spot", "ETH/USDT", "quotes")).collect()
+    assert quotes["seq"].is_unique().all()
+    assert quotes.height == quotes["update_id"].n_unique()
+
+
+@contextlib.contextmanager
+def emulator_thread(**kwargs):
+    """The emulator on its own event loop in a thread (for a recorder in a subprocess)."""
+    loop = asyncio.new_event_loop()
+    emu = BinanceWsEmulator(**kwargs)
+    ready = threading.Event()
+
+    def serve():
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(emu.start())
+        ready.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    ready.wait(10)
+    try:
+        yield emu
+    finally:
+        asyncio.run_coroutine_threadsafe(emu.stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM])
+def test_cli_record_flushes_on_signal(tmp_path, sig):
+    with emulator_thread(capture=shared_file(ETH), pause_s=0.002) as emu:
+        env = {**os.environ, "BOTCLAVE_DATA_DIR": str(tmp_path / "store")}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "botclave_cli", "record", "--symbol", "ETH/USDT",
+             "--ws-url", emu.ws_url, "--rest-url", emu.rest_url, "--flush-every", "200ms",
+             "--store-every", "10m", "--json"],
+            cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while emu.sent < 1_500 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err.decode()
+    import json
+
+    data = json.loads(out)
+    assert data["stopped_by"] == sig.name
+    assert data["messages"] >= 1_500 and data["rows_written"] > 0
+    capture = Path(data["capture_files"][0])
+    assert len(capture.read_text().splitlines()) == data["lines_written"]
+    # the store write was due only every 10 minutes: the signal flushed it
+    trades = Store(tmp_path / "store").scan(
+        DatasetRef("binance", "spot", "ETH/USDT", "trades")).collect()
+    trade_lines = sum(1 for line in capture.read_text().splitlines() if "@trade" in line)
+    assert trades.height == trade_lines > 0
+
+
+def test_record_usage_errors():
+    from typer.testing import CliRunner
+
+    from botclave_cli.cli.app import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["record", "--symbol", "ETH/USDT", "--streams", "trades,klines"])
+    assert result.exit_code == 2 and "--streams" in result.stderr
+    result = runner.invoke(app, ["record", "--symbol", "ETH/USDT", "--duration", "soon"])
+    assert result.exit_code == 2 and "--duration" in result.stderr
+    result = runner.invoke(app, ["record", "--symbol", "ETH/USDT", "--market", "options"])
+    assert result.exit_code == 2
+
+
+def test_record_without_a_reachable_stream_exits_4(tmp_path):
+    from typer.testing import CliRunner
+
+    from botclave_cli.cli.app import app
+
+    result = CliRunner().invoke(app, [
+        "record", "--symbol", "ETH/USDT", "--ws-url", "ws://127.0.0.1:9/stream",
+        "--rest-url", "http://127.0.0.1:9", "--duration", "1500ms",
+        "--data-dir", str(tmp_path)])
+    assert result.exit_code == 4 and "no message received" in result.stderr
