@@ -23,8 +23,8 @@ def _scan_polars(path: Path) -> pl.DataFrame:
 def _scan_pyarrow(path: Path) -> dict:
     import pyarrow.dataset as ds
 
-    table = ds.dataset(str(path), format="parquet", partitioning="hive").to_table(
-        columns=["side", "qty"])
+    files = [str(f) for f in sorted(path.glob("date=*/*.parquet"))]
+    table = ds.dataset(files, format="parquet").to_table(columns=["side", "qty"])
     return table.group_by("side").aggregate([("qty", "sum"), ("qty", "count")]).to_pydict()
 
 

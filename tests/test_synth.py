@@ -201,3 +201,64 @@ def test_cli_bad_option_is_one_line_exit_2(tmp_path):
     result = CliRunner().invoke(app, ["synth", "--days", "0", "--data-dir", str(tmp_path)])
     assert result.exit_code == 2
     assert "--days" in result.output and "Traceback" not in result.output
+
+
+def test_frames_are_already_in_store_order(market):
+    from botclave_cli.data.schemas import normalise
+
+    for kind, df in market.frames().items():
+        assert_frame_equal(normalise(df, kind), df, check_exact=True)
+
+
+class _Recorder:
+    def __init__(self):
+        self.calls = []
+
+    def start(self, total, description):
+        self.calls.append(("start", total, description))
+
+    def advance(self, amount=1):
+        self.calls.append(("advance", amount))
+
+
+def test_two_days_snapshot_each_midnight_and_ids_run_on(tmp_path):
+    cfg = SynthConfig(trades_per_day=5_000, book_interval_ms=1_000, days=2,
+                      start="2024-03-09")
+    progress = _Recorder()
+    written = write_synth(Store(tmp_path), cfg, progress=progress, keep_market=True)
+    m = written.market
+    snaps = m.book_snapshot.group_by("seq", maintain_order=True).agg(
+        pl.first("ts", "last_update_id"), pl.len())
+    assert snaps["seq"].to_list() == [0, 3 * 86_400]
+    assert [t.isoformat() for t in snaps["ts"]] == ["2024-03-09T00:00:00+00:00",
+                                                   "2024-03-10T00:00:00+00:00"]
+    assert snaps["len"].to_list() == [2 * cfg.book_levels] * 2
+    first_of_day2 = m.book_diff.filter(pl.col("seq") == 3 * 86_400 + 1)["first_update_id"][0]
+    assert first_of_day2 == snaps["last_update_id"][1] + 1
+    assert (np.diff(m.trades["trade_id"].to_numpy()) == 1).all()
+    assert m.ohlcv.height == 2 * 1_440
+    for kind, path in written.datasets.items():
+        days = sorted(p.parent.name for p in path.glob("date=*/data.parquet"))
+        assert days == ["date=2024-03-09", "date=2024-03-10"], kind
+    by_day = defaultdict(set)
+    for e in m.truth.events:
+        by_day[(e.start_us - cfg.start_us) // 86_400_000_000].add(e.kind)
+    assert by_day[0] == by_day[1] == set(m.truth.detector_params["kinds"])
+    starts = [c for c in progress.calls if c[0] == "start"]
+    advanced = sum(c[1] for c in progress.calls if c[0] == "advance")
+    assert len(starts) == 2 and advanced == sum(c[1] for c in starts)
+
+
+def test_regenerating_replaces_the_previous_market(tmp_path):
+    store = Store(tmp_path)
+    write_synth(store, SynthConfig(trades_per_day=5_000, book_interval_ms=1_000, seed=1))
+    derived = tmp_path / "synth/spot/BTC-USDT/footprint/params=abc/manifest.json"
+    derived.parent.mkdir(parents=True)
+    derived.write_text("{}")
+    second = write_synth(store, SynthConfig(trades_per_day=5_000, book_interval_ms=1_000,
+                                            seed=2))
+    assert not derived.exists()
+    assert read_truth(second.truth_path).seed == 2
+    trades = pl.read_parquet(second.datasets["trades"] / "date=2024-01-01/data.parquet")
+    assert trades.height == second.rows["trades"]
+    assert not [p for p in tmp_path.rglob("*") if ".tmp-" in p.name]

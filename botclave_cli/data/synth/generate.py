@@ -49,7 +49,7 @@ class Orders:
 def generate(cfg: SynthConfig, progress: Progress | None = None) -> SynthMarket:
     """Generate the whole market in memory. Same config -> identical frames."""
     prog = or_null(progress)
-    prog.start(4, f"synth {cfg.symbol}: plan")
+    prog.start(3, f"synth {cfg.symbol}: generate")
     seeds = np.random.SeedSequence(cfg.seed).spawn(4)
     rng_path, rng_events, rng_trades, rng_book = (np.random.default_rng(s) for s in seeds)
     plan = build_plan(cfg, rng_path, rng_events, day_schedule())
