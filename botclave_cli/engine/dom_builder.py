@@ -239,30 +239,31 @@ class Replay:
         ).drop("ts_us")
 
     def samples_frame(self) -> pl.DataFrame:
-        """Valid samples as ``book_snapshot`` rows (long form; ``seq`` = the sample time in us)."""
+        """Valid samples as ``book_snapshot`` rows (long form; ``seq`` = the sample time in us).
+
+        Rows come out in the kind's order (ts, side "ask" before "bid", level) without a sort.
+        """
         smp = self.samples
         if not smp:
             raise UsageError("this replay took no samples (sample_interval_us = 0)")
         s = self.stream
         keep = smp["valid"].astype(bool)
-        n, depth = smp["bid_px"].shape
-        frames = []
-        for side, px, qty in (("bid", smp["bid_px"], smp["bid_qty"]),
-                              ("ask", smp["ask_px"], smp["ask_qty"])):
-            ts = np.repeat(smp["ts"][keep], depth)
-            level = np.tile(np.arange(depth, dtype=np.int32), int(keep.sum()))
-            msg = np.repeat(smp["msg"][keep], depth)
-            frames.append(pl.DataFrame({
-                "ts": ts, "seq": ts,
-                "last_update_id": np.where(msg >= 0, s.u[np.maximum(msg, 0)], -1),
-                "side": side, "level": level,
-                "price": px[keep].ravel() * s.tick_size, "qty": qty[keep].ravel() * s.lot_size,
-            }))
-        out = pl.concat(frames).filter(pl.col("qty") > 0)
-        return out.with_columns(
-            pl.col("ts").cast(TS), pl.lit(None, TS).alias("ts_local"),
-        ).select("ts", "ts_local", "seq", "last_update_id", "side", "level", "price", "qty").sort(
-            "ts", "side", "level")
+        n, depth = int(keep.sum()), smp["bid_px"].shape[1]
+        # (sample, side, level) with side 0 = ask, 1 = bid
+        px = np.stack([smp["ask_px"][keep], smp["bid_px"][keep]], axis=1).ravel()
+        qty = np.stack([smp["ask_qty"][keep], smp["bid_qty"][keep]], axis=1).ravel()
+        ts = np.repeat(smp["ts"][keep], 2 * depth)
+        msg = np.repeat(smp["msg"][keep], 2 * depth)
+        side = np.tile(np.repeat(np.arange(2, dtype=np.uint32), depth), n)
+        level = np.tile(np.arange(depth, dtype=np.int32), 2 * n)
+        ok = qty > 0
+        last_u = np.where(msg[ok] >= 0, s.u[np.maximum(msg[ok], 0)], -1)
+        return pl.DataFrame({
+            "ts": ts[ok], "ts_local": np.zeros(int(ok.sum()), np.int64), "seq": ts[ok],
+            "last_update_id": last_u,
+            "side": pl.Series(["ask", "bid"]).gather(pl.Series(side[ok])),
+            "level": level[ok], "price": px[ok] * s.tick_size, "qty": qty[ok] * s.lot_size,
+        }).with_columns(pl.col("ts").cast(TS), pl.lit(None, TS).alias("ts_local"))
 
     def check_quotes(self, quotes: pl.DataFrame) -> QuoteCheck:
         """Compare bookTickers with the rebuilt book where they can be checked (README rule)."""
