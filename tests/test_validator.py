@@ -202,3 +202,11 @@ def test_write_replaces_the_folder_as_a_whole(tmp_path):
     assert sorted(p.name for p in target.iterdir()) == sorted(p.name for p in written) == [
         "parameter_sets.parquet", "pbo_logits.parquet", "validation.json"]
     assert sorted(p.name for p in target.parent.iterdir()) == ["validation"]  # no temp left
+
+
+def test_executors_keep_order_and_report_each_result():
+    calls: list[int] = []
+    assert SerialExecutor().map(abs, [-1, -2], lambda: calls.append(1)) == [1, 2]
+    with ProcessExecutor(2) as ex:
+        assert ex.map(abs, list(range(-40, 0)), lambda: calls.append(1)) == list(range(40, 0, -1))
+    assert len(calls) == 42

@@ -1,6 +1,7 @@
 """Where validation work runs: an ``Executor`` maps a picklable function over a list of tasks.
 
-The validator only calls ``executor.map(fn, items)`` and gets the results back IN ITEM ORDER, so
+The validator only calls ``executor.map(fn, items, on_result)`` (``on_result()`` after each
+result, for progress) and gets the results back IN ITEM ORDER, so
 a serial run and a parallel run of the same deterministic tasks give identical results. Another
 engine (a cluster, a job queue) plugs in by implementing the same two methods.
 
@@ -38,7 +39,8 @@ class Executor(Protocol):
 
     jobs: int
 
-    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]: ...
+    def map(self, fn: Callable[[T], R], items: Sequence[T],
+            on_result: Callable[[], None] | None = None) -> list[R]: ...
 
     def close(self) -> None: ...
 
@@ -48,8 +50,14 @@ class SerialExecutor:
 
     jobs = 1
 
-    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
-        return [fn(item) for item in items]
+    def map(self, fn: Callable[[T], R], items: Sequence[T],
+            on_result: Callable[[], None] | None = None) -> list[R]:
+        out = []
+        for item in items:
+            out.append(fn(item))
+            if on_result is not None:
+                on_result()
+        return out
 
     def close(self) -> None:
         return None
@@ -103,15 +111,22 @@ class ProcessExecutor:
             self._pool = pool
         return self._pool
 
-    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    def map(self, fn: Callable[[T], R], items: Sequence[T],
+            on_result: Callable[[], None] | None = None) -> list[R]:
         items = list(items)
         if not items:
             return []
         pool = self._ensure_pool()
-        chunk = max(1, math.ceil(len(items) / (self.jobs * 4)))
+        # small chunks: the last ones finish close together (tasks vary in length)
+        chunk = max(1, math.ceil(len(items) / (self.jobs * 16)))
         try:
             with _worker_env():  # a replacement worker would also start pinned
-                return list(pool.map(fn, items, chunksize=chunk))
+                out = []
+                for result in pool.map(fn, items, chunksize=chunk):
+                    out.append(result)
+                    if on_result is not None:
+                        on_result()
+                return out
         except BrokenProcessPool as exc:
             self.close()
             raise BotclaveError(f"a validation worker process died: {exc}") from None

@@ -381,8 +381,7 @@ class StrategyValidator:
                   keep_series: bool = True) -> list[Outcome]:
         tasks = [_Task(self.evaluator, p, *self.timeline.times(w), keep_series) for p, w in jobs]
         self.progress.start(len(tasks), what)
-        results = self.executor.map(_run_task, tasks)
-        self.progress.advance(len(tasks))
+        results = self.executor.map(_run_task, tasks, self.progress.advance)
         for (_, w), res in zip(jobs, results, strict=True):
             if res.n_bars != w.bars:
                 raise BotclaveError(f"the evaluator returned {res.n_bars} bar returns for "
