@@ -52,14 +52,15 @@ def absorption(side: str) -> Planter:
 
 
 def wall(ended_by: str) -> Planter:
-    """A bid of 25x the median level size, 20 ticks under the touch, for 8 minutes while price
-    wanders above it; then pulled, or traded through by a fast drop."""
+    """A bid of 25x the median level size, 5 to 18 ticks under the best bid, for 8 minutes while
+    price wanders above it; then pulled, or traded through by a fast drop."""
 
     def plant(plan: Plan, k0: int, s: int) -> int:
         cfg = plan.cfg
         k1 = k0 + plan.k_at(WALL_S)
         w = s - 20
-        plan.continue_bg(k0, k1, s, lo=w + 8, hi=w + min(35, cfg.book_levels - 10))
+        # 5..18 ticks under the touch: inside any top-20 view of the book
+        plan.continue_bg(k0, k1, s, lo=w + 5, hi=w + 18)
         lots = round(WALL_MULTIPLE * cfg.level_qty_median / cfg.lot_size)
         info = {"tick": w, "lots": lots, "ended_by": ended_by}
         if ended_by == "pulled":
