@@ -45,9 +45,9 @@ def test_the_tree_is_walked():
     assert ("report",) in paths and ("datasets", "ls") in paths and ("config", "check") in paths
 
 
-@pytest.mark.xfail(strict=False, reason="at the time of writing the group helps of config, "
-                   "datasets, fetch and import have no Example: line; remove this mark once "
-                   "they do (the failure message lists what is missing)")
+@pytest.mark.xfail(strict=False, reason="at the time of writing the group helps of config and "
+                   "datasets (skeleton) have no Example: line; remove this mark once they do "
+                   "(the failure message lists what is missing)")
 def test_every_command_has_help_with_an_example():
     missing = [" ".join(p) for p in command_paths() if "Example:" not in help_text(p)]
     assert not missing, f"--help without an 'Example:' line: botclave {', botclave '.join(missing)}"
