@@ -105,8 +105,11 @@ def test_xrp_agg_trades_equal_the_real_ccxt_response(store: Store) -> None:
     assert manifest.tick_size == 1e-8 and manifest.lot_size == 1.0
     assert manifest.tick_source == "exchange" and manifest.source == "ccxt:binance"
     assert manifest.gaps == []
-    # 12,477 trades: one time query, then 12 pages by id (the last one short), no more
-    assert result.requests == 1 + 1 + 12
+    # the first hour by time, then pages by id up to an empty page
+    first_hour = sum(t["timestamp"] < 1_570_755_600_000 for t in real)
+    assert 0 < first_hour < 1000
+    pages = -(-(len(real) - first_hour) // 1000) + 1
+    assert result.requests == 1 + pages  # the time query, then the id pages
 
 
 def test_spot_range_is_exact_and_gaps_are_recorded(store: Store) -> None:
@@ -145,7 +148,9 @@ def test_usdm_windows_stay_under_one_hour(store: Store) -> None:
                    if p == "/fapi/v1/aggTrades" and "startTime" in q]
         statuses = emu.statuses("/fapi/v1/aggTrades")
     assert windows and all(e - s < 3_600_000 for s, e in windows)
-    assert len(windows) == 2  # the quiet first hour, then the hour holding the first trade
+    # the quiet first hour, then the next hour (too many trades for one page), then narrower
+    assert windows[:2] == [(T0_MS, T0_MS + 3_599_999), (T0_MS + 3_600_000, T0_MS + 7_199_999)]
+    assert all(s == T0_MS + 3_600_000 and e < T0_MS + 7_199_999 for s, e in windows[2:])
     assert set(statuses) == {200}
     got = stored(store, DatasetRef("binance", "usdm", "BTC/USDT:USDT", "agg_trades"))
     assert_frame_equal(got.select(AGG_COLS), expected_agg(market.agg, T0_MS, T0_MS + 4 * 3_600_000))
@@ -247,11 +252,13 @@ def test_resume_skips_rows_written_before_the_manifest_caught_up(store: Store) -
         store.save_manifest(ref, manifest)
         for path in store.partition_files(ref).values():
             pl.read_parquet(path).sort("agg_id").head(5_000).write_parquet(path)
+        emu.log.clear()
         again = fetch_trades(conn, store, "BTC/USDT", DAY, utc(2024, 8, 8, 1))
+        by_id = [int(q["fromId"]) for p, q, _ in emu.log if "fromId" in q]
     assert_frame_equal(stored(store, ref), whole)
-    assert again.rows_new == 4_000
-    # the time query, then pages from id 6000 on (4 pages), not the 9 of the first run
-    assert again.requests == 1 + 4 + 1 < full.requests
+    assert again.rows_new == 4_000 and full.rows_new == 9_000
+    # ids 1000..5999 were on disk: paging starts at 6000 and ends with an empty page at 10000
+    assert by_id == [6_000, 7_000, 8_000, 9_000, 10_000]
 
 
 def test_raw_trades_follow_the_first_aggregate_trade(store: Store) -> None:
@@ -350,7 +357,7 @@ def test_futures_depth_limits_are_checked_before_calling(store: Store) -> None:
 
 
 def test_my_trades_are_signed_and_secrets_stay_out_of_errors(store: Store) -> None:
-    market = spot_market(3_000)
+    market = spot_market(100_000)  # 1,031 own trades in 70 minutes: more than one page
     clock = FakeClock()
     with BinanceEmulator([market], clock=clock, api_key=KEY, secret=SECRET) as emu:
         conn = connector(emu, clock, credentials=(KEY, SECRET))
@@ -359,7 +366,10 @@ def test_my_trades_are_signed_and_secrets_stay_out_of_errors(store: Store) -> No
         bad = connector(emu, clock, credentials=(KEY, "w" * 64))
         with pytest.raises(UsageError) as err:
             fetch_my_trades(bad, Store(store.root / "bad"), "BTC/USDT", DAY, utc(2024, 8, 9))
-    assert result.rows_new == len(range(0, 3_000, 97))  # every 97th trade is the account's
+    assert result.rows_new == len(range(0, 100_000, 97)) == 1_031  # every 97th trade
+    mine = stored(store, DatasetRef("binance", "spot", "BTC/USDT", "my_trades",
+                                    (("account", "testnet"),)))
+    assert mine["trade_id"].to_list() == list(range(1, 1_032))
     assert "Signature for this request is not valid" in str(err.value)
     assert KEY not in str(err.value) and "w" * 64 not in str(err.value)
     assert "signature=" not in str(err.value)

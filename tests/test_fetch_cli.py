@@ -173,3 +173,24 @@ def test_sigkill_mid_fetch_then_rerun_equals_uninterrupted(tmp_path: Path) -> No
     assert (m_resumed.row_count, m_resumed.partitions, m_resumed.gaps) == (
         m_whole.row_count, m_whole.partitions, m_whole.gaps)
     assert not list(killed.rglob(".*.tmp-*"))  # no temp file of the killed writer is left
+
+
+def test_emulator_runs_as_a_subprocess_on_the_real_ccxt_trades(tmp_path: Path) -> None:
+    from tests.conftest import shared_file
+
+    data = shared_file("binance-rest/xrpeth_aggtrades_ccxt_20191011.json.gz")
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    emu = subprocess.Popen([sys.executable, "-m", "tests.emulator.binance_rest", "--port", "0",
+                            "--data", str(data)], cwd=PROJECT_ROOT, env=env,
+                           stdout=subprocess.PIPE, text=True)
+    try:
+        line = emu.stdout.readline().strip()
+        assert line.startswith("listening on http://127.0.0.1:")
+        cfg = write_config(tmp_path, line.removeprefix("listening on "))
+        done = invoke("trades", "--symbol", "XRP/ETH", "--from", "2019-10-11", "--to",
+                      "2019-10-14", "--config", str(cfg), "--data-dir", str(tmp_path / "d"))
+    finally:
+        emu.terminate()
+        emu.wait(timeout=10)
+    assert done.exit_code == 0, done.stderr
+    assert done.stdout.startswith("binance/spot/XRP-ETH/agg_trades: 12477 new row(s)")

@@ -3,7 +3,8 @@
 Candles and funding rates page by time (``since`` = the next open time, 1000 per page, ``until``
 = the end); only closed candles are stored, so coverage never claims a candle still forming.
 Book snapshots are written one by one (a series interrupted keeps what it took). The account's
-own trades page by 24-hour windows, the longest Binance accepts for myTrades.
+own trades page by 24-hour windows, the longest Binance accepts for myTrades, narrowed while a
+page comes back full (a full page may not hold the whole window).
 """
 
 from __future__ import annotations
@@ -235,20 +236,17 @@ def fetch_my_trades(conn: Connector, store: Store, symbol: str, start: dt.dateti
     for hole in holes:
         advance = Advance(bar, hole.start_us)
         writer.begin(hole.start_us)
-        window = ceil_div(hole.start_us, 1000)
-        last = ceil_div(hole.end_us, 1000) - 1
-        while window <= last:
-            until = min(window + DAY_MS - 1, last)
-            since, seen = window, -1
-            while True:
-                page = conn.fetch_my_trades(info.symbol, since, PAGE, {"until": until})
-                if page:
-                    writer.add(my_trades_frame(page))
-                newest = max((int(t["id"]) for t in page), default=seen)
-                if len(page) < PAGE or newest == seen:
-                    break
-                seen, since = newest, int(page[-1]["timestamp"])
+        since, last = ceil_div(hole.start_us, 1000), ceil_div(hole.end_us, 1000) - 1
+        window = DAY_MS - 1
+        while since <= last:
+            until = min(since + window, last)
+            page = conn.fetch_my_trades(info.symbol, since, PAGE, {"until": until})
+            if len(page) >= PAGE and until > since:  # maybe not all of the window: narrow it
+                window = min(int(page[0]["timestamp"]) - since, (until - since) // 2)
+                continue
+            if page:
+                writer.add(my_trades_frame(page))
             advance.to(until * 1000)
-            window = until + 1
+            since, window = until + 1, DAY_MS - 1
         writer.flush(hole.end_us)
     return _finish(conn, store, ref, result, writer, *counts)

@@ -1,9 +1,10 @@
 """``fetch trades``: Binance trades through ccxt, paginated by id, resumable, gap-checked.
 
 ccxt's Binance ``fetch_trades`` reads aggTrades: with ``since`` it asks for one hour at most
-(``endTime = since + 1 h``), and USD-M/COIN-M refuse windows of an hour or more (-1127). So, as
-freqtrade does for Binance, a time window is used only to find the first trade at or after the
-start; from there pages follow ``fromId`` (inclusive, 1000 per page) until a trade reaches the end.
+(``endTime = since + 1 h``), USD-M/COIN-M refuse windows of an hour or more (-1127), and with a
+whole window the page holds its LAST trades. So, as freqtrade does for Binance, a time window is
+used only to find the first trade at or after the start (narrowed until it is not full); from
+there pages follow ``fromId`` (inclusive, 1000 per page) until a trade reaches the end.
 ``raw=True`` stores single trades (kind ``trades``) from historicalTrades, starting at the first
 trade id (``f``) of that first aggregate trade.
 
@@ -167,19 +168,27 @@ def _fetch_hole(conn: Connector, store: Store, ref: DatasetRef, info: MarketInfo
 
 def first_page(conn: Connector, info: MarketInfo, start_ms: int,
                last_ms: int) -> list[dict[str, Any]]:
-    """First aggregate trades at or after ``start_ms`` (up to ``last_ms``, inclusive), by time.
+    """Every aggregate trade of a window starting at ``start_ms``: its first is the first trade
+    at or after ``start_ms`` (the window ends by ``last_ms``, inclusive); [] if there is none.
 
-    Spot accepts any window; futures windows must be under an hour, so they are walked hour by
-    hour until one holds a trade.
+    With both startTime and endTime Binance counts ``limit`` from the END of the window, so a
+    full page may not start at the window's start: the window is halved until the page is not
+    full (to the page's first trade time at most: if the exchange counted from the start, that
+    window is already small). Empty windows are skipped and the window grows again.
     """
-    step = last_ms - start_ms if conn.market_type == "spot" else FUTURES_WINDOW_MS
+    widest = max(0, last_ms - start_ms) if conn.market_type == "spot" else FUTURES_WINDOW_MS
+    window = min(widest, FUTURES_WINDOW_MS)
     since = start_ms
     while since <= last_ms:
-        until = min(since + step, last_ms)
+        until = min(since + window, last_ms)
         page = conn.fetch_trades(info.symbol, since, PAGE, {"until": until})
-        if page:
+        if page and (len(page) < PAGE or until == since):
             return page
+        if page:  # full: narrow to before its first trade (at least halve the window)
+            window = min(int(page[0]["timestamp"]) - since, (until - since) // 2)
+            continue
         since = until + 1
+        window = min(widest, window * 2 + 1)
     return []
 
 

@@ -520,8 +520,10 @@ def _route(emu: BinanceEmulator, prefix: str, endpoint: str, params: dict[str, s
             lo = max(lo, int(np.searchsorted(times, start, "left")))
         if end is not None:
             hi = int(np.searchsorted(times, end, "right"))
-        if from_id is None and start is None:
-            lo = max(lo, hi - limit)  # the most recent trades (up to endTime)
+        if from_id is None and (start is None or end is not None):
+            # the most recent trades up to endTime; with a whole window Binance's limit also
+            # counts from the end (binance-spot-api-docs issue #10): the LAST trades of it
+            lo = max(lo, hi - limit)
         return _page(rows, lo, min(hi, lo + limit))
     if endpoint == "historicalTrades":
         if not headers.get("X-MBX-APIKEY"):  # MARKET_DATA security: key, no signature
