@@ -79,6 +79,10 @@ def test_all_writes_the_run_folder_and_validation(tmp_path, data_dir):
     assert saved["verdict"] == "pass" and saved["walk_forward"]["folds"] == 3
     assert saved["config"]["bars"] == 360 and saved["config"]["parameter_sets"] == 4
     assert saved["pbo"]["selection"]["trials"] == 4
+    assert saved["oos"]["selection"]["trials"] == 4  # `all` runs the holdout too
+    # with both, the walk-forward's stitched out-of-sample figures are the ones checked
+    assert saved["figures"]["oos_sharpe"] == saved["walk_forward"]["oos"]["sharpe"]
+    assert saved["figures"]["dsr"] == saved["pbo"]["selection"]["dsr"]
     mc = saved["monte_carlo"]
     assert mc["source"] == "stitched walk-forward out of sample"
     assert mc["bootstrap"]["runs"] == 40 and "reshuffle" not in mc  # method: bootstrap

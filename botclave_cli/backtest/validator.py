@@ -29,11 +29,9 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from botclave_cli.backtest import overfitting as ovf
-from botclave_cli.backtest.backtester import Backtester
 from botclave_cli.backtest.executor import Executor, SerialExecutor
 from botclave_cli.backtest.metrics import MetricsCalculator
 from botclave_cli.backtest.montecarlo import monte_carlo
-from botclave_cli.backtest.results import run_id, write_results
 from botclave_cli.backtest.splits import Window, holdout_split, walk_forward_folds
 from botclave_cli.config import ExchangeConfig, validate_data
 from botclave_cli.data.atomic import write_parquet, write_text
@@ -554,7 +552,7 @@ class StrategyValidator:
         stitched = None
         if which in ("walk-forward", "all"):
             stitched = self.walk_forward(out, folds, mode)
-        if which == "oos":
+        if which in ("oos", "all"):  # in ``all`` the walk-forward figures take precedence
             self.holdout(out)
         if which in ("pbo", "all"):
             self.overfitting(out)
@@ -663,6 +661,8 @@ class BacktestEvaluator:
         return model
 
     def __call__(self, params: dict[str, Any], start_us: int, end_us: int) -> EvaluationResult:
+        from botclave_cli.backtest.backtester import Backtester  # heavy: only where it runs
+
         sp = self.strategy_params(params)
         step = bar_us(self.bar)
         n = (end_us - start_us) // step
@@ -733,6 +733,9 @@ def base_backtest(validator: StrategyValidator, strategy: StrategyParams, out_di
                   ) -> tuple[str, Path]:
     """The base strategy's backtest over the whole range, as ``botclave backtest`` writes it:
     (run id, run folder). An existing complete run folder of that id is kept as it is."""
+    from botclave_cli.backtest.backtester import Backtester
+    from botclave_cli.backtest.results import run_id, write_results
+
     ev = validator.evaluator
     if not isinstance(ev, BacktestEvaluator):
         raise UsageError("a run folder needs the backtest evaluator (backtest_validator)")
