@@ -53,6 +53,7 @@ N_BID, N_ASK, STATUS, LAST_U, SNAP_L, SEGMENT, BUFFER_FROM, NEXT_SAMPLE = 0, 1, 
 N_SAMPLES, LEVELS_APPLIED, DIFFS_APPLIED, GAPS = 8, 9, 10, 11
 CROSSED, STALE, SYNCS, STOP = 12, 13, 14, 15
 CUR_TS, RESYNCS, SNAPSHOT_LEVELS, LAST_APPLIED_MSG, UNTIMED_SYNC = 16, 17, 18, 19, 20
+TOMB_BID, TOMB_ASK = 21, 22  # removed levels still in the arrays (qty 0), per side
 META_SIZE = 24
 
 # stop codes (``meta[STOP]``)
@@ -73,8 +74,13 @@ def new_meta() -> np.ndarray:
 
 
 @numba.njit(cache=True, inline="always")
-def _set_level(keys, qty, n, key, q):
-    """Set one level on one side; returns the new level count. O(log n) search, short shift."""
+def _set_level(keys, qty, n, key, q, tomb):
+    """Set one level on one side; returns (level count, tombstones).
+
+    A removed level stays as a tombstone (qty 0) so that removing and re-adding the deep levels
+    that flicker costs no shift; trailing tombstones are trimmed at once, so ``keys[n - 1]`` is
+    always the best level, and the caller compacts when tombstones pile up.
+    """
     lo, hi = 0, n
     while lo < hi:
         mid = (lo + hi) >> 1
@@ -84,20 +90,36 @@ def _set_level(keys, qty, n, key, q):
             hi = mid
     if lo < n and keys[lo] == key:
         if q == 0:
-            for j in range(lo, n - 1):
-                keys[j] = keys[j + 1]
-                qty[j] = qty[j + 1]
-            return n - 1
+            if qty[lo] != 0:
+                qty[lo] = 0
+                tomb += 1
+                while n > 0 and qty[n - 1] == 0:
+                    n -= 1
+                    tomb -= 1
+            return n, tomb
+        if qty[lo] == 0:
+            tomb -= 1
         qty[lo] = q
-        return n
+        return n, tomb
     if q == 0:
-        return n  # removing a level the book does not hold is allowed
+        return n, tomb  # removing a level the book does not hold is allowed
     for j in range(n, lo, -1):
         keys[j] = keys[j - 1]
         qty[j] = qty[j - 1]
     keys[lo] = key
     qty[lo] = q
-    return n + 1
+    return n + 1, tomb
+
+
+@numba.njit(cache=True)
+def _compact(keys, qty, n):
+    w = 0
+    for r in range(n):
+        if qty[r] != 0:
+            keys[w] = keys[r]
+            qty[w] = qty[r]
+            w += 1
+    return w
 
 
 @numba.njit(cache=True)
@@ -105,9 +127,17 @@ def _apply_levels(keys, qty, meta, lv_side, lv_px, lv_qty, start, end):
     for r in range(start, end):
         side = lv_side[r]
         if side == 0:
-            meta[N_BID] = _set_level(keys[0], qty[0], meta[N_BID], lv_px[r], lv_qty[r])
+            meta[N_BID], meta[TOMB_BID] = _set_level(keys[0], qty[0], meta[N_BID], lv_px[r],
+                                                     lv_qty[r], meta[TOMB_BID])
         elif side == 1:
-            meta[N_ASK] = _set_level(keys[1], qty[1], meta[N_ASK], -lv_px[r], lv_qty[r])
+            meta[N_ASK], meta[TOMB_ASK] = _set_level(keys[1], qty[1], meta[N_ASK], -lv_px[r],
+                                                     lv_qty[r], meta[TOMB_ASK])
+    if meta[TOMB_BID] > 64 and 2 * meta[TOMB_BID] > meta[N_BID]:
+        meta[N_BID] = _compact(keys[0], qty[0], meta[N_BID])
+        meta[TOMB_BID] = 0
+    if meta[TOMB_ASK] > 64 and 2 * meta[TOMB_ASK] > meta[N_ASK]:
+        meta[N_ASK] = _compact(keys[1], qty[1], meta[N_ASK])
+        meta[TOMB_ASK] = 0
 
 
 @numba.njit(cache=True)
@@ -193,20 +223,21 @@ def _emit_sample(keys, qty, meta, samp_ts, samp_valid, samp_msg, samp_bpx, samp_
     valid = meta[STATUS] != WAIT_SNAPSHOT and meta[UNTIMED_SYNC] == 0
     samp_valid[k] = valid
     samp_msg[k] = meta[LAST_APPLIED_MSG]
-    nb, na = meta[N_BID], meta[N_ASK]
-    for i in range(depth):
-        if valid and i < nb:
-            samp_bpx[k, i] = keys[0, nb - 1 - i]
-            samp_bq[k, i] = qty[0, nb - 1 - i]
-        else:
-            samp_bpx[k, i] = 0
-            samp_bq[k, i] = 0
-        if valid and i < na:
-            samp_apx[k, i] = -keys[1, na - 1 - i]
-            samp_aq[k, i] = qty[1, na - 1 - i]
-        else:
-            samp_apx[k, i] = 0
-            samp_aq[k, i] = 0
+    for side in range(2):
+        px_out = samp_bpx if side == 0 else samp_apx
+        q_out = samp_bq if side == 0 else samp_aq
+        sign = 1 if side == 0 else -1
+        r = meta[N_BID + side] - 1
+        for i in range(depth):
+            while valid and r >= 0 and qty[side, r] == 0:
+                r -= 1
+            if valid and r >= 0:
+                px_out[k, i] = sign * keys[side, r]
+                q_out[k, i] = qty[side, r]
+                r -= 1
+            else:
+                px_out[k, i] = 0
+                q_out[k, i] = 0
     meta[N_SAMPLES] = k + 1
 
 
@@ -264,6 +295,8 @@ def run_stream(kind, U, u, pu, ts, lv_start, lv_end, lv_side, lv_px, lv_qty, fut
             continue
         meta[N_BID] = 0
         meta[N_ASK] = 0
+        meta[TOMB_BID] = 0
+        meta[TOMB_ASK] = 0
         _apply_levels(keys, qty, meta, lv_side, lv_px, lv_qty, lv_start[m], lv_end[m])
         meta[SNAPSHOT_LEVELS] += lv_end[m] - lv_start[m]
         meta[SNAP_L] = u[m]
@@ -289,16 +322,18 @@ def run_stream(kind, U, u, pu, ts, lv_start, lv_end, lv_side, lv_px, lv_qty, fut
 @numba.njit(cache=True)
 def book_levels(keys, qty, meta, depth):
     """Top ``depth`` levels per side, best first: bid px, bid qty, ask px, ask qty (ticks/lots)."""
-    nb = min(depth, meta[N_BID])
-    na = min(depth, meta[N_ASK])
-    bpx = np.empty(nb, np.int64)
-    bq = np.empty(nb, np.int64)
-    apx = np.empty(na, np.int64)
-    aq = np.empty(na, np.int64)
-    for i in range(nb):
-        bpx[i] = keys[0, meta[N_BID] - 1 - i]
-        bq[i] = qty[0, meta[N_BID] - 1 - i]
-    for i in range(na):
-        apx[i] = -keys[1, meta[N_ASK] - 1 - i]
-        aq[i] = qty[1, meta[N_ASK] - 1 - i]
-    return bpx, bq, apx, aq
+    out = []
+    for side in range(2):
+        px = np.empty(depth, np.int64)
+        q = np.empty(depth, np.int64)
+        sign = 1 if side == 0 else -1
+        k = 0
+        r = meta[N_BID + side] - 1
+        while k < depth and r >= 0:
+            if qty[side, r] != 0:
+                px[k] = sign * keys[side, r]
+                q[k] = qty[side, r]
+                k += 1
+            r -= 1
+        out.append((px[:k], q[:k]))
+    return out[0][0], out[0][1], out[1][0], out[1][1]

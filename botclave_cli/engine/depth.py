@@ -226,9 +226,10 @@ class DepthAnalyzer:
             ended = "open" if row["last"] >= last_us else "pulled"
             if ended == "pulled" and trades is not None and trades.height:
                 lo, hi = row["last"], row["last"] + 2 * step
-                through = (pl.col("price") <= row["price"]) & (pl.col("side") == "sell") \
+                # a float tolerance: store prices (floats), not ticks, are compared here
+                through = (pl.col("price") <= row["price"] + 5e-9) & (pl.col("side") == "sell") \
                     if row["side"] == "bid" else \
-                    (pl.col("price") >= row["price"]) & (pl.col("side") == "buy")
+                    (pl.col("price") >= row["price"] - 5e-9) & (pl.col("side") == "buy")
                 window = trades.filter((pl.col("ts").dt.epoch("us") > lo)
                                        & (pl.col("ts").dt.epoch("us") <= hi) & through)
                 if window.height:
@@ -281,23 +282,25 @@ class DepthAnalyzer:
         if trades.is_empty() or samples.is_empty():
             return []
         win = (pl.col("ts").dt.epoch("us") // w).alias("_w")
-        tr = trades.with_columns(win, pl.when(pl.col("side") == "sell").then(pl.lit("bid"))
+        tick = (pl.col("price") / tick_size).round().cast(pl.Int64).alias("_tick")
+        tr = trades.with_columns(win, tick, pl.when(pl.col("side") == "sell").then(pl.lit("bid"))
                                  .otherwise(pl.lit("ask")).alias("_passive"))
         extremes = tr.group_by("_w").agg(pl.col("price").min().alias("_lo"),
                                          pl.col("price").max().alias("_hi"))
-        hits = (tr.group_by("_w", "_passive", "price")
-                .agg(pl.col("qty").sum().alias("vol"), pl.len().alias("n")))
+        hits = (tr.group_by("_w", "_passive", "_tick")
+                .agg(pl.col("price").first(), pl.col("qty").sum().alias("vol"),
+                     pl.len().alias("n")))
         floor = hits["vol"].median() * p.absorption_volume_k
-        book = (samples.with_columns(win)
+        book = (samples.with_columns(win, tick)
                 .with_columns((pl.col("ts") == pl.col("ts").max()).over("_w").alias("_end"))
-                .group_by("_w", "side", "price")
+                .group_by("_w", "side", "_tick")
                 .agg((pl.col("qty").sum() / pl.col("ts").n_unique()).alias("shown_seen"),
                      pl.len().alias("_k"), pl.col("qty").filter(pl.col("_end")).sum()
                      .alias("end_qty")))
         per_window = samples.with_columns(win).group_by("_w").agg(
             pl.col("ts").n_unique().alias("_nw"))
         cand = (hits.filter(pl.col("vol") >= floor)
-                .join(book, left_on=["_w", "_passive", "price"], right_on=["_w", "side", "price"])
+                .join(book, left_on=["_w", "_passive", "_tick"], right_on=["_w", "side", "_tick"])
                 .join(per_window, on="_w").join(extremes, on="_w")
                 .with_columns((pl.col("shown_seen") * pl.col("_k") / pl.col("_nw"))
                               .alias("shown"))

@@ -49,6 +49,13 @@ def to_grid(values: np.ndarray, step: float, what: str) -> np.ndarray:
     return r.astype(np.int64)
 
 
+def from_grid(values: np.ndarray, step: float) -> np.ndarray:
+    """Integer multiples of a decimal ``step`` -> the floats their decimal text parses to
+    (4200470 x 0.01 -> 42004.7, not 42004.700000000004), so prices compare and join exactly."""
+    digits = max(0, int(np.ceil(-np.log10(step) - 1e-9)))
+    return np.round(values * step, digits)
+
+
 def _ts_us(series: pl.Series) -> np.ndarray:
     return series.cast(TS).dt.epoch("us").fill_null(-1).to_numpy().astype(np.int64)
 
@@ -232,8 +239,10 @@ class Replay:
         ts = s.ts[ok]
         return pl.DataFrame({
             "seq": s.seq[ok], "ts_us": ts, "segment": self.segment[ok],
-            "bid_price": self.top[ok, 0] * s.tick_size, "bid_qty": self.top[ok, 1] * s.lot_size,
-            "ask_price": self.top[ok, 2] * s.tick_size, "ask_qty": self.top[ok, 3] * s.lot_size,
+            "bid_price": from_grid(self.top[ok, 0], s.tick_size),
+            "bid_qty": from_grid(self.top[ok, 1], s.lot_size),
+            "ask_price": from_grid(self.top[ok, 2], s.tick_size),
+            "ask_qty": from_grid(self.top[ok, 3], s.lot_size),
         }).with_columns(
             pl.when(pl.col("ts_us") >= 0).then(pl.col("ts_us")).forward_fill().cast(TS).alias("ts")
         ).drop("ts_us")
@@ -262,7 +271,8 @@ class Replay:
             "ts": ts[ok], "ts_local": np.zeros(int(ok.sum()), np.int64), "seq": ts[ok],
             "last_update_id": last_u,
             "side": pl.Series(["ask", "bid"]).gather(pl.Series(side[ok])),
-            "level": level[ok], "price": px[ok] * s.tick_size, "qty": qty[ok] * s.lot_size,
+            "level": level[ok], "price": from_grid(px[ok], s.tick_size),
+            "qty": from_grid(qty[ok], s.lot_size),
         }).with_columns(pl.col("ts").cast(TS), pl.lit(None, TS).alias("ts_local"))
 
     def check_quotes(self, quotes: pl.DataFrame) -> QuoteCheck:
@@ -478,7 +488,8 @@ class DOMBuilder:
             valid=valid,
             ts_us=int(self.meta[K.CUR_TS]) if self.meta[K.CUR_TS] >= 0 else None,
             last_update_id=int(self.meta[K.LAST_U]) if valid else None,
-            bid_price=bpx * tick, bid_qty=bq * lot, ask_price=apx * tick, ask_qty=aq * lot,
+            bid_price=from_grid(bpx, tick), bid_qty=from_grid(bq, lot),
+            ask_price=from_grid(apx, tick), ask_qty=from_grid(aq, lot),
         )
 
 
