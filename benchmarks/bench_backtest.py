@@ -96,6 +96,15 @@ def run() -> list[Result]:
     out = [Result("backtest", f"orderflow default, {N_TRADES / 1e6:.0f}M trades (bars+signals+"
                   "fills+metrics)", N_TRADES / best / 1e6, "M trades/s",
                   note=f"{res.trades.height} trades, {res.bars.height} bars, best of 2")]
+    with_abs = StrategyParams()
+    with_abs.entry.setups = ["bos", "absorption"]
+    tester = Backtester(with_abs, ExchangeConfig(), tick_size=0.01, lot_size=1e-5)
+    started = time.perf_counter()
+    res = tester.run(trades)
+    took = time.perf_counter() - started
+    out.append(Result("backtest", "orderflow bos + absorption setups, 10M trades",
+                      N_TRADES / took / 1e6, "M trades/s",
+                      note="absorption detector (engine/flow_events) over all trades"))
     bars = bars_frame(N_BARS)
     ex = ExchangeConfig(fees=FeeSchedule(maker=0.001, taker=0.001))
     sma = Backtester(sma_params(), ex, tick_size=0.01, lot_size=1e-8)

@@ -83,6 +83,10 @@ def test_market_entry_waits_for_latency_and_takes_next_trades_prices() -> None:
     cost = 101.101 * 0.3 + 101.6015 * 47.296
     fees = (101.101 * 0.3 + 101.6015 * 47.296) * 0.001
     assert res.open_positions == 1 and res.trades.height == 0
+    pos = res.positions[0]
+    assert (pos.side, pos.stop_price, pos.entry_ts) == ("long", 99.0, at(60.7))
+    assert pos.qty == pytest.approx(47.596)
+    assert pos.entry_price == pytest.approx((101.101 * 0.3 + 101.6015 * 47.296) / 47.596)
     assert res.final_equity == pytest.approx(10_000 - cost - fees + 47.596 * 101.5, rel=1e-12)
 
 
@@ -129,6 +133,7 @@ def test_stop_and_target_in_one_bar_resolved_by_trade_order(stop_first: bool) ->
         assert t["r_multiple"] == pytest.approx(2.0)
     tp = res.orders.filter(pl.col("purpose") == "take_profit").row(0, named=True)
     assert tp["status"] == ("cancelled" if stop_first else "filled")
+    assert res.trade_list()[0].exit_reason == t["exit_reason"]
 
 
 def test_partial_fills_take_a_share_of_each_trade() -> None:
@@ -179,3 +184,60 @@ def test_cooldown_and_max_concurrent_are_enforced_by_the_engine() -> None:
     # to 500 s; 4th arrives at 500 s: accepted
     assert entries["reject_reason"].to_list() == ["", "max_concurrent", "cooldown", ""]
     assert res.trades["exit_reason"].to_list() == ["stop_loss"]
+
+
+def test_trailing_stop_follows_the_best_price() -> None:
+    # long 10 BTC at 100.00 (risk 0.1% over a 1.00 stop), trailing 1.00 behind the best price:
+    # best 102.00 -> stop 101.00; the 100.90 print triggers it and sells at that price
+    bt = make_tester([sig(60, 1, stop_price=99.0, trail_dist=1.0)], risk__per_trade=0.001)
+    res = bt.run(trades([(0, 100.0, 1), (60, 100.0, 100), (62, 101.5, 1), (63, 102.0, 1),
+                         (64, 101.2, 1), (65, 100.9, 100), (70, 100.0, 1)]))
+    t = res.trades.row(0, named=True)
+    assert t["exit_reason"] == "trailing_stop" and t["exit_ts"] == at(65)
+    assert t["exit_price"] == pytest.approx(100.9) and t["pnl"] == pytest.approx(9.0)
+    assert t["mfe"] == pytest.approx(20.0) and t["mae"] == pytest.approx(0.0)
+
+
+def test_time_stop_closes_after_the_holding_bars() -> None:
+    bt = make_tester([sig(60, 1, stop_price=99.0, hold_bars=2)], risk__per_trade=0.001)
+    res = bt.run(trades([(0, 100.0, 1), (60, 100.0, 100), (120, 100.5, 1), (179.9, 100.6, 1),
+                         (180, 100.7, 100), (200, 100.0, 1)]))
+    t = res.trades.row(0, named=True)
+    # entered at 60 s, 2 one-minute bars -> the first trade at or after 180 s closes it
+    assert t["exit_reason"] == "time_stop" and t["exit_ts"] == at(180)
+    assert t["pnl"] == pytest.approx(10 * 0.7)
+
+
+@pytest.mark.parametrize("path, reason, exit_price", [("ohlc", "take_profit", 102.5),
+                                                      ("olhc", "stop_loss", 98.0),
+                                                      ("nearest", "take_profit", 102.5)])
+def test_bars_only_path_assumption(path: str, reason: str, exit_price: float) -> None:
+    bars = pl.DataFrame({
+        "bar_start": [at(0), at(60), at(120)], "bar_end": [at(60), at(120), at(180)],
+        "open": [100.0, 100.0, 101.0], "high": [100.5, 103.0, 101.5],
+        "low": [99.5, 97.0, 100.5], "close": [100.0, 101.0, 101.0], "volume": [1.0] * 3,
+    })
+    bt = make_tester([sig(60, 1, stop_price=98.0, target_price=102.5)], risk__per_trade=0.002,
+                     execution__bars_path=path)
+    res = bt.run(bars=bars, bars_only=True)
+    t = res.trades.row(0, named=True)
+    # entry at the next bar's open (100.00), 10 BTC; the path decides which level comes first,
+    # and a level crossed between two path points fills at its own price
+    assert t["entry_ts"] == at(60) and t["entry_price"] == pytest.approx(100.0)
+    assert t["qty"] == pytest.approx(10.0)
+    assert t["exit_reason"] == reason and t["exit_price"] == pytest.approx(exit_price)
+
+
+def test_funding_is_paid_by_longs_at_the_last_price() -> None:
+    bt = make_tester([sig(60, 1, stop_price=99.0), sig(150, 0)], risk__per_trade=0.001)
+    funding = pl.DataFrame({"ts": [at(90), at(200)], "funding_rate": [0.0001, 0.0001]},
+                           schema={"ts": pl.Datetime("us", "UTC"), "funding_rate": pl.Float64})
+    res = bt.run(trades([(0, 100.0, 1), (60, 100.0, 100), (80, 102.0, 1), (100, 101.0, 1),
+                         (151, 101.0, 100), (210, 101.0, 1)]), funding=funding)
+    t = res.trades.row(0, named=True)
+    # 10 BTC held through the 90 s funding (last price 102.00): pays 10 x 102 x 0.0001 = 0.102;
+    # flat at 200 s: nothing more
+    assert t["funding"] == pytest.approx(0.102)
+    assert t["exit_reason"] == "signal_exit"
+    assert t["pnl"] == pytest.approx(10 * 1.0 - 0.102)
+    assert res.final_equity == pytest.approx(10_000 + 10 - 0.102)

@@ -38,7 +38,7 @@ from botclave_cli.config import ExchangeConfig
 from botclave_cli.errors import ConfigError, DataError
 from botclave_cli.progress import Progress, or_null
 from botclave_cli.strategy.bars import bars_from_trades
-from botclave_cli.strategy.base import Strategy, StrategyError, check_signals
+from botclave_cli.strategy.base import Position, Strategy, StrategyError, check_signals
 from botclave_cli.strategy.params import StrategyParams, bar_us
 from botclave_cli.strategy.strategy import resolve_strategy
 
@@ -50,6 +50,28 @@ REASONS = ["", "halted_day", "halted_drawdown", "cooldown", "max_concurrent",
            "opposite_position", "size_below_lot", "no_stop"]
 UNLIMITED_LOTS = 1 << 60
 YEAR_S = 365 * 86_400
+
+
+@dataclass(frozen=True)
+class Trade:
+    """One closed round trip (a row of ``BacktestResult.trades``; money in quote currency)."""
+
+    trade_id: int
+    setup: str
+    side: str
+    entry_ts: Any
+    exit_ts: Any
+    qty: float
+    entry_price: float
+    exit_price: float
+    fees: float
+    slippage: float
+    funding: float
+    pnl: float
+    r_multiple: float | None
+    mae: float
+    mfe: float
+    exit_reason: str
 
 
 @dataclass
@@ -76,6 +98,12 @@ class BacktestResult:
     final_equity: float
     open_positions: int
     notes: list[str] = field(default_factory=list)
+    positions: list[Position] = field(default_factory=list)
+
+    def trade_list(self) -> list[Trade]:
+        names = Trade.__dataclass_fields__
+        return [Trade(**{k: v for k, v in row.items() if k in names})
+                for row in self.trades.iter_rows(named=True)]
 
 
 class Backtester:
@@ -125,6 +153,7 @@ class Backtester:
             t_qty = np.rint(trades["qty"].to_numpy() / self.lot_size).astype(np.int64)
             mode = "trades"
         prog.start(None, "signals")
+        bars = self._enrich(bars, None if bars_only else trades)
         signals = self._signals(bars)
         prog.start(None, "fills")
         out = self._execute(t_ts, t_px, t_qty, signals, funding, continuous=bars_only)
@@ -139,6 +168,15 @@ class Backtester:
             out["equity"], out["trades"], periods_per_year=YEAR_S / interval_s,
             initial_equity=self.params.execution.initial_equity)
         return BacktestResult(**out)
+
+    def _enrich(self, bars: pl.DataFrame, trades: pl.DataFrame | None) -> pl.DataFrame:
+        try:
+            return self.strategy.enrich(bars, trades)
+        except (StrategyError, ConfigError, DataError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - user strategies, one line
+            raise StrategyError(f"strategy {type(self.strategy).__name__} raised adding bar "
+                                f"features: {type(exc).__name__}: {exc}") from None
 
     def _signals(self, bars: pl.DataFrame) -> pl.DataFrame:
         name = type(self.strategy).__name__
@@ -212,7 +250,7 @@ class Backtester:
             if res[0] == K.OK:
                 break
             caps = [c * 4 for c in caps]
-        (_, o, n_o, fi, ff, n_f, ti, tf, n_t, m_eq, m_cash, m_pos, n_m, s_i, _s_f, cash) = res
+        (_, o, n_o, fi, ff, n_f, ti, tf, n_t, m_eq, m_cash, m_pos, n_m, s_i, s_f, cash) = res
         last_px = float(t_px[-1]) * tick
         open_mask = s_i[:, K.S_ACTIVE] == 1
         final = cash + float(np.sum(s_i[open_mask, K.S_SIDE] * s_i[open_mask, K.S_QTY])) * lot \
@@ -226,7 +264,8 @@ class Backtester:
                 .cast(pl.Datetime("us")).dt.replace_time_zone("UTC"),
                 "equity": m_eq[:n_m], "cash": m_cash[:n_m],
                 "position_qty": m_pos[:n_m].astype(np.float64) * lot}),
-            final_equity=float(final), open_positions=int(open_mask.sum()))
+            final_equity=float(final), open_positions=int(open_mask.sum()),
+            positions=_positions(s_i, s_f, signals, tick, lot))
 
 
 def pseudo_trades(bars: pl.DataFrame, path: str, tick: float
@@ -248,6 +287,22 @@ def pseudo_trades(bars: pl.DataFrame, path: str, tick: float
     ts = (start[:, None] + (dur[:, None] * np.arange(4)[None, :]) // 4).reshape(-1)
     qty = np.full(len(px), UNLIMITED_LOTS, np.int64)
     return ts, px, qty
+
+
+def _positions(s_i: np.ndarray, s_f: np.ndarray, signals: pl.DataFrame, tick: float,
+               lot: float) -> list[Position]:
+    out = []
+    for s in np.flatnonzero(s_i[:, K.S_ACTIVE] == 1):
+        qty = s_i[s, K.S_QTY] * lot
+        held = s_i[s, K.S_MAXQTY] * lot
+        out.append(Position(
+            side="long" if s_i[s, K.S_SIDE] > 0 else "short", qty=float(qty),
+            entry_price=float(s_f[s, K.F_ENTRY_VALUE] / held) if held else float("nan"),
+            entry_ts=_ts(np.array([s_i[s, K.S_ENTRY_TS]]))[0],
+            stop_price=float(s_i[s, K.S_STOP] * tick) if s_i[s, K.S_STOP] else None,
+            target_price=float(s_i[s, K.S_TARGET] * tick) if s_i[s, K.S_TARGET] else None,
+            setup=str(signals["setup"][int(s_i[s, K.S_SIG])])))
+    return out
 
 
 def _ts(values: np.ndarray) -> pl.Series:

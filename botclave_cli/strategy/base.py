@@ -71,6 +71,19 @@ class TradeSignal:
                 "expiry_bars": self.expiry_bars, "setup": self.setup}
 
 
+@dataclass(frozen=True)
+class Position:
+    """An open position (read-only view; the backtest engine alone changes positions)."""
+
+    side: Literal["long", "short"]
+    qty: float
+    entry_price: float
+    entry_ts: object
+    stop_price: float | None
+    target_price: float | None
+    setup: str
+
+
 class Strategy:
     """Vectorised strategy: ``signals(bars) -> DataFrame`` in :data:`SIGNAL_SCHEMA`.
 
@@ -84,6 +97,11 @@ class Strategy:
     def __init__(self, params: StrategyParams, tick_size: float = 0.01) -> None:
         self.params = params
         self.tick_size = tick_size
+
+    def enrich(self, bars: pl.DataFrame, trades: pl.DataFrame | None) -> pl.DataFrame:
+        """Add per-bar features that need the trades (footprint, detectors); ``trades`` is None
+        in bars-only mode. Each added value must be known at its bar's end."""
+        return bars
 
     def signals(self, bars: pl.DataFrame) -> pl.DataFrame:
         raise NotImplementedError

@@ -60,15 +60,30 @@ class EntryParams(_Strict):
                                  "/ volume must agree with the break by at least this much")
     min_displacement_atr: float = Field(0.0, ge=0.0, description="bos: the breaking bar's body "
                                         "must be at least this many ATRs")
-    absorption_min_qty: float = Field(0.0, ge=0.0, description="absorption: smallest absorbed "
-                                      "quantity (base units) that counts")
+    absorption_min_strength: float = Field(0.0, ge=0.0, description="absorption: smallest "
+                                           "detector strength (volume in units of a median "
+                                           "window) that counts")
     stacked_imbalance: bool = Field(False, description="require a stacked imbalance in the "
-                                    "entry's direction on the decision bar (needs the footprint)")
+                                    "entry's direction on the decision bar (footprint)")
     cvd_divergence_veto: bool = Field(False, description="skip entries against a CVD divergence "
-                                      "confirmed on the decision bar (needs engine indicators)")
+                                      "confirmed within divergence_lookback_bars")
+    divergence_lookback_bars: int = Field(30, ge=1)
     book_imbalance_min: float | None = Field(None, ge=-1.0, le=1.0, description="require book "
                                              "imbalance (bid-ask)/(bid+ask) at least this in the "
                                              "entry's direction; null disables (needs depth)")
+
+
+class OrderFlowParams(_Strict):
+    """Footprint and detector settings (engine/footprint.py, engine/flow_events.py)."""
+
+    row_size_ticks: int = Field(10, ge=1, description="footprint row height in ticks")
+    imbalance_ratio: float = Field(3.0, gt=0, description="diagonal volume ratio of an imbalance")
+    stacked_min_levels: int = Field(3, ge=1, description="consecutive imbalanced rows that stack")
+    absorption_level_ticks: int = Field(1, ge=1, description="absorption: level height in ticks")
+    absorption_volume_mult: float = Field(1.0, gt=0, description="absorption: aggressive volume "
+                                          "into one level >= this x the median window's volume")
+    absorption_max_through_ticks: int = Field(2, ge=0, description="absorption: price may trade "
+                                              "at most this many ticks through the level")
 
 
 class StopParams(_Strict):
@@ -85,11 +100,12 @@ class TargetParams(_Strict):
     """Where profits are taken (a resting limit order, filled only when price trades through)."""
 
     mode: Literal["r_multiple", "poc", "none"] = Field("r_multiple", description="r_multiple of "
-                                                       "the stop distance, the opposing POC of "
-                                                       "recent bars, or no target")
+                                                       "the stop distance; poc: the highest "
+                                                       "(long) / lowest (short) bar POC of the "
+                                                       "last poc_lookback_bars when beyond the "
+                                                       "entry, else r_multiple; or no target")
     r_multiple: float = Field(2.0, gt=0)
-    poc_lookback_bars: int = Field(60, ge=1, description="poc mode: bars whose POCs are searched "
-                                   "for the nearest one beyond the entry (fallback r_multiple)")
+    poc_lookback_bars: int = Field(60, ge=1, description="poc mode: bars whose POCs are searched")
 
 
 class TrailingParams(_Strict):
@@ -165,6 +181,7 @@ class StrategyParams(_Strict):
     bars: BarsParams = Field(default_factory=BarsParams)
     structure: StructureParams = Field(default_factory=StructureParams)
     entry: EntryParams = Field(default_factory=EntryParams)
+    orderflow: OrderFlowParams = Field(default_factory=OrderFlowParams)
     stop: StopParams = Field(default_factory=StopParams)
     target: TargetParams = Field(default_factory=TargetParams)
     trailing: TrailingParams = Field(default_factory=TrailingParams)

@@ -13,7 +13,9 @@ OrderFlowStrategy setups (``entry.setups``):
   selling -> long, ``ask`` absorbed buying -> short, with the stop beyond the absorbed price.
 Stops: beyond the order block's far edge, beyond the last swing, or an ATR multiple (the ATR
 stop is also the fallback when no block/swing exists); ``stop.buffer_ticks`` extra. Targets: an
-R multiple of the stop distance, or the nearest POC of the last bars beyond the entry.
+R multiple of the stop distance, or the opposing POC (highest / lowest bar POC of recent bars)
+when it lies beyond the entry. Filters (``entry``): stacked imbalance in the entry's direction,
+no recent opposite CVD divergence (features.py computes both from the engine).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import polars as pl
 
 from botclave_cli.errors import ConfigError
 from botclave_cli.strategy.base import SIGNAL_SCHEMA, Strategy, empty_signals, load_user_class
+from botclave_cli.strategy.features import enrich_orderflow
 from botclave_cli.strategy.params import StrategyParams
 from botclave_cli.strategy.structure import market_structure
 
@@ -57,6 +60,11 @@ class OrderFlowStrategy(Strategy):
 
     name = "orderflow"
 
+    def enrich(self, bars: pl.DataFrame, trades: pl.DataFrame | None) -> pl.DataFrame:
+        """Footprint (POC, stacked imbalances), absorption and CVD divergence columns, each
+        known at its bar's end; only what the configured rules use is computed."""
+        return enrich_orderflow(bars, trades, self.params, self.tick_size)
+
     def features(self, bars: pl.DataFrame) -> pl.DataFrame:
         """The bars with structure and order-flow columns (no look-ahead)."""
         return market_structure(bars, self.params.structure, self.tick_size)
@@ -65,6 +73,7 @@ class OrderFlowStrategy(Strategy):
         if bars.height == 0:
             return empty_signals()
         feats = self.features(bars)
+        self._cols = set(feats.columns)
         parts = []
         setups = self.params.entry.setups
         if "bos" in setups:
@@ -104,18 +113,16 @@ class OrderFlowStrategy(Strategy):
         if tp.mode == "none":
             return pl.lit(None, pl.Float64)
         r_target = ref + d * tp.r_multiple * (ref - stop).abs()
-        if tp.mode == "poc" and "poc" in self._cols:
-            n = tp.poc_lookback_bars
-            above = pl.col("poc").rolling_map(lambda s: s.max(), window_size=n, min_samples=1)
-            below = pl.col("poc").rolling_map(lambda s: s.min(), window_size=n, min_samples=1)
-            poc = pl.when(d == 1).then(above).otherwise(below)
+        if tp.mode == "poc":
+            if "poc_high" not in self._cols:
+                raise ConfigError("target.mode: poc needs the footprint (trade-level mode)")
+            poc = pl.when(d == 1).then(pl.col("poc_high")).otherwise(pl.col("poc_low"))
             return pl.when((d * (poc - ref)) > 0).then(poc).otherwise(r_target)
         return r_target
 
     def _common(self, df: pl.DataFrame, d: pl.Expr, ref: pl.Expr, setup: str,
                 order_type: str, limit: pl.Expr | None, stop: pl.Expr | None = None
                 ) -> pl.DataFrame:
-        self._cols = set(df.columns)
         fallback = self._stop(d, ref)
         if stop is not None:
             stop = pl.when((d * (ref - stop)) > 0).then(stop).otherwise(fallback)
@@ -145,7 +152,7 @@ class OrderFlowStrategy(Strategy):
         cond = (d != 0) & ((pl.col("delta_pct").fill_null(0.0) * d) >= e.min_delta_pct)
         if e.min_displacement_atr > 0:
             cond = cond & (body >= e.min_displacement_atr * pl.col("atr"))
-        rows = feats.filter(cond)
+        rows = feats.filter(cond & self._filters(d))
         if retest:
             rows = rows.filter(pl.col("ob_bar").is_not_null())
             edge = pl.when(d == 1).then(pl.col("ob_high")).otherwise(pl.col("ob_low"))
@@ -156,6 +163,24 @@ class OrderFlowStrategy(Strategy):
             return self._common(rows, d, limit, "bos", "limit", limit)
         return self._common(rows, d, ref, "bos", "market", None)
 
+    def _filters(self, d: pl.Expr) -> pl.Expr:
+        """Entry filters shared by every setup, for direction ``d``."""
+        e = self.params.entry
+        ok = pl.lit(True)
+        if e.stacked_imbalance:
+            if "stacked_buy_count" not in self._cols:
+                raise ConfigError("entry.stacked_imbalance needs the footprint (trade-level mode)")
+            ok = ok & pl.when(d == 1).then(pl.col("stacked_buy_count") > 0).otherwise(
+                pl.col("stacked_sell_count") > 0).fill_null(False)
+        if e.cvd_divergence_veto:
+            if "recent_divergence" not in self._cols:
+                raise ConfigError("entry.cvd_divergence_veto needs trade-level mode")
+            ok = ok & (pl.col("recent_divergence").fill_null(0) != -d)
+        if e.book_imbalance_min is not None:
+            raise ConfigError("entry.book_imbalance_min: book features are not wired into the "
+                              "backtester yet; set it to null")
+        return ok
+
     def _absorption(self, feats: pl.DataFrame) -> pl.DataFrame:
         if "absorption_side" not in feats.columns:
             raise ConfigError("entry.setups: absorption needs absorption events on the bars "
@@ -163,8 +188,8 @@ class OrderFlowStrategy(Strategy):
         e = self.params.entry
         d = (pl.when(pl.col("absorption_side") == "bid").then(1)
              .when(pl.col("absorption_side") == "ask").then(-1).otherwise(0))
-        rows = feats.filter((d != 0) & (pl.col("absorption_qty").fill_null(0.0)
-                                        >= e.absorption_min_qty))
+        rows = feats.filter((d != 0) & (pl.col("absorption_strength").fill_null(0.0)
+                                        >= e.absorption_min_strength) & self._filters(d))
         buf = self.params.stop.buffer_ticks * self.tick_size
         stop = pl.col("absorption_price") - d * buf
         ref = pl.col("close")
