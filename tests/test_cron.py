@@ -14,13 +14,16 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 import yaml
+from typer.testing import CliRunner
 
+from botclave_cli.cli.app import app
 from botclave_cli.data.manifest import Gap, Manifest
 from botclave_cli.data.store import DatasetRef, Store, to_us
 
@@ -67,20 +70,35 @@ def pipeline_yaml(tmp_path: Path, **extra) -> Path:
     return path
 
 
-def cli(*args: str, tmp_path: Path, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
+@dataclass
+class Done:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def cli(*args: str, tmp_path: Path, real: bool = False, timeout: float = 120) -> Done:
+    """The CLI without a terminal: in this process (Typer's runner: stdout is not a TTY), or
+    with ``real`` as a child process whose stdout is a pipe, the way cron runs it."""
+    log = ["--log-file", str(tmp_path / "botclave.log")]
+    if not real:
+        result = CliRunner().invoke(app, [*log, *args])
+        return Done(result.exit_code, result.stdout, result.stderr)
     env = {**os.environ, "BOTCLAVE_DATA_DIR": str(tmp_path / "ds"), "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "botclave_cli", "--log-file",
-                           str(tmp_path / "botclave.log"), *args], capture_output=True,
-                          text=True, env=env, cwd=PROJECT, timeout=timeout, **kw)
+    done = subprocess.run([sys.executable, "-m", "botclave_cli", *log, *args],
+                          capture_output=True, text=True, env=env, cwd=PROJECT,
+                          timeout=timeout)
+    return Done(done.returncode, done.stdout, done.stderr)
 
 
 def test_no_tty_prints_one_summary_line_and_logs_details(tmp_path: Path):
     make_store(tmp_path / "ds")
-    done = cli("report", "--pipeline", str(pipeline_yaml(tmp_path)), tmp_path=tmp_path)
+    done = cli("report", "--pipeline", str(pipeline_yaml(tmp_path)), tmp_path=tmp_path,
+               real=True)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert len(lines) == 1
-    assert "\x1b[" not in done.stdout  # no colours
+    assert "\x1b[" not in done.stdout + done.stderr  # no colours, no progress bar
     report = tmp_path / "reports" / "html"
     (run,) = report.iterdir()
     assert lines[0].startswith(f"report {run / 'report.html'}; ")
@@ -198,10 +216,11 @@ app(["report", "--pipeline", sys.argv[1]])
 
 
 def test_sigterm_mid_report_leaves_previous_report_intact(tmp_path: Path):
+    from botclave_cli.pipeline import load_pipeline_config, run_pipeline
+
     make_store(tmp_path / "ds")
     cfg = pipeline_yaml(tmp_path)
-    first = cli("report", "--pipeline", str(cfg), tmp_path=tmp_path)
-    assert first.returncode == 0, first.stderr
+    run_pipeline(load_pipeline_config(cfg))
     (run,) = (tmp_path / "reports" / "html").iterdir()
     html_before = (run / "report.html").read_bytes()
     json_before = (run / "report.json").read_bytes()

@@ -21,8 +21,8 @@ def test_demo_generates_runs_and_prints_the_report(tmp_path: Path, monkeypatch, 
         "strategy_config": str(PROJECT / "configs" / "strategy_params.yaml"),
         "validation_config": str(PROJECT / "configs" / "validation.yaml"),
         "exchange_config": str(PROJECT / "configs" / "exchange_config.yaml"),
-        "synth": {"trades_per_day": 20_000},
-        "depth": {"interval": "30s"},
+        "synth": {"trades_per_day": 5_000},
+        "depth": {"interval": "60s"},
         "validate": {"folds": 2, "mc_runs": 20, "jobs": 1},
     }), encoding="utf-8")
     assert demo.main([str(config)]) == 0
