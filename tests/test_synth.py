@@ -201,6 +201,13 @@ def test_cli_bad_option_is_one_line_exit_2(tmp_path):
     result = CliRunner().invoke(app, ["synth", "--days", "0", "--data-dir", str(tmp_path)])
     assert result.exit_code == 2
     assert "--days" in result.output and "Traceback" not in result.output
+    result = CliRunner().invoke(app, ["synth", "--from", "2024-01-01T12:00",
+                                      "--data-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "midnight" in result.output
+    result = CliRunner().invoke(app, ["synth", "--tick-size", "0.001234567891",
+                                      "--data-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "--tick-size" in result.output
+    assert not list(tmp_path.rglob("*.parquet"))
 
 
 def test_frames_are_already_in_store_order(market):

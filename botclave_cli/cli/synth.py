@@ -23,7 +23,8 @@ from botclave_cli.errors import UsageError
 
 _OPTION_OF = {"start": "--from", "days": "--days", "seed": "--seed",
               "trades_per_day": "--trades-per-day", "symbol": "--symbol",
-              "book_interval_ms": "--book-interval-ms"}
+              "book_interval_ms": "--book-interval-ms", "tick_size": "--tick-size",
+              "start_price": "--start-price"}
 
 
 def synth(
@@ -37,6 +38,10 @@ def synth(
     book_interval_ms: Annotated[
         int, typer.Option("--book-interval-ms", help="Depth diff cadence (100..1000 ms).")
     ] = 250,
+    tick_size: Annotated[
+        float, typer.Option("--tick-size", help="Price tick; moves are planned in ticks.")
+    ] = 0.01,
+    start_price: Annotated[float, typer.Option("--start-price", help="First price.")] = 42_000.0,
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -46,10 +51,13 @@ def synth(
 
     Regenerating replaces the whole synth/spot/<symbol> folder (derived datasets included).
 
+    A day spans about 1000 ticks: 10 USD at the default tick, BTC-like with --tick-size 1.
+
     Example: botclave synth --symbol BTC/USDT --from 2024-01-01 --days 1 --seed 7
     """
     with run(json_, quiet) as out:
-        cfg = _config(symbol, start, days, seed, trades_per_day, book_interval_ms)
+        cfg = _config(symbol, start, days, seed, trades_per_day, book_interval_ms, tick_size,
+                      start_price)
         written = write_synth(Store(data_dir), cfg, progress=out.progress())
         rows = [{"kind": kind, "rows": n, "path": str(written.datasets[kind])}
                 for kind, n in written.rows.items()]
@@ -71,9 +79,10 @@ def synth(
 
 
 def _config(symbol: str, start: str | None, days: int, seed: int, trades_per_day: int,
-            book_interval_ms: int) -> SynthConfig:
+            book_interval_ms: int, tick_size: float, start_price: float) -> SynthConfig:
     values: dict = {"symbol": symbol, "days": days, "seed": seed,
-                    "trades_per_day": trades_per_day, "book_interval_ms": book_interval_ms}
+                    "trades_per_day": trades_per_day, "book_interval_ms": book_interval_ms,
+                    "tick_size": tick_size, "start_price": start_price}
     if start is not None:
         when = parse_when(start, "--from")
         if (when.hour, when.minute, when.second, when.microsecond) != (0, 0, 0, 0):
@@ -86,7 +95,7 @@ def _config(symbol: str, start: str | None, days: int, seed: int, trades_per_day
         err = exc.errors()[0]
         field = str(err["loc"][0]) if err["loc"] else ""
         option = _OPTION_OF.get(field, field or "synth")
-        raise UsageError(f"{option}: {err['msg']}") from None
+        raise UsageError(f"{option}: {err['msg'].removeprefix('Value error, ')}") from None
 
 
 def register(app: typer.Typer) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class SynthConfig(BaseModel):
@@ -32,15 +32,22 @@ class SynthConfig(BaseModel):
     trade_qty_median: float = Field(0.01, gt=0, description="background trade size, base units")
     level_qty_median: float = Field(0.4, gt=0, description="resting size per level, base units")
 
+    @field_validator("book_interval_ms")
+    @classmethod
+    def _whole_minute(cls, value: int) -> int:
+        if 60_000 % value:
+            raise ValueError(f"{value} must divide 60000 (one minute)")
+        return value
+
+    @field_validator("tick_size", "lot_size")
+    @classmethod
+    def _few_decimals(cls, value: float) -> float:
+        if decimals(value) > 8:
+            raise ValueError(f"{value} has more than 8 decimals")
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> SynthConfig:
-        if 60_000 % self.book_interval_ms:
-            raise ValueError(
-                f"book_interval_ms {self.book_interval_ms} must divide 60000 (one minute)")
-        for name in ("tick_size", "lot_size"):
-            value = getattr(self, name)
-            if decimals(value) > 8:
-                raise ValueError(f"{name} {value} has more than 8 decimals")
         if self.start_price / self.tick_size < 10_000:
             raise ValueError("start_price must be >= 10000 ticks (room for the planted moves)")
         lots = self.trade_qty_median / self.lot_size, self.level_qty_median / self.lot_size
