@@ -50,7 +50,7 @@ def footprint_pass(bar_id, px, level, lots, buy, row):
     bars = np.empty((n_bars, 13), np.int64)
     lvl_lo = np.empty(n_bars, np.int64)
     lvl_n = np.zeros(n_bars, np.int64)
-    total_levels = 0
+    bound = 0  # a bar has at most min(grid rows, trades) traded levels
     for b in range(n_bars):
         s = bounds[b]
         e = bounds[b + 1]
@@ -62,13 +62,10 @@ def footprint_pass(bar_id, px, level, lots, buy, row):
             if level[i] > hi:
                 hi = level[i]
         m = (hi - lo) // row + 1
-        seen = np.zeros(m, np.bool_)
-        for i in range(s, e):
-            seen[(level[i] - lo) // row] = True
         lvl_lo[b] = lo
         lvl_n[b] = m
-        total_levels += seen.sum()
-    levels = np.empty((total_levels, 6), np.int64)
+        bound += min(m, e - s)
+    levels = np.empty((bound, 6), np.int64)
     k = 0
     for b in range(n_bars):
         s = bounds[b]
@@ -129,4 +126,4 @@ def footprint_pass(bar_id, px, level, lots, buy, row):
                 levels[k, 4] = cell[j, 2]
                 levels[k, 5] = cell[j, 3]
                 k += 1
-    return bars, levels
+    return bars, levels[:k].copy()
