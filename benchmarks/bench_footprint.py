@@ -27,7 +27,7 @@ import polars as pl
 from benchmarks.run import Result
 from botclave_cli.data.manifest import Manifest
 from botclave_cli.data.store import DatasetRef, Store
-from botclave_cli.engine.footprint import FootprintSpec, build_footprint
+from botclave_cli.engine.footprint import FootprintSpec, build_footprint, freqtrade_columns
 from botclave_cli.engine.footprint_store import build_from_store
 
 AREA = "footprint"
@@ -96,12 +96,59 @@ config = {"timeframe": "1m", "orderflow": {"scale": float(sys.argv[2]), "imbalan
           "imbalance_volume": 0.0, "stacked_imbalance_range": 3, "max_candles": 1500,
           "cache_size": 1500}}
 t = time.perf_counter()
-populate_dataframe_with_trades(None, config, candles, trades)
-print(json.dumps(time.perf_counter() - t))
+df, _ = populate_dataframe_with_trades(None, config, candles, trades)
+seconds = time.perf_counter() - t
+out = []
+for _, r in df.iterrows():
+    if not isinstance(r["orderflow"], dict):
+        continue
+    imb = r["imbalances"]
+    out.append({"date": int(r["date"].timestamp() * 1000), "bid": r["bid"], "ask": r["ask"],
+                "min_delta": r["min_delta"], "max_delta": r["max_delta"],
+                "total_trades": int(r["total_trades"]),
+                "sib": [float(x) for x in r["stacked_imbalances_bid"]],
+                "sia": [float(x) for x in r["stacked_imbalances_ask"]],
+                "levels": [[float(p), int(v["bid"]), int(v["ask"]), float(v["bid_amount"]),
+                            float(v["ask_amount"]), bool(imb[p]["bid_imbalance"]),
+                            bool(imb[p]["ask_imbalance"])] for p, v in r["orderflow"].items()]})
+print(json.dumps({"seconds": seconds, "candles": out}))
 """
 
 
-def _freqtrade_seconds(trades: pl.DataFrame, scale: float) -> float | None:
+def _close(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
+
+
+def freqtrade_agreement(trades: pl.DataFrame, candles: list[dict]) -> int:
+    """How many of freqtrade's candles our ``--preset freqtrade`` reproduces in every column
+    (bid/ask, deltas, trade count, stacked lists, and per level counts, volumes, imbalances)."""
+    spec = SPEC.model_copy(update={"preset": "freqtrade"})
+    res = build_footprint(trades, spec)
+    ours = {int(r["bar_start"].timestamp() * 1000): r
+            for r in freqtrade_columns(res).rows(named=True)}
+    by_bar = res.levels.partition_by("bar_id", as_dict=True)
+    good = 0
+    for f in candles:
+        c = ours.get(f["date"])
+        if c is None or c["total_trades"] != f["total_trades"]:
+            continue
+        if not all(_close(c[k], f[k]) for k in ("bid", "ask", "min_delta", "max_delta")):
+            continue
+        if (len(c["stacked_imbalances_bid"]) != len(f["sib"])
+                or len(c["stacked_imbalances_ask"]) != len(f["sia"])
+                or not all(map(_close, c["stacked_imbalances_bid"], f["sib"]))
+                or not all(map(_close, c["stacked_imbalances_ask"], f["sia"]))):
+            continue
+        lv = by_bar[(c["bar_id"],)].rows(named=True)
+        good += len(lv) == len(f["levels"]) and all(
+            _close(m["price"], t[0]) and (m["bid_count"], m["ask_count"]) == (t[1], t[2])
+            and _close(m["bid_volume"], t[3]) and _close(m["ask_volume"], t[4])
+            and (m["imbalance_sell"], m["imbalance_buy"]) == (t[5], t[6])
+            for m, t in zip(lv, f["levels"], strict=True))
+    return good
+
+
+def _freqtrade_run(trades: pl.DataFrame, scale: float) -> dict | None:
     python = os.environ.get("BOTCLAVE_FREQTRADE_PYTHON")
     if not python:
         return None
@@ -114,7 +161,7 @@ def _freqtrade_seconds(trades: pl.DataFrame, scale: float) -> float | None:
         ).write_csv(path)
         out = subprocess.run([python, "-c", FREQTRADE_CODE, str(path), str(scale)],
                              capture_output=True, text=True, check=True)
-    return float(out.stdout.strip().splitlines()[-1])
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def run() -> list[Result]:
@@ -142,17 +189,23 @@ def run() -> list[Result]:
     hour = synthetic_trades(PEER_TRADES, span_us=3_600_000_000)
     ours = min(_timed(lambda: build_footprint(hour, SPEC)) for _ in range(3))
     try:
-        theirs = _freqtrade_seconds(hour, SPEC.tick_size * SPEC.row_size)
+        ft = _freqtrade_run(hour, SPEC.tick_size * SPEC.row_size)
     except (subprocess.CalledProcessError, OSError) as exc:
-        theirs = None
+        ft = None
         note = f"freqtrade run failed: {type(exc).__name__}"
     else:
-        note = (f"same trades; freqtrade {theirs:.1f} s" if theirs is not None else
+        note = (f"same trades; freqtrade {ft['seconds']:.1f} s" if ft is not None else
                 "freqtrade absent: set BOTCLAVE_FREQTRADE_PYTHON to a bench venv's python")
+    theirs = ft["seconds"] if ft else None
     results.append(Result(AREA, f"{PEER_TRADES:,} trades in 60 1m bars (vs freqtrade)",
                           PEER_TRADES / ours, "trades/s",
                           peer="freqtrade populate_dataframe_with_trades",
                           peer_value=PEER_TRADES / theirs if theirs else None, note=note))
+    if ft:
+        good = freqtrade_agreement(hour, ft["candles"])
+        results.append(Result(AREA, "--preset freqtrade reproduces freqtrade's candles",
+                              100.0 * good / max(1, len(ft["candles"])), "%",
+                              note=f"{good} of {len(ft['candles'])} candles, every column"))
     return results
 
 
