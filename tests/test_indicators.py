@@ -7,6 +7,8 @@ import datetime as dt
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from botclave_cli.engine.flow_events import absorption, liquidity_voids, track_revisits
 from botclave_cli.engine.footprint import FootprintSpec, build_footprint
@@ -160,3 +162,35 @@ def test_void_revisits() -> None:
     assert v.select("price_low", "price_high").rows() == [(101.0, 120.0)]
     assert v["revisited_at"][0] == T0 + dt.timedelta(minutes=2)
     assert v["filled_at"][0] == T0 + dt.timedelta(minutes=3)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 40), st.integers(-30, 30)), min_size=8, max_size=60),
+       st.integers(1, 3), st.data())
+def test_divergence_never_looks_ahead(moves, k, data) -> None:
+    """Signals found on a prefix of the bars are exactly the full run's signals known by then."""
+    price, highs, lows, deltas = 100, [], [], []
+    for step, delta in moves:
+        price += step - 20
+        highs.append(price + 2)
+        lows.append(price - 2)
+        deltas.append(delta)
+    bars = _bars(highs, lows, deltas)
+    cut = data.draw(st.integers(1, bars.height))
+    full = delta_divergence(bars, k=k, flow="delta")
+    part = delta_divergence(bars.head(cut), k=k, flow="delta")
+    last = bars["bar_start"][cut - 1]
+    known = full.filter(pl.col("time") <= last)
+    assert part.drop("strength").rows() == known.drop("strength").rows()
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 300), st.integers(95, 105), st.integers(1, 9),
+                          st.booleans()), min_size=1, max_size=60))
+def test_developing_poc_ends_at_the_session_poc(rows) -> None:
+    rows = sorted(rows)
+    df = trades([(t, p, q, "buy" if b else "sell") for t, p, q, b in rows])
+    res = build_footprint(df, FootprintSpec(bar="1m", tick_size=1.0))
+    dev = developing_poc(res.bars, res.levels, 1.0, reset="none")
+    vp = volume_profile(res.levels, 1.0, close=float(res.bars["close"][-1]))
+    assert dev["developing_poc"][-1] == vp.poc

@@ -144,7 +144,8 @@ def volume_profile(levels: pl.DataFrame, row_price: float, value_area_share: flo
     c = (k1 - k0) // 2 if close is None else int(round(close / row_price)) - k0
     p = poc_index(scaled, c)
     a, z = value_area(scaled, p, value_area_share)
-    sm = np.convolve(vol, np.ones(smooth) / smooth, mode="same") if smooth > 1 else vol
+    w = min(smooth, len(vol))  # np.convolve "same" returns the longer length: clip the window
+    sm = np.convolve(vol, np.ones(w) / w, mode="same") if w > 1 else vol
     floor = min_prominence * sm.max()
     prices = full["price"].to_numpy()
 
