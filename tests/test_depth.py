@@ -137,3 +137,19 @@ def test_support_and_resistance_from_persistent_clusters():
     assert [(k, round(p, 1), pres) for k, p, pres in rows] == [
         ("resistance", 100.7, 1.0), ("support", 99.3, 1.0)]
     assert sr["strength"].to_list() == [6.0, 8.0]
+
+
+def test_heatmap_matrix_and_png():
+    from botclave_cli.report.heatmap import depth_heatmap, heatmap_matrix
+
+    samples = _book(3, {(1, "bid", 99.5): 7.0})
+    times, edges, matrix = heatmap_matrix(samples, row_price=0.1)
+    assert times.tolist() == [_us(0), _us(1), _us(2)]
+    row = int(round((99.5 - edges[0]) / 0.1))
+    assert matrix[row].tolist() == [1.0, 7.0, 1.0]
+    assert matrix.sum() == pytest.approx(3 * 20 + 6.0)
+    trades = pl.DataFrame({"ts": [_ts(1.5), _ts(1.7)], "price": [99.9, 100.1],
+                           "qty": [1.0, 2.0], "side": ["sell", "buy"]})
+    chart = depth_heatmap(samples, trades, row_price=0.1)
+    assert chart.png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert chart.data["trades"] == {"buy": 1, "sell": 1}

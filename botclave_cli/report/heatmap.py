@@ -38,7 +38,8 @@ def heatmap_matrix(samples: pl.DataFrame, row_price: float | None = None, rows: 
     step = row_price or max((hi - lo) / rows, 1e-12)
     edges = np.arange(np.floor(lo / step) * step, hi + step, step)
     col = np.searchsorted(times, ts_us)
-    row = np.clip(((price - edges[0]) / step).astype(np.int64), 0, len(edges) - 1)
+    # a small epsilon: 99.4 - 99.0 is 0.3999... in floats and must land in row 4, not 3
+    row = np.clip(np.floor((price - edges[0]) / step + 1e-6).astype(np.int64), 0, len(edges) - 1)
     matrix = np.zeros((len(edges), len(times)))
     np.add.at(matrix, (row, col), qty)
     return times, edges, matrix
