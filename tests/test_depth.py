@@ -153,3 +153,13 @@ def test_heatmap_matrix_and_png():
     chart = depth_heatmap(samples, trades, row_price=0.1)
     assert chart.png[:8] == b"\x89PNG\r\n\x1a\n"
     assert chart.data["trades"] == {"buy": 1, "sell": 1}
+
+
+def test_a_wall_that_leaves_the_sampled_view_is_not_called_pulled():
+    extra = {(t, "bid", 99.5): 20.0 for t in range(0, 30)}
+    samples = _book(40, extra)
+    # from 30 s on the book shows only 99.9..99.6: the wall's price is beyond the sampled depth
+    samples = samples.filter(~((pl.col("ts") >= _ts(30)) & (pl.col("side") == "bid")
+                               & (pl.col("price") < 99.55)))
+    walls = DepthAnalyzer(DepthParams(wall_min_us=10_000_000)).walls(samples, None)
+    assert [(w.price, w.ended) for w in walls] == [(99.5, "out_of_view")]

@@ -200,7 +200,9 @@ class DepthAnalyzer:
 
         A wall ends ``traded_through`` when trades reach its price (aggressive sells at or below a
         bid wall, buys at or above an ask wall) between its last sample and the next one,
-        ``pulled`` otherwise, ``open`` when it is still there in the last sample.
+        ``pulled`` otherwise, ``open`` when it is still there in the last sample, and
+        ``out_of_view`` when the next sample no longer reaches its price (the book moved more
+        than ``sample_depth`` levels away: sample deeper to follow it).
         """
         p = self.params
         step = p.interval_us
@@ -221,9 +223,18 @@ class DepthAnalyzer:
                     .filter(pl.col("last") - pl.col("first") + step >= p.wall_min_us)
                     .sort("first", "side", "price"))
         last_us = int(last_ts.timestamp() * 1_000_000) if last_ts is not None else 0
+        deepest = dict(
+            ((us, side), px) for us, side, px in samples.group_by("ts", "side").agg(
+                pl.when(pl.col("side").first() == "bid").then(pl.col("price").min())
+                .otherwise(pl.col("price").max()).alias("deep"))
+            .select(pl.col("ts").dt.epoch("us"), "side", "deep").iter_rows())
         out = []
         for row in episodes.iter_rows(named=True):
             ended = "open" if row["last"] >= last_us else "pulled"
+            deep = deepest.get((row["last"] + step, row["side"]))
+            if ended == "pulled" and deep is not None and (
+                    row["price"] < deep if row["side"] == "bid" else row["price"] > deep):
+                ended = "out_of_view"
             if ended == "pulled" and trades is not None and trades.height:
                 lo, hi = row["last"], row["last"] + 2 * step
                 # a float tolerance: store prices (floats), not ticks, are compared here
