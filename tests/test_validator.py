@@ -22,6 +22,7 @@ from botclave_cli.backtest.validator import (
     check_thresholds,
 )
 from botclave_cli.errors import ConfigError, UsageError
+from tests.conftest import PROJECT_ROOT
 from tests.test_validation_toy import ToyEvaluator, make_market
 
 BAR = 60_000_000
@@ -210,3 +211,17 @@ def test_executors_keep_order_and_report_each_result():
     with ProcessExecutor(2) as ex:
         assert ex.map(abs, list(range(-40, 0)), lambda: calls.append(1)) == list(range(40, 0, -1))
     assert len(calls) == 42
+
+
+def test_default_config_matches_the_shipped_file_and_fits_the_strategy_schema():
+    from botclave_cli.config import load_model
+    from botclave_cli.strategy.params import StrategyParams, params_with_overrides
+
+    shipped = load_model(PROJECT_ROOT / "configs" / "validation.yaml", ValidationConfig)
+    default = ValidationConfig()
+    assert shipped.parameters == default.parameters
+    assert shipped.walk_forward.folds == 3 and shipped.monte_carlo.runs == 200
+    space = build_space(shipped)
+    assert len(space.sets) == 10  # make demo: 3 folds x 10 parameter sets
+    for s in space.sets:
+        params_with_overrides(StrategyParams(), [f"{k}={v}" for k, v in s.items()])

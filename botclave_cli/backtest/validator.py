@@ -48,6 +48,10 @@ VALIDATION_CONFIG = "validation.yaml"
 
 
 # configs/validation.yaml ------------------------------------------------------------------------
+#: the space used when the file has no ``parameters`` key: 5 x 2 = 10 sets (make demo's size)
+DEFAULT_PARAMETERS: dict[str, list[Any]] = {
+    "target.r_multiple": [1.5, 2.0, 2.5, 3.0, 4.0], "stop.atr_mult": [1.0, 2.0]}
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -137,7 +141,9 @@ class ValidationConfig(_Strict):
     objective: Objective = "sharpe"
     bar: str = Field("1m", pattern=r"^[1-9][0-9]*(s|m|h|d)$", description="timeline bar")
     search: SearchConfig = Field(default_factory=SearchConfig)
-    parameters: dict[str, list[Any] | ParamRange] = Field(default_factory=dict)
+    parameters: dict[str, list[Any] | ParamRange] = Field(
+        default_factory=lambda: dict(DEFAULT_PARAMETERS), description="dotted strategy keys "
+        "-> values or {min, max, step}; an explicitly empty mapping is an error")
     holdout: HoldoutConfig = Field(default_factory=HoldoutConfig)
     walk_forward: WalkForwardConfig = Field(default_factory=WalkForwardConfig)
     monte_carlo: MonteCarloConfig = Field(default_factory=MonteCarloConfig)
