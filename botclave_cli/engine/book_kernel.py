@@ -124,20 +124,22 @@ def _compact(keys, qty, n):
 
 @numba.njit(cache=True)
 def _apply_levels(keys, qty, meta, lv_side, lv_px, lv_qty, start, end):
+    # counts in locals (registers), written back once: meta may alias nothing, numba can't know
+    nb, na, tb, ta = meta[N_BID], meta[N_ASK], meta[TOMB_BID], meta[TOMB_ASK]
+    bk, bq, ak, aq = keys[0], qty[0], keys[1], qty[1]
     for r in range(start, end):
         side = lv_side[r]
         if side == 0:
-            meta[N_BID], meta[TOMB_BID] = _set_level(keys[0], qty[0], meta[N_BID], lv_px[r],
-                                                     lv_qty[r], meta[TOMB_BID])
+            nb, tb = _set_level(bk, bq, nb, lv_px[r], lv_qty[r], tb)
         elif side == 1:
-            meta[N_ASK], meta[TOMB_ASK] = _set_level(keys[1], qty[1], meta[N_ASK], -lv_px[r],
-                                                     lv_qty[r], meta[TOMB_ASK])
-    if meta[TOMB_BID] > 64 and 2 * meta[TOMB_BID] > meta[N_BID]:
-        meta[N_BID] = _compact(keys[0], qty[0], meta[N_BID])
-        meta[TOMB_BID] = 0
-    if meta[TOMB_ASK] > 64 and 2 * meta[TOMB_ASK] > meta[N_ASK]:
-        meta[N_ASK] = _compact(keys[1], qty[1], meta[N_ASK])
-        meta[TOMB_ASK] = 0
+            na, ta = _set_level(ak, aq, na, -lv_px[r], lv_qty[r], ta)
+    if tb > 64 and 2 * tb > nb:
+        nb = _compact(bk, bq, nb)
+        tb = 0
+    if ta > 64 and 2 * ta > na:
+        na = _compact(ak, aq, na)
+        ta = 0
+    meta[N_BID], meta[N_ASK], meta[TOMB_BID], meta[TOMB_ASK] = nb, na, tb, ta
 
 
 @numba.njit(cache=True)
