@@ -241,3 +241,15 @@ def test_funding_is_paid_by_longs_at_the_last_price() -> None:
     assert t["exit_reason"] == "signal_exit"
     assert t["pnl"] == pytest.approx(10 * 1.0 - 0.102)
     assert res.final_equity == pytest.approx(10_000 + 10 - 0.102)
+
+
+def test_unfilled_limit_expires_and_touch_does_not_fill_a_through_order() -> None:
+    bt = make_tester([sig(60, 1, order_type="limit", limit_price=99.0, stop_price=98.0,
+                          expiry_bars=2)], risk__per_trade=0.001)
+    res = bt.run(trades([(0, 100.0, 1), (61, 99.5, 1), (100, 99.0, 5), (179, 99.2, 1),
+                         (180, 98.5, 5), (200, 99.0, 1)]))
+    # 99.00 is touched at 100 s (no fill: must trade through); the order expires at 60 + 2 bars
+    # = 180 s, before the 98.50 print at 180 s could fill it
+    o = res.orders.row(0, named=True)
+    assert o["status"] == "expired" and o["done_ts"] == at(180) and o["filled_qty"] == 0
+    assert res.fills.height == 0

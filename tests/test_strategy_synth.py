@@ -116,3 +116,32 @@ def test_footprint_filters_and_poc_target(run) -> None:
         else:
             dist = abs(r["close"] - r["stop_price"])
             assert r["target_price"] == pytest.approx(r["close"] + r["action"] * 2.0 * dist)
+
+
+def test_cvd_divergence_veto(run) -> None:
+    from botclave_cli.strategy.bars import bars_from_trades
+    from botclave_cli.strategy.strategy import OrderFlowStrategy
+
+    market, truth, p, _ = run
+    plain = p.model_copy(deep=True)
+    plain.entry.setups = ["bos"]
+    veto = plain.model_copy(deep=True)
+    veto.entry.cvd_divergence_veto = True
+    bars = bars_from_trades(market.trades, "1m")
+    strat = OrderFlowStrategy(veto, truth.tick_size)
+    feats = strat.enrich(bars, market.trades)
+    k = p.structure.swing_confirm_bars
+    # the planted divergences are known k bars after their second swing
+    for kind, sign in (("bearish_divergence", -1), ("bullish_divergence", 1)):
+        ev = truth.events_of(kind)[0]
+        known = utc(ev.end_us) + dt.timedelta(minutes=k)
+        row = feats.filter(pl.col("bar_start") == known).row(0, named=True)
+        assert row["recent_divergence"] == sign
+        before = feats.filter(pl.col("bar_start") == known - dt.timedelta(minutes=1))
+        assert before["recent_divergence"][0] != sign
+    base = OrderFlowStrategy(plain, truth.tick_size).signals(bars)
+    kept = strat.signals(feats)
+    dropped = base.join(kept.select("ts"), on="ts", how="anti").join(
+        feats, left_on="ts", right_on="bar_end")
+    assert (dropped["recent_divergence"] == -dropped["action"]).all()
+    assert kept.height + dropped.height == base.height

@@ -116,11 +116,13 @@ class Backtester:
         self.exchange_config = exchange_config or ExchangeConfig()
         self.symbol = symbol
         sc = self.exchange_config.symbol_config(symbol)
-        self.tick_size = tick_size or (sc.tick_size if sc else None)
-        self.lot_size = lot_size or (sc.lot_size if sc else None)
-        if not self.tick_size or not self.lot_size:
+        tick = tick_size or (sc.tick_size if sc else None)
+        lot = lot_size or (sc.lot_size if sc else None)
+        if not tick or not lot:
             raise ConfigError(f"{symbol}: tick_size/lot_size unknown; add the symbol to "
                               "exchange_config.yaml symbols or pass them")
+        self.tick_size: float = tick
+        self.lot_size: float = lot
         self.fee = self.exchange_config.fees.for_symbol(symbol)
         self.strategy = strategy or resolve_strategy(params, self.tick_size)
 

@@ -48,7 +48,7 @@ class MetricsCalculator:
         ar = out["annual_return"]
         out["calmar"] = _f(ar / abs(dd)) if ar is not None and dd else None
         if "position_qty" in equity.columns and equity.height:
-            out["exposure"] = float((equity["position_qty"] != 0).mean())
+            out["exposure"] = float(np.mean(equity["position_qty"].to_numpy() != 0))
         else:
             out["exposure"] = None
         out.update(self.trade_stats(trades))

@@ -16,10 +16,11 @@ BAR_COLUMNS = ("bar_start", "bar_end", "open", "high", "low", "close", "volume",
                "sell_volume", "delta", "delta_pct", "trade_count")
 
 
-_SCHEMA = {"bar_start": pl.Datetime("us", "UTC"), "bar_end": pl.Datetime("us", "UTC"),
-           "open": pl.Float64, "high": pl.Float64, "low": pl.Float64, "close": pl.Float64,
-           "volume": pl.Float64, "buy_volume": pl.Float64, "sell_volume": pl.Float64,
-           "delta": pl.Float64, "delta_pct": pl.Float64, "trade_count": pl.Int64}
+_SCHEMA: dict[str, pl.DataType] = {
+    "bar_start": pl.Datetime("us", "UTC"), "bar_end": pl.Datetime("us", "UTC"),
+    "open": pl.Float64(), "high": pl.Float64(), "low": pl.Float64(), "close": pl.Float64(),
+    "volume": pl.Float64(), "buy_volume": pl.Float64(), "sell_volume": pl.Float64(),
+    "delta": pl.Float64(), "delta_pct": pl.Float64(), "trade_count": pl.Int64()}
 
 
 def every(timeframe: str) -> str:
@@ -36,7 +37,7 @@ def bars_from_trades(trades: pl.DataFrame, timeframe: str) -> pl.DataFrame:
     dur = bar_us(timeframe)
     ts = trades["ts"].dt.epoch("us").to_numpy()
     if len(ts) == 0:
-        return pl.DataFrame(schema={c: t for c, t in _SCHEMA.items()})
+        return pl.DataFrame(schema=_SCHEMA)
     bar = ts // dur
     starts = np.concatenate([[0], np.flatnonzero(bar[1:] != bar[:-1]) + 1])
     ends = np.concatenate([starts[1:], [len(ts)]])

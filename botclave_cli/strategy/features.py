@@ -6,8 +6,9 @@ Each column is known at its bar's END (``bar_end``), so a decision at that time 
 - ``absorption_side`` ("bid" absorbed selling, "ask" absorbed buying), ``absorption_price``
   (the absorbing level), ``absorption_strength``: engine/flow_events.absorption; an event is put
   on the first bar ending at or after the event's ``time`` (when the detector knows it).
-- ``recent_divergence``: +1 bullish / -1 bearish CVD divergence (engine/indicators) confirmed
-  within the last ``entry.divergence_lookback_bars`` bars, else 0.
+- ``recent_divergence``: +1 bullish / -1 bearish CVD divergence (engine/indicators; CVD = running
+  sum of bar delta, reset per ``entry.cvd_reset``) confirmed within the last
+  ``entry.divergence_lookback_bars`` bars, else 0.
 Only what the configured rules use is computed (the footprint is the costly part).
 """
 
@@ -17,7 +18,7 @@ import polars as pl
 
 from botclave_cli.engine.flow_events import absorption
 from botclave_cli.engine.footprint import FootprintSpec, build_footprint
-from botclave_cli.engine.indicators import delta_divergence
+from botclave_cli.engine.indicators import delta_divergence, session_key
 from botclave_cli.strategy.params import StrategyParams
 
 FOOTPRINT_COLUMNS = ("poc", "stacked_buy_count", "stacked_sell_count")
@@ -56,8 +57,9 @@ def absorption_by_bar(bars: pl.DataFrame, trades: pl.DataFrame, params: Strategy
                         level_ticks=of.absorption_level_ticks,
                         volume_mult=of.absorption_volume_mult,
                         max_through_ticks=of.absorption_max_through_ticks)
-    schema = {"bar_end": pl.Datetime("us", "UTC"), "absorption_side": pl.String,
-              "absorption_price": pl.Float64, "absorption_strength": pl.Float64}
+    schema: dict[str, pl.DataType] = {
+        "bar_end": pl.Datetime("us", "UTC"), "absorption_side": pl.String(),
+        "absorption_price": pl.Float64(), "absorption_strength": pl.Float64()}
     if events.height == 0:
         return pl.DataFrame(schema=schema)
     ends = bars.select("bar_end").sort("bar_end")
@@ -70,13 +72,16 @@ def absorption_by_bar(bars: pl.DataFrame, trades: pl.DataFrame, params: Strategy
                     pl.when(pl.col("side") == "bid").then(pl.col("price_low"))
                     .otherwise(pl.col("price_high")).alias("absorption_price"),
                     pl.col("strength").alias("absorption_strength"))
-            .cast(schema))
+            .cast(pl.Schema(schema)))
 
 
 def with_recent_divergence(bars: pl.DataFrame, params: StrategyParams) -> pl.DataFrame:
     """``recent_divergence`` column (module docstring). The divergence's ``time`` is the bar
     that confirms the second swing (its start), so it is known at that bar's end."""
-    div = delta_divergence(bars, k=params.structure.swing_confirm_bars, flow="cvd")
+    reset = params.entry.cvd_reset
+    cvd = bars.with_columns(pl.col("delta").cum_sum().over(session_key("bar_start", reset))
+                            .alias("cvd"))
+    div = delta_divergence(cvd, k=params.structure.swing_confirm_bars, flow="cvd")
     marks = div.select(pl.col("time").alias("bar_start"),
                        pl.when(pl.col("side") == "bullish").then(1).otherwise(-1)
                        .cast(pl.Int8).alias("_div")).unique("bar_start", keep="last")

@@ -68,6 +68,8 @@ class EntryParams(_Strict):
     cvd_divergence_veto: bool = Field(False, description="skip entries against a CVD divergence "
                                       "confirmed within divergence_lookback_bars")
     divergence_lookback_bars: int = Field(30, ge=1)
+    cvd_reset: Literal["none", "daily"] = Field("daily", description="CVD restarts at each UTC "
+                                                "day (daily) or runs over the whole data")
     book_imbalance_min: float | None = Field(None, ge=-1.0, le=1.0, description="require book "
                                              "imbalance (bid-ask)/(bid+ask) at least this in the "
                                              "entry's direction; null disables (needs depth)")
