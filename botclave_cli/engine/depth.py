@@ -374,9 +374,13 @@ class DepthResult:
 def analyze_book(
     book_snapshot: pl.DataFrame, book_diff: pl.DataFrame, trades: pl.DataFrame | None,
     market: str, params: DepthParams | None = None, tick_size: float | None = None,
-    lot_size: float | None = None, start_us: int | None = None, end_us: int | None = None,
+    start_us: int | None = None, end_us: int | None = None,
 ) -> DepthResult:
-    """Replay the book, sample it, and run every analysis on the valid samples in the range."""
+    """Replay the book, sample it, and run every analysis on the valid samples in the range.
+
+    ``tick_size`` (quote units) is for the analytics (price buckets, absorption break); the
+    replay itself runs on the data's own decimal grid. Times in us, [start_us, end_us).
+    """
     from botclave_cli.engine.dom_builder import BookStream, DOMBuilder
 
     p = params or DepthParams()
