@@ -43,6 +43,28 @@ class QuietStretch(BaseModel):
 
 
 class Truth(BaseModel):
+    """Everything planted in one synthetic market, measured on the generated data.
+
+    ``detector_params`` are the settings the events were built for:
+
+    - ``row_size_ticks``, ``bar``, ``imbalance_ratio``, ``imbalance_min_volume``,
+      ``imbalance_basis``, ``stacked_min_levels``: footprint rows and diagonal imbalances (a
+      stacked event has >= 4 rows, each >= 10x the ratio or against an empty opposite row; a
+      quiet bar never has ``stacked_min_levels`` in a row).
+    - ``swing_confirm_bars``: strict pivots on 1m bars (higher/lower than that many bars on
+      each side); ``cvd_reset``: CVD restarts at each UTC midnight.
+    - ``absorption_window_s``, ``absorption_min_qty``: aggressive volume into one price within
+      such a window that counts as heavy (a third of the smallest planted minute; quiet
+      stretches never reach it at any price); ``absorption_max_break_ticks``: planted levels are
+      never traded through at all.
+    - ``wall_min_multiple``, ``wall_min_duration_s``, ``typical_level_qty``: walls are 25x the
+      median level size for minutes; ordinary levels never exceed 3x.
+    - ``void_min_ticks``: planted voids span about 400 ticks; quiet stretches have no untraded
+      gap of even a tenth of this.
+    - ``book_levels``, ``book_interval_ms``: depth per side (one level per tick from the touch)
+      and diff cadence.
+    """
+
     model_config = ConfigDict(extra="forbid")
 
     symbol: str
