@@ -116,3 +116,11 @@ def test_depth_series_written_to_the_store_with_heatmap(store, tmp_path):
 def test_depth_without_data_exits_3(store):
     result = invoke("depth", "--symbol", "BTC/USDT", "--data-dir", str(store.root))
     assert result.exit_code == 3 and "book_diff" in result.stderr
+    assert invoke("depth", "--symbol", "BTC/USDT", "--kind", "klines").exit_code == 2
+
+
+def test_depth_kind_agg_trades_missing_exits_3(store):
+    import_capture(store, [shared_file(ETH)])
+    result = invoke("depth", "--symbol", "ETH/USDT", "--data-dir", str(store.root),
+                    "--kind", "agg_trades")
+    assert result.exit_code == 3 and "agg_trades" in result.stderr

@@ -49,6 +49,8 @@ LevelsOpt = Annotated[int, typer.Option("--levels", min=1, help="Levels for the 
 BandOpt = Annotated[float, typer.Option("--band-bps", help="Band for imbalance_band (bps).")]
 WallKOpt = Annotated[float, typer.Option("--wall-k", help="Wall: size >= k x typical.")]
 WallMinOpt = Annotated[str, typer.Option("--wall-min", help="Wall: persists at least this long.")]
+KindOpt = Annotated[str | None, typer.Option(
+    "--kind", help="Trades to use: trades or agg_trades (default: trades if stored, else agg).")]
 PngOpt = Annotated[Path | None, typer.Option("--png", help="Write the depth heatmap PNG here.")]
 SourcesArg = Annotated[list[str], typer.Argument(
     help="Capture files (one stream, in order) or a stored symbol path (binance/spot/BTC-USDT).")]
@@ -70,6 +72,7 @@ def depth(
     wall_k: WallKOpt = 10.0,
     wall_min: WallMinOpt = "60s",
     png: PngOpt = None,
+    kind: KindOpt = None,
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -87,6 +90,8 @@ def depth(
         if symbol is None:
             raise UsageError("--symbol is required (or use: botclave depth replay FILE...)")
         check_market(market)
+        if kind not in (None, "trades", "agg_trades"):
+            raise UsageError(f"--kind {kind!r}: expected trades or agg_trades")
         lo, hi = parse_range(start, end)
         interval_us = parse_duration_us(interval, "--interval")
         wall_min_us = parse_duration_us(wall_min, "--wall-min")
@@ -98,7 +103,7 @@ def depth(
             raise UsageError(f"bad depth parameter: {exc}") from None
         store = Store(data_dir)
         start_us, end_us = (to_us(lo) if lo else None), (to_us(hi) if hi else None)
-        book = load_book(store, exchange, market, symbol, start_us, end_us)
+        book = load_book(store, exchange, market, symbol, start_us, end_us, kind)
         result = analyze_book(book["book_snapshot"], book["book_diff"], book["trades"], market,
                               params, book["tick_size"], start_us=start_us, end_us=end_us)
         if result.series.is_empty():

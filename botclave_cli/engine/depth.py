@@ -414,7 +414,7 @@ BUFFER_BEFORE_SNAPSHOT_US = 60_000_000
 
 
 def load_book(store: Store, exchange: str, market: str, symbol: str, start_us: int | None = None,
-              end_us: int | None = None) -> dict:
+              end_us: int | None = None, trades_kind: str | None = None) -> dict:
     """Snapshots, diffs and trades for a depth run from the store, starting at the last REST
     snapshot at or before ``start_us`` (the book needs one to sync). Returns frames plus the
     manifest's tick and lot (None when the manifest has none)."""
@@ -432,9 +432,12 @@ def load_book(store: Store, exchange: str, market: str, symbol: str, start_us: i
     first = (before.tail(1) if before.height else heads.head(1)).row(0, named=True)
     lo = first["t"] - BUFFER_BEFORE_SNAPSHOT_US
     lo_dt, hi_dt = from_us(lo), (from_us(end_us) if end_us is not None else None)
-    trades_ref = DatasetRef(exchange, market, symbol, "trades")
-    if not store.exists(trades_ref):
+    # raw trades where present, else aggregate trades, unless the caller chose (DECISIONS.md)
+    trades_ref = DatasetRef(exchange, market, symbol, trades_kind or "trades")
+    if trades_kind is None and not store.exists(trades_ref):
         trades_ref = DatasetRef(exchange, market, symbol, "agg_trades")
+    if trades_kind is not None and not store.exists(trades_ref):
+        raise DataError(f"no {trades_kind} dataset at {store.path(trades_ref)}")
     trades = (store.scan(trades_ref, lo_dt, hi_dt).select("ts", "price", "qty", "side")
               .sort("ts").collect() if store.exists(trades_ref) else None)
     manifest = store.manifest(ref)
