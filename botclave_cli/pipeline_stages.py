@@ -139,6 +139,26 @@ def _fmt_span(start_us: int, end_us: int) -> str:
     return f"{from_us(start_us):%Y-%m-%d %H:%M:%S} .. {from_us(end_us):%Y-%m-%d %H:%M:%S}"
 
 
+def id_gaps_in_window(store: Any, ref: DatasetRef, gaps: list[Any], lo: int, hi: int
+                      ) -> list[Any]:
+    """The id gaps whose neighbouring trades (the ids just before and after) fall in [lo, hi);
+    a gap whose neighbours cannot be found is kept (it may lie in the window)."""
+    from botclave_cli.data.schemas import spec
+
+    column = spec(ref.kind).sequence_id
+    if not gaps or column is None:
+        return gaps
+    ids = sorted({g.start - 1 for g in gaps} | {g.end + 1 for g in gaps})
+    found = dict(store.scan(ref).filter(pl.col(column).is_in(ids))
+                 .select(column, pl.col("ts").dt.epoch("us")).collect().iter_rows())
+    kept = []
+    for gap in gaps:
+        before, after = found.get(gap.start - 1), found.get(gap.end + 1)
+        if before is None or after is None or (after >= lo and before < hi):
+            kept.append(gap)
+    return kept
+
+
 def coverage_stage(ctx: Context) -> StageResult:
     """Coverage and gaps of every dataset of the symbol inside the window; exit 3 on a gap in the
     trades unless ``allow_gaps``."""
@@ -154,7 +174,8 @@ def coverage_stage(ctx: Context) -> StageResult:
         kinds.add(ref.kind)
         spans = _clip(manifest, lo, hi)
         gaps = [g for g in manifest.gaps if g.kind != "trade_id" and g.end >= lo and g.start < hi]
-        id_gaps = [g for g in manifest.gaps if g.kind == "trade_id"]
+        id_gaps = id_gaps_in_window(ctx.store, ref,
+                                    [g for g in manifest.gaps if g.kind == "trade_id"], lo, hi)
         uncovered = manifest.uncovered(lo, hi)
         rows.append({
             "dataset": str(ref.relpath()), "source": manifest.source,

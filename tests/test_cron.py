@@ -33,7 +33,8 @@ HOUR_US = 3_600_000_000
 
 
 def make_store(root: Path, hours: int = 6, n: int = 3000, seed: int = 1,
-               gap: bool = False, covered_hours: int | None = None) -> Store:
+               gap: bool = False, covered_hours: int | None = None,
+               id_gap: int | None = None) -> Store:
     """``n`` random trades over ``hours`` hours from 2024-01-01 00:00 UTC as synth BTC/USDT;
     the manifest says ``covered_hours`` (default ``hours``) were fetched."""
     rng = np.random.default_rng(seed)
@@ -47,6 +48,8 @@ def make_store(root: Path, hours: int = 6, n: int = 3000, seed: int = 1,
 
     def update(m: Manifest) -> None:
         m.add_coverage(to_us(T0), to_us(T0) + (covered_hours or hours) * HOUR_US)
+        if id_gap is not None:
+            m.gaps.append(Gap(kind="trade_id", start=id_gap, end=id_gap, detail="1 missing id"))
         if gap:
             m.gaps.append(Gap(kind="time", start=to_us(T0) + HOUR_US,
                               end=to_us(T0) + HOUR_US + 60_000_000, detail="no trades 60 s"))
@@ -326,3 +329,17 @@ def test_same_dir_for_data_and_reports_takes_one_lock(tmp_path: Path):
     cfg = load_pipeline_config(pipeline_yaml(tmp_path, reports_dir=str(tmp_path / "ds")))
     result = run_pipeline(cfg)
     assert result.report.exists()
+
+
+def test_an_id_gap_counts_only_inside_the_window(tmp_path: Path):
+    from botclave_cli.errors import DataError
+    from botclave_cli.pipeline import load_pipeline_config, run_pipeline
+
+    store = make_store(tmp_path / "ds", hours=6, n=3000, id_gap=2990)  # near 06:00
+    ts = store.scan(DatasetRef("synth", "spot", "BTC/USDT", "trades")).collect()["ts"]
+    assert ts[2989] > T0 + dt.timedelta(hours=5)
+    early = load_pipeline_config(pipeline_yaml(tmp_path, to="2024-01-01T03:00:00"))
+    assert run_pipeline(early).report.exists()  # the gap lies after 03:00
+    whole = load_pipeline_config(pipeline_yaml(tmp_path))
+    with pytest.raises(DataError, match="1 gap\\(s\\): 1 missing id"):
+        run_pipeline(whole)

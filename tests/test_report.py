@@ -133,3 +133,13 @@ def test_failed_render_leaves_previous_report_intact(tmp_path: Path, monkeypatch
     assert first.html.read_bytes() == before
     assert json.loads((out / "report.json").read_text())["key_metrics"]["sharpe"] == 1.25
     assert not list(out.rglob("*.tmp-*"))
+
+
+def test_rewrite_drops_charts_the_new_report_does_not_have(tmp_path: Path):
+    out = report_dir(tmp_path, "run-a")
+    first = write_report(sample(), out)
+    assert sorted(p.name for p in first.pngs) == ["drawdown.png", "equity.png"]
+    fewer = sample()
+    fewer.charts = fewer.charts[:1]
+    write_report(fewer, out)
+    assert sorted(p.name for p in (out / "charts").iterdir()) == ["equity.png"]

@@ -69,9 +69,11 @@ def report(
                                        f"see {result.report}")
             return
         from botclave_cli.data.store import Store
+        from botclave_cli.pipeline import sigterm_raises
         from botclave_cli.report.sources import report_for_run
 
-        written = report_for_run(reports_dir, run_id, latest=latest, store=Store(data_dir))
+        with sigterm_raises():
+            written = report_for_run(reports_dir, run_id, latest=latest, store=Store(data_dir))
         out.emit({"run_id": written.run_id, "report": written.report,
                   "metrics": written.metrics, "verdict": written.verdict},
                  written.summary_line())

@@ -10,7 +10,8 @@ no external fonts: it opens anywhere, from disk or as a mail attachment). ``writ
 
 each atomically (temp + rename), report.html after its charts and report.json last, so an
 interrupted run leaves the previous report whole: the old report.html stays in place until the
-new one is complete, and it never depends on the PNG files beside it.
+new one is complete, and it never depends on the PNG files beside it. PNGs of an earlier version
+that the new report no longer has are removed last.
 """
 
 from __future__ import annotations
@@ -191,4 +192,7 @@ def write_report(report: ReportInput, out_dir: Path) -> ReportFiles:
     atomic.write_text(html_path, html)
     entry = index_entry(report, html_path)
     atomic.write_text(out_dir / REPORT_JSON, json.dumps(entry, indent=2, default=str) + "\n")
+    for old in charts_dir.glob("*.png"):  # charts of an earlier version of this report
+        if old not in pngs:
+            old.unlink(missing_ok=True)
     return ReportFiles(html=html_path, pngs=pngs, html_bytes=len(html.encode("utf-8")))
