@@ -160,7 +160,7 @@ def test_full_fetch_under_faults_equals_fault_free_fetch(tmp_path) -> None:
     def run(faults: FaultPlan | None, root: str) -> tuple[pl.DataFrame, Connector, list]:
         store = Store(tmp_path / root)
         clock = FakeClock()
-        with BinanceEmulator([spot_market(20_000)], clock=clock, faults=faults) as emu:
+        with BinanceEmulator([spot_market(12_000)], clock=clock, faults=faults) as emu:
             conn = connector(emu, clock, retries=10, timeout_ms=250)
             fetch_trades(conn, store, "BTC/USDT", DAY, utc(2024, 8, 8, 1), chunk_rows=1_500)
             fetch_ohlcv(conn, store, "BTC/USDT", DAY, utc(2024, 8, 8, 1))
@@ -200,7 +200,7 @@ def test_retry_after_is_honoured_through_the_injected_clock(store: Store) -> Non
 
 def test_weight_limit_429s_are_waited_out_never_banned(store: Store) -> None:
     clock = FakeClock(start=1_800_000_000.0)
-    market = spot_market(20_000)
+    market = spot_market(10_000)
     with BinanceEmulator([market], clock=clock, weight_limit=30) as emu:
         conn = connector(emu, clock)
         conn.exchange.rateLimit = 1  # let ccxt's own spacing run far too fast on purpose
@@ -208,7 +208,7 @@ def test_weight_limit_429s_are_waited_out_never_banned(store: Store) -> None:
         statuses = emu.statuses()
     assert 429 in statuses and 418 not in statuses
     got = stored(store, DatasetRef("binance", "spot", "BTC/USDT", "agg_trades"))
-    assert got.height == 20_000
+    assert got.height == 10_000
 
 
 def test_a_long_ban_fails_at_once_with_exit_4(store: Store) -> None:
@@ -357,7 +357,8 @@ def test_futures_depth_limits_are_checked_before_calling(store: Store) -> None:
 
 
 def test_my_trades_are_signed_and_secrets_stay_out_of_errors(store: Store) -> None:
-    market = spot_market(100_000)  # 1,031 own trades in 70 minutes: more than one page
+    market = spot_market(12_000)
+    market.own_every = 10  # 1,200 own trades in 8 minutes: more than one page
     clock = FakeClock()
     with BinanceEmulator([market], clock=clock, api_key=KEY, secret=SECRET) as emu:
         conn = connector(emu, clock, credentials=(KEY, SECRET))
@@ -366,10 +367,58 @@ def test_my_trades_are_signed_and_secrets_stay_out_of_errors(store: Store) -> No
         bad = connector(emu, clock, credentials=(KEY, "w" * 64))
         with pytest.raises(UsageError) as err:
             fetch_my_trades(bad, Store(store.root / "bad"), "BTC/USDT", DAY, utc(2024, 8, 9))
-    assert result.rows_new == len(range(0, 100_000, 97)) == 1_031  # every 97th trade
+    assert result.rows_new == len(range(0, 12_000, 10)) == 1_200  # every 10th trade
     mine = stored(store, DatasetRef("binance", "spot", "BTC/USDT", "my_trades",
                                     (("account", "testnet"),)))
-    assert mine["trade_id"].to_list() == list(range(1, 1_032))
+    assert mine["trade_id"].to_list() == list(range(1, 1_201))
     assert "Signature for this request is not valid" in str(err.value)
     assert KEY not in str(err.value) and "w" * 64 not in str(err.value)
     assert "signature=" not in str(err.value)
+
+
+def test_private_calls_default_to_the_testnet_and_urls_can_be_overridden() -> None:
+    creds = (KEY, SECRET)
+    testnet = Connector(ExchangeConfig(), credentials=creds).exchange.urls["api"]
+    live = Connector(ExchangeConfig(testnet=False), credentials=creds).exchange.urls["api"]
+    public = Connector(ExchangeConfig()).exchange.urls["api"]
+    assert testnet["private"] == "https://testnet.binance.vision/api/v3"
+    assert live["private"] == public["private"] == "https://api.binance.com/api/v3"
+    local = Connector(ExchangeConfig(market="usdm", api_urls={
+        "all": "http://127.0.0.1:9", "fapiPublic": "http://127.0.0.1:8/x"})).exchange.urls["api"]
+    assert local["public"] == "http://127.0.0.1:9/api/v3"
+    assert local["dapiPublic"] == "http://127.0.0.1:9/dapi/v1"
+    assert local["fapiPublic"] == "http://127.0.0.1:8/x"
+    with pytest.raises(UsageError, match="--exchange 'kraken': fetch supports binance"):
+        Connector(ExchangeConfig(exchange="kraken"))
+
+
+def test_a_synth_day_served_by_the_emulator_comes_back_whole(store: Store) -> None:
+    from botclave_cli.data.synth.config import SynthConfig
+    from botclave_cli.data.synth.generate import generate
+    from tests.emulator.binance_rest import agg_trades_from_store_trades
+
+    synth = generate(SynthConfig(trades_per_day=5_000, book_interval_ms=1_000, book_levels=40))
+    market = EmuMarket("BTCUSDT", "spot", "BTC", "USDT", "0.01", "0.00001",
+                       agg_trades_from_store_trades(synth.trades))
+    clock = FakeClock()
+    with BinanceEmulator([market], clock=clock) as emu:
+        conn = connector(emu, clock)
+        result = fetch_trades(conn, store, "BTC/USDT", utc(2024, 1, 1), utc(2024, 1, 1, 6))
+        fetch_ohlcv(conn, store, "BTC/USDT", utc(2024, 1, 1), utc(2024, 1, 1, 6))
+    got = stored(store, DatasetRef("binance", "spot", "BTC/USDT", "agg_trades"))
+    six_hours = pl.col("ts") < utc(2024, 1, 1, 6)
+    tape = synth.trades.filter(six_hours).sort("trade_id")
+    assert result.rows_new == tape.height and result.gaps == []
+    assert got["agg_id"].to_list() == tape["trade_id"].to_list()
+    assert got["side"].to_list() == tape["side"].to_list()
+    assert got["price"].to_list() == tape["price"].to_list()
+    assert got["qty"].to_list() == tape["qty"].to_list()
+    assert got["ts"].dt.epoch("ms").to_list() == (tape["ts"].dt.epoch("us") // 1000).to_list()
+    # candles the emulator built from the served trades against synth's own integer-tick candles
+    candles = stored(store, DatasetRef("binance", "spot", "BTC/USDT", "ohlcv",
+                                       (("timeframe", "1m"),)))
+    own = synth.ohlcv.filter(six_hours).sort("ts")
+    assert candles["ts"].to_list() == own["ts"].to_list()
+    for column in ("open", "high", "low", "close"):
+        assert candles[column].to_list() == own[column].to_list()
+    assert candles["volume"].to_list() == pytest.approx(own["volume"].to_list(), abs=1e-8)

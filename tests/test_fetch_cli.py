@@ -126,6 +126,28 @@ def test_json_output_and_manifest(emulator, tmp_path: Path) -> None:
 FETCH_MAIN = "from botclave_cli.cli.fetch import fetch_app; fetch_app(prog_name='botclave fetch')"
 
 
+def test_rejected_credentials_stay_out_of_output_and_log(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    key, secret = "K3y" * 20, "S3cr3t" * 10
+    monkeypatch.setenv("BOTCLAVE_BINANCE_API_KEY", key)
+    monkeypatch.setenv("BOTCLAVE_BINANCE_SECRET", secret)
+    log = tmp_path / "botclave.log"
+    with BinanceEmulator([market(500)], api_key=key, secret="another-secret") as emu:
+        cfg = write_config(tmp_path, emu.base_url)
+        done = CliRunner().invoke(app, ["-vv", "--log-file", str(log), "fetch", "my-trades",
+                                        "--symbol", "BTC/USDT", "--from", "2024-08-08",
+                                        "--to", "2024-08-09", "--config", str(cfg)])
+        signed = [q for p, q, _ in emu.log if p == "/api/v3/myTrades"]
+    assert done.exit_code == 2
+    assert one_line(done.stderr) == (
+        "error: binance fetch my trades: credentials rejected (Binance error -1022: Signature "
+        "for this request is not valid.); check BOTCLAVE_BINANCE_API_KEY / _SECRET")
+    assert signed and all(q["signature"] and q["timestamp"] for q in signed)
+    text = done.stdout + done.stderr + log.read_text()
+    assert "command failed" in log.read_text()
+    assert key not in text and secret not in text and signed[0]["signature"] not in text
+
+
 def _cli(args: list[str], data_dir: Path) -> subprocess.Popen:
     env = {**os.environ, "BOTCLAVE_DATA_DIR": str(data_dir), "PYTHONPATH": str(PROJECT_ROOT)}
     return subprocess.Popen([sys.executable, "-c", FETCH_MAIN, *args], cwd=PROJECT_ROOT,

@@ -241,12 +241,12 @@ def fetch_my_trades(conn: Connector, store: Store, symbol: str, start: dt.dateti
         while since <= last:
             until = min(since + window, last)
             page = conn.fetch_my_trades(info.symbol, since, PAGE, {"until": until})
-            if len(page) >= PAGE and until > since:  # maybe not all of the window: narrow it
-                window = min(int(page[0]["timestamp"]) - since, (until - since) // 2)
+            if len(page) >= PAGE and until > since:  # maybe not all of the window: halve it
+                window = (until - since) // 2
                 continue
             if page:
                 writer.add(my_trades_frame(page))
             advance.to(until * 1000)
-            since, window = until + 1, DAY_MS - 1
+            since, window = until + 1, min(DAY_MS - 1, window * 2 + 1)
         writer.flush(hole.end_us)
     return _finish(conn, store, ref, result, writer, *counts)

@@ -16,7 +16,7 @@ import polars as pl
 
 from botclave_cli.data import atomic
 from botclave_cli.data.manifest import Gap, Manifest
-from botclave_cli.data.schemas import empty_frame
+from botclave_cli.data.schemas import empty_frame, spec
 from botclave_cli.data.store import DatasetRef, Store, from_us
 from botclave_cli.exchange.connector import Connector, MarketInfo
 from botclave_cli.progress import Progress
@@ -116,11 +116,16 @@ class ChunkWriter:
         if cover_to is None:
             cover_to = self.complete_until(df) if df.height else self.cover_from
         start = self.cover_from
+        id_col = spec(self.ref.kind).sequence_id
 
         def update(manifest: Manifest) -> None:
             stamp_market(manifest, self.info, self.endpoint)
             if start is not None and cover_to is not None and cover_to > start:
                 manifest.add_coverage(start, cover_to)
+                # informational: where this fetch stood (resuming reads coverage and the rows)
+                manifest.cursor = {"endpoint": self.endpoint, "complete_until_us": cover_to}
+                if id_col is not None and df.height:
+                    manifest.cursor["last_id"] = int(df[id_col].max())  # type: ignore[arg-type]
 
         result = self.store.write(self.ref, df, update_manifest=update,
                                   new_manifest=self.new_manifest)

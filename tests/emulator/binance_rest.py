@@ -110,6 +110,16 @@ def agg_trades_from_ccxt_json(path: Path) -> pl.DataFrame:
         pl.col("m", "M").cast(pl.Boolean))
 
 
+def agg_trades_from_store_trades(trades: pl.DataFrame) -> pl.DataFrame:
+    """A store ``trades`` frame (e.g. ``botclave synth``'s tape) as aggTrades of one trade each:
+    ``a = f = l = trade_id``, ``T`` = ``ts`` in ms (Binance's REST resolution)."""
+    return trades.sort("trade_id").select(
+        pl.col("trade_id").alias("a"), pl.col("price").cast(pl.String).alias("p"),
+        pl.col("qty").cast(pl.String).alias("q"), pl.col("trade_id").alias("f"),
+        pl.col("trade_id").alias("l"), (pl.col("ts").dt.epoch("us") // 1000).alias("T"),
+        (pl.col("side") == "sell").alias("m"), pl.lit(True).alias("M"))
+
+
 @dataclass
 class EmuMarket:
     """One instrument: Binance id, market type, grid, and its aggregate trades."""
@@ -123,6 +133,7 @@ class EmuMarket:
     agg: pl.DataFrame
     contract_size: int = 100
     missing_klines: tuple[int, ...] = ()  # open times (ms) the exchange has no candle for
+    own_every: int = 97  # the account's own fills: every n-th aggregate trade
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def prepared(self) -> None:
@@ -174,9 +185,9 @@ class EmuMarket:
         return self._cache["funding"]
 
     def my_trades(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """The account's own fills: every 97th aggregate trade (ids 1, 2, ...)."""
+        """The account's own fills: every ``own_every``-th aggregate trade (ids 1, 2, ...)."""
         if "mine" not in self._cache:
-            agg = self._cache["agg_frame"].gather_every(97)
+            agg = self._cache["agg_frame"].gather_every(self.own_every)
             rows = []
             for i, (p, q, t, m) in enumerate(agg.select("p", "q", "T", "m").iter_rows(), start=1):
                 rows.append(
