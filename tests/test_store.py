@@ -128,3 +128,12 @@ def test_verify_finds_id_gap_and_corrupt_file(store):
 def test_params_level_path():
     ref = DatasetRef("binance", "spot", "BTC/USDT", "footprint").with_level("params", "abc")
     assert str(ref.relpath()) == "binance/spot/BTC-USDT/footprint/params=abc"
+
+
+def test_prefer_new_replaces_rows_with_the_same_key(store):
+    store.write(REF, _trades([1, 2]), new_manifest=_manifest)
+    changed = _trades([2, 3]).with_columns(qty=pl.lit(5.0))
+    store.write(REF, changed)
+    assert store.scan(REF).collect()["qty"].to_list() == [1.0, 1.0, 5.0]
+    store.write(REF, changed, prefer_new=True)
+    assert store.scan(REF).collect()["qty"].to_list() == [1.0, 5.0, 5.0]

@@ -138,11 +138,15 @@ class Store:
         df: pl.DataFrame,
         update_manifest: Callable[[Manifest], None] | None = None,
         new_manifest: Callable[[], Manifest] | None = None,
+        prefer_new: bool = False,
     ) -> WriteResult:
         """Merge ``df`` into the dataset, partition by partition, then update the manifest.
 
-        ``new_manifest`` makes the manifest when the dataset has none; ``update_manifest`` is
-        applied to it after the data is written (row counts are maintained here).
+        On a key collision the stored row wins (market data is immutable), unless
+        ``prefer_new``: derived kinds pass it so that a rebuilt bar (say, one that was still
+        open at the previous run) replaces the stored one. ``new_manifest`` makes the manifest
+        when the dataset has none; ``update_manifest`` is applied to it after the data is
+        written (row counts are maintained here).
         """
         df = normalise(df, ref.kind)
         base = self.path(ref)
@@ -156,9 +160,10 @@ class Store:
                 day = date.isoformat() if date is not None else "unknown"
                 part = part.drop("__date")
                 existing = self.read_partition(ref, day)
-                merged = normalise(pl.concat([existing, part], how="vertical"), ref.kind)
+                ordered = [part, existing] if prefer_new else [existing, part]
+                merged = normalise(pl.concat(ordered, how="vertical"), ref.kind)
                 rows_new += merged.height - existing.height
-                if merged.height != existing.height or not existing.height:
+                if prefer_new or merged.height != existing.height or not existing.height:
                     atomic.write_parquet(base / f"date={day}" / PARTITION_FILE, merged)
                 touched.append(day)
         manifest = self.manifest(ref)

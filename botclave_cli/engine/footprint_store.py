@@ -133,7 +133,8 @@ def build_from_store(store: Store, ref: DatasetRef, spec: FootprintSpec,
             for target, frame in ((bars_ref, bars), (levels_ref, levels)):
                 store.write(target, frame,
                             new_manifest=lambda t=target: _manifest(t, ref, src, spec, params),
-                            update_manifest=lambda m, s=span: m.add_coverage(*s))
+                            update_manifest=lambda m, s=span: m.add_coverage(*s),
+                            prefer_new=True)
 
     for chunk in partition_chunks(store, ref, start, end):
         df = chunk.collect()
