@@ -211,3 +211,38 @@ def test_grid_helpers():
     assert to_grid(np.array([61837.63]), 0.01, "price").tolist() == [6183763]
     with pytest.raises(DataError, match="price 100.25 is not a multiple of 0.5"):
         to_grid(np.array([100.25]), 0.5, "price")
+
+
+def test_random_stream_matches_a_dict_book_after_every_diff():
+    """Tombstones, their reuse and compaction never change what the book shows."""
+    rng = np.random.default_rng(5)
+    msgs = [("snap", 10, [(100.0 - i * 0.5, 1.0) for i in range(40)],
+             [(100.5 + i * 0.5, 1.0) for i in range(40)])]
+    for i in range(1500):
+        bids = [(float(p), float(q)) for p, q in zip(
+            100.0 - rng.integers(0, 60, 6) * 0.5, rng.integers(0, 3, 6) / 10, strict=True)]
+        asks = [(float(p), float(q)) for p, q in zip(
+            100.5 + rng.integers(0, 60, 6) * 0.5, rng.integers(0, 3, 6) / 10, strict=True)]
+        bids = list(dict(bids).items())  # one update per price within a diff, as on Binance
+        asks = list(dict(asks).items())
+        msgs.append(("diff", 11 + i, 11 + i, None, 1 + i, bids, asks))
+    replay = DOMBuilder("spot", capacity=16).replay(stream(msgs), sample_interval_us=1000,
+                                                     sample_depth=80)
+    ref = {"bid": dict(msgs[0][2]), "ask": dict(msgs[0][3])}
+    smp = replay.samples
+    for i, m in enumerate(msgs[1:]):
+        for side, levels in (("bid", m[5]), ("ask", m[6])):
+            for p, q in levels:
+                if q == 0:
+                    ref[side].pop(p, None)
+                else:
+                    ref[side][p] = q
+        k = i  # the sample at (i + 1) ms, the first one, holds the book after diff i (ts i + 1 ms)
+        if k >= len(smp["ts"]):
+            break
+        ticks = {side: sorted(((round(p * 2), round(q * 10)) for p, q in ref[side].items()),
+                              reverse=side == "bid")[:80] for side in ("bid", "ask")}
+        got = {side: [(int(px), int(q)) for px, q in zip(smp[f"{side}_px"][k],
+                                                          smp[f"{side}_qty"][k], strict=True)
+                      if q] for side in ("bid", "ask")}
+        assert got == ticks, i

@@ -103,6 +103,30 @@ def _set_level(keys, qty, n, key, q, tomb):
         return n, tomb
     if q == 0:
         return n, tomb  # removing a level the book does not hold is allowed
+    if tomb > 0:
+        # a tombstone close by takes the shift: only the levels in between move
+        t = lo
+        lim = min(n, lo + 16)
+        while t < lim and qty[t] != 0:
+            t += 1
+        if t < lim:
+            for j in range(t, lo, -1):
+                keys[j] = keys[j - 1]
+                qty[j] = qty[j - 1]
+            keys[lo] = key
+            qty[lo] = q
+            return n, tomb - 1
+        t = lo - 1
+        lim = max(-1, lo - 17)
+        while t > lim and qty[t] != 0:
+            t -= 1
+        if t > lim:
+            for j in range(t, lo - 1):
+                keys[j] = keys[j + 1]
+                qty[j] = qty[j + 1]
+            keys[lo - 1] = key
+            qty[lo - 1] = q
+            return n, tomb - 1
     for j in range(n, lo, -1):
         keys[j] = keys[j - 1]
         qty[j] = qty[j - 1]
