@@ -269,3 +269,17 @@ def test_regenerating_replaces_the_previous_market(tmp_path):
     trades = pl.read_parquet(second.datasets["trades"] / "date=2024-01-01/data.parquet")
     assert trades.height == second.rows["trades"]
     assert not [p for p in tmp_path.rglob("*") if ".tmp-" in p.name]
+
+
+def test_cli_plain_prints_one_summary_line_quiet_prints_nothing(tmp_path):
+    from botclave_cli.cli.app import app
+
+    args = ["synth", "--trades-per-day", "5000", "--book-interval-ms", "1000", "--seed", "3",
+            "--data-dir", str(tmp_path)]
+    plain = CliRunner().invoke(app, args)
+    assert plain.exit_code == 0, plain.output
+    lines = plain.stdout.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("synth BTC/USDT 2024-01-01 +1d seed 3: ")
+    assert "truth.json" in lines[0]
+    quiet = CliRunner().invoke(app, [*args, "--quiet"])
+    assert quiet.exit_code == 0 and quiet.stdout == ""
