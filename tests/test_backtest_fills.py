@@ -253,3 +253,18 @@ def test_unfilled_limit_expires_and_touch_does_not_fill_a_through_order() -> Non
     o = res.orders.row(0, named=True)
     assert o["status"] == "expired" and o["done_ts"] == at(180) and o["filled_qty"] == 0
     assert res.fills.height == 0
+
+
+def test_drawdown_halt_stops_the_whole_run() -> None:
+    day2 = 86_400
+    bt = make_tester([sig(60, 1), sig(day2 + 60, 1)], risk__sizing="equity_fraction",
+                     risk__fraction=1.0, risk__max_daily_loss=1.0, risk__max_drawdown=0.1)
+    res = bt.run(trades([(0, 125.0, 1), (61, 125.0, 1000), (120, 118.0, 1), (180, 112.5, 1),
+                         (181, 112.0, 1000), (day2 + 61, 110.0, 1000)]))
+    # 80 BTC at 125.00; at 112.50 equity 9000 = peak 10000 x 90 %: closed at 112.00 (-1040),
+    # and no entry is accepted afterwards, not even the next day
+    t = res.trades.row(0, named=True)
+    assert t["exit_reason"] == "halt" and t["pnl"] == pytest.approx(-1040.0)
+    entries = res.orders.filter(pl.col("purpose") == "entry")
+    assert entries["reject_reason"].to_list() == ["", "halted_drawdown"]
+    assert res.final_equity == pytest.approx(8960.0)

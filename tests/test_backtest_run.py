@@ -181,3 +181,20 @@ def test_cli_bad_input_fails_cleanly_without_results(tmp_path: Path) -> None:
     assert r.exit_code == 2 and "risk.per_trade" in r.output
     assert not (out / "runs").exists() or not any((out / "runs").iterdir())
     assert "Example:" in cli("backtest", "--help").output
+
+
+def test_a_failed_write_leaves_no_run_folder(tmp_path: Path, monkeypatch) -> None:
+    res = run(trades=random_trades(n=5_000))
+    calls = {"n": 0}
+    original = pl.DataFrame.write_parquet
+
+    def flaky(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError("disk full")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(pl.DataFrame, "write_parquet", flaky)
+    with pytest.raises(OSError, match="disk full"):
+        write_results(res, tmp_path)
+    assert list((tmp_path / "runs").iterdir()) == []
