@@ -166,7 +166,7 @@ def _apply_levels(keys, qty, meta, lv_side, lv_px, lv_qty, start, end):
     meta[N_BID], meta[N_ASK], meta[TOMB_BID], meta[TOMB_ASK] = nb, na, tb, ta
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _record_top(m, keys, qty, meta, out_bb_px, out_bb_qty, out_ba_px, out_ba_qty, out_segment):
     nb, na = meta[N_BID], meta[N_ASK]
     out_bb_px[m] = keys[0, nb - 1] if nb > 0 else 0
@@ -176,13 +176,13 @@ def _record_top(m, keys, qty, meta, out_bb_px, out_bb_qty, out_ba_px, out_ba_qty
     out_segment[m] = meta[SEGMENT]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _crossed(keys, meta):
     nb, na = meta[N_BID], meta[N_ASK]
     return nb > 0 and na > 0 and keys[0, nb - 1] >= -keys[1, na - 1]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _invalidate(meta, m, out_status, out_event, code):
     out_event[m] = code  # kept even if a later snapshot re-uses (and re-labels) this diff
     meta[STATUS] = WAIT_SNAPSHOT
@@ -191,7 +191,7 @@ def _invalidate(meta, m, out_status, out_event, code):
     out_status[m] = code
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _on_diff(m, U, u, pu, lv_start, lv_end, lv_side, lv_px, lv_qty, futures, keys, qty, meta,
              out_status, out_event, out_bb_px, out_bb_qty, out_ba_px, out_ba_qty, out_segment):
     status = meta[STATUS]
