@@ -225,3 +225,20 @@ def test_default_config_matches_the_shipped_file_and_fits_the_strategy_schema():
     assert len(space.sets) == 10  # make demo: 3 folds x 10 parameter sets
     for s in space.sets:
         params_with_overrides(StrategyParams(), [f"{k}={v}" for k, v in s.items()])
+
+
+def test_evaluation_metrics_by_hand():
+    from botclave_cli.backtest.validator import evaluation_metrics, objective_value
+
+    # bars +10 %, -10 %, +20 %: equity 1.1, 0.99, 1.188; drawdown 0.99 / 1.1 - 1 = -0.1
+    m = evaluation_metrics(np.array([0.1, -0.1, 0.2]), np.array([0.1, -0.1, 0.2]), 1.0)
+    assert m["total_return"] == pytest.approx(0.188)
+    assert m["max_drawdown"] == pytest.approx(-0.1)
+    assert m["return_dd"] == pytest.approx(1.88)
+    assert m["profit_factor"] == pytest.approx(0.3 / 0.1)
+    assert m["sharpe"] == pytest.approx((0.2 / 3) / np.std([0.1, -0.1, 0.2], ddof=1))
+    only_wins = evaluation_metrics(np.array([0.0, 0.01]), np.array([0.01]), 1.0)
+    assert only_wins["profit_factor"] == np.inf and only_wins["return_dd"] == np.inf
+    flat = evaluation_metrics(np.zeros(5), np.zeros(0), 1.0)
+    assert flat["sharpe"] is None and objective_value(flat, "sharpe") == -np.inf
+    assert objective_value(only_wins, "profit_factor") > objective_value(m, "profit_factor")

@@ -220,7 +220,8 @@ def evaluation_metrics(
 ) -> dict[str, float | None]:
     """``MetricsCalculator``'s figures for per-bar returns and closed trades' returns, plus
     ``return_dd`` (total return / |max drawdown|). Annualised with ``periods_per_year``;
-    ``max_drawdown`` is <= 0 as in MetricsCalculator; undefined values are None."""
+    ``max_drawdown`` is <= 0 as in MetricsCalculator; undefined values are None, except a
+    profit factor or return/drawdown with gains and no loss, which is +inf (shown as null)."""
     r = np.asarray(returns, dtype=np.float64)
     equity = np.cumprod(np.concatenate([[1.0], 1.0 + r]))
     t = np.asarray(trade_returns, dtype=np.float64)
@@ -229,7 +230,10 @@ def evaluation_metrics(
     out: dict[str, Any] = {**calc.returns_stats(equity, periods_per_year),
                            **calc.drawdown_stats(equity, None), **calc.trade_stats(trades)}
     total, dd = out["total_return"], out["max_drawdown"]
-    out["return_dd"] = total / abs(dd) if dd else None
+    # undefined because nothing was lost: rank such a set first, not last
+    out["return_dd"] = total / abs(dd) if dd else (math.inf if total > 0 else None)
+    if out["profit_factor"] is None and t.size and bool((t > 0).any()):
+        out["profit_factor"] = math.inf
     return out
 
 
