@@ -183,8 +183,8 @@ class OrderFlowStrategy(Strategy):
 
     def _absorption(self, feats: pl.DataFrame) -> pl.DataFrame:
         if "absorption_side" not in feats.columns:
-            raise ConfigError("entry.setups: absorption needs absorption events on the bars "
-                              "(engine indicators); remove it from entry.setups")
+            raise ConfigError("entry.setups: absorption needs the trades (trade-level mode, "
+                              "not --bars-only); remove it from entry.setups")
         e = self.params.entry
         d = (pl.when(pl.col("absorption_side") == "bid").then(1)
              .when(pl.col("absorption_side") == "ask").then(-1).otherwise(0))
