@@ -189,7 +189,7 @@ def test_cli_writes_datasets_and_truth(tmp_path):
     for kind in ("trades", "book_snapshot", "book_diff", "quotes"):
         assert (data / f"synth/spot/BTC-USDT/{kind}/date=2024-01-01/data.parquet").exists()
     m = store.manifest(next(r for r in store.datasets() if r.kind == "trades"))
-    assert m.source == "synth" and m.tick_size == 0.01 and m.tick_source == "synth"
+    assert m.source == "synth" and m.tick_size == 1.0 and m.tick_source == "synth"
     assert m.row_count == out["rows"]["trades"]
     ohlcv = data / "synth/spot/BTC-USDT/ohlcv/timeframe=1m/date=2024-01-01/data.parquet"
     assert pl.read_parquet(ohlcv).height == 1_440

@@ -40,7 +40,7 @@ def synth(
     ] = 250,
     tick_size: Annotated[
         float, typer.Option("--tick-size", help="Price tick; moves are planned in ticks.")
-    ] = 0.01,
+    ] = SynthConfig.model_fields["tick_size"].default,
     start_price: Annotated[float, typer.Option("--start-price", help="First price.")] = 42_000.0,
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     json_: JsonOpt = False,
@@ -51,7 +51,7 @@ def synth(
 
     Regenerating replaces the whole synth/spot/<symbol> folder (derived datasets included).
 
-    A day spans about 1000 ticks: 10 USD at the default tick, BTC-like with --tick-size 1.
+    A day spans about 1000 ticks: about 1000 USD (BTC-like) at the default 1.0 tick.
 
     Example: botclave synth --symbol BTC/USDT --from 2024-01-01 --days 1 --seed 7
     """

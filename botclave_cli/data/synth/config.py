@@ -24,7 +24,9 @@ class SynthConfig(BaseModel):
     days: int = Field(1, ge=1, le=366)
     seed: int = Field(7, ge=0, le=2**63 - 1)
     trades_per_day: int = Field(400_000, ge=5_000, le=100_000_000)
-    tick_size: float = Field(0.01, gt=0)
+    # Moves are planned in ticks (a day spans about 1000): a 1.0 tick gives BTC-like daily
+    # ranges of about 2%, where fees do not swamp every strategy; 0.01 would span 0.02%.
+    tick_size: float = Field(1.0, gt=0)
     lot_size: float = Field(0.00001, gt=0)
     start_price: float = Field(42_000.0, gt=0)
     book_levels: int = Field(50, ge=40, le=1_000)
