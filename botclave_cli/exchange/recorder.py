@@ -148,6 +148,10 @@ class Recorder:
         self._snapshot_task: asyncio.Task | None = None
         self._seq = 0
 
+    def _error(self, text: str) -> None:
+        """Keep the last 20 errors (a flaky link over days must not grow the result)."""
+        self.result.errors = [*self.result.errors[-19:], text[:200]]
+
     def stop(self, reason: str = "stop") -> None:
         self.result.stopped_by = self.result.stopped_by or reason
         self._stop.set()
@@ -194,7 +198,7 @@ class Recorder:
                 except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError) as exc:
                     if self._stop.is_set():
                         break
-                    self.result.errors.append(f"{type(exc).__name__}: {exc}"[:200])
+                    self._error(f"{type(exc).__name__}: {exc}")
                     log.info("stream disconnected", extra={"error": str(exc)[:200]})
                 except InvalidURI as exc:
                     raise UsageError(f"--ws-url: {exc}") from None
@@ -264,7 +268,7 @@ class Recorder:
                     snap = await loop.run_in_executor(None, self.fetch_snapshot, self.symbol_id,
                                                       self.cfg.snapshot_limit)
                 except Exception as exc:  # noqa: BLE001 - ccxt errors of every kind: retry
-                    self.result.errors.append(f"snapshot: {type(exc).__name__}: {exc}"[:200])
+                    self._error(f"snapshot: {type(exc).__name__}: {exc}")
                     self._want_snapshot = True
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, self.cfg.max_backoff_s)
