@@ -18,6 +18,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
 from botclave_cli.data.atomic import atomic_path  # noqa: E402
+from botclave_cli.data.scalars import as_float  # noqa: E402
 from botclave_cli.engine.footprint import FootprintResult  # noqa: E402
 from botclave_cli.errors import DataError, UsageError  # noqa: E402
 
@@ -47,11 +48,14 @@ def footprint_figure(result: FootprintResult, n_bars: int = 30, max_rows: int = 
     ids = bars["bar_id"].to_list()
     levels = result.levels.filter(result.levels["bar_id"].is_in(ids))
     row = result.spec.row_size * result.spec.tick_size
-    lo, hi = float(levels["price"].min()), float(levels["price"].max())
+    lo = as_float(levels["price"].min(), "footprint picture: lowest level")
+    hi = as_float(levels["price"].max(), "footprint picture: highest level")
     n_rows = int(round((hi - lo) / row)) + 1
     text = n_rows <= max_rows
-    fig = Figure(figsize=(max(6.0, 1.3 * bars.height + 1.5), max(4.0, 0.22 * min(n_rows, 80) + 2)),
-                 dpi=100)
+    # about one inch per bar column and a tall enough price axis: 30 bars stay readable when
+    # the picture is shown scaled down to a report's width
+    fig = Figure(figsize=(max(6.0, 0.85 * bars.height + 1.5),
+                          max(7.0, 0.3 * min(n_rows, 80) + 2.5)), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     col = {bid: i for i, bid in enumerate(ids)}
