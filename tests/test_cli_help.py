@@ -45,9 +45,6 @@ def test_the_tree_is_walked():
     assert ("report",) in paths and ("datasets", "ls") in paths and ("config", "check") in paths
 
 
-@pytest.mark.xfail(strict=False, reason="at the time of writing the group helps of config and "
-                   "datasets (skeleton) have no Example: line; remove this mark once they do "
-                   "(the failure message lists what is missing)")
 def test_every_command_has_help_with_an_example():
     missing = [" ".join(p) for p in command_paths() if "Example:" not in help_text(p)]
     assert not missing, f"--help without an 'Example:' line: botclave {', botclave '.join(missing)}"
@@ -58,8 +55,6 @@ def readme_missing() -> list[str]:
     return [" ".join(p) for p in command_paths() if f"botclave {' '.join(p)}" not in text]
 
 
-@pytest.mark.xfail(strict=False, reason="README.md is being completed for every command by the "
-                   "lead; remove this mark then (the failure message lists what is missing)")
 def test_every_command_is_mentioned_in_the_readme():
     missing = readme_missing()
     if missing and not README.exists():
