@@ -18,7 +18,6 @@ import numba
 import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict
-from scipy.signal import find_peaks
 
 from botclave_cli.data.schemas import TS
 from botclave_cli.engine import swings
@@ -151,6 +150,8 @@ def volume_profile(levels: pl.DataFrame, row_price: float, value_area_share: flo
 
     def nodes(x: np.ndarray, pad: float) -> pl.DataFrame:
         # padding: outside the profile counts as empty (HVN) / never a trough's wall (LVN)
+        from scipy.signal import find_peaks  # here only: scipy.signal costs seconds at import
+
         idx, props = find_peaks(np.concatenate([[pad], x, [pad]]), prominence=floor)
         idx = idx - 1
         return pl.DataFrame({"price": prices[idx], "prominence": props["prominences"]},

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d
 
 from botclave_cli.data.synth.config import SynthConfig
 
@@ -142,6 +141,8 @@ def background(cfg: SynthConfig, rng: np.random.Generator,
     steps[0] = 0.0
     anchor = np.interp(np.arange(n_k), np.arange(n_min) * ipm, np.cumsum(steps))
     white = rng.standard_normal(n_k)
+    from scipy.ndimage import gaussian_filter1d  # here only: every CLI start imports synth
+
     osc = gaussian_filter1d(white, OSC_SMOOTH_S * 1_000 / cfg.book_interval_ms, mode="wrap")
     osc *= OSC_SD_TICKS / osc.std()
     return anchor + osc, anchor
