@@ -18,8 +18,18 @@ How a run works (units: prices in quote currency, quantities in base units, time
    bar. Pseudo-trades have unlimited size (no partial fills), and a stop or limit crossed between
    two path points fills at its own price. Market orders decided at a bar's end fill at the next
    bar's open (backtesting.py's default, which the cross-check test relies on).
-Not done: walking a rebuilt order book for market orders and queue position for limits; a
-``book`` argument is accepted and reported as unused.
+4. Book mode (``book={"book_snapshot": df, "book_diff": df}`` of the same symbol and window,
+   trade-level mode only): the book is replayed by the engine's DOMBuilder and sampled every
+   ``execution.book_sample_ms`` (top ``execution.book_depth`` levels; book.py). A market order
+   (and a triggered stop) walks the last valid sample at or before its arrival, touch outward:
+   one taker fill per level, slippage = distance from the touch (no fixed bps), depth taken by
+   an earlier order in the same sample is gone; what the visible depth cannot fill continues on
+   the next trades by the rules of 2. A limit order takes as its queue the size resting at its
+   price on its side at arrival; trades at the limit eat the queue first and only their rest
+   fills us (maker); a trade through the limit fills us regardless (cancellations ahead of us
+   are not modelled: conservative). Without a valid sample (before the first snapshot, after a
+   gap) an order uses the rules of 2. Bars get a ``book_imbalance`` column (book.py, as of each
+   bar's end) for ``entry.book_imbalance_min``.
 Positions still open at the end stay open and are marked to market in the equity curve (as
 backtesting.py does by default); ``BacktestResult.open_positions`` counts them.
 """
@@ -33,6 +43,7 @@ import numpy as np
 import polars as pl
 
 from botclave_cli.backtest import fills as K
+from botclave_cli.backtest.book import BookArrays, BookInput, book_arrays, imbalance_asof
 from botclave_cli.backtest.metrics import MetricsCalculator
 from botclave_cli.config import ExchangeConfig
 from botclave_cli.errors import ConfigError, DataError
@@ -111,8 +122,10 @@ class Backtester:
 
     def __init__(self, params: StrategyParams, exchange_config: ExchangeConfig | None = None, *,
                  symbol: str = "BTC/USDT", tick_size: float | None = None,
-                 lot_size: float | None = None, strategy: Strategy | None = None) -> None:
+                 lot_size: float | None = None, strategy: Strategy | None = None,
+                 market: str = "spot") -> None:
         self.params = params
+        self.market = market
         self.exchange_config = exchange_config or ExchangeConfig()
         self.symbol = symbol
         sc = self.exchange_config.symbol_config(symbol)
@@ -128,12 +141,12 @@ class Backtester:
 
     # ------------------------------------------------------------------------------------------
     def run(self, trades: pl.DataFrame | None = None, bars: pl.DataFrame | None = None,
-            book: pl.DataFrame | None = None, funding: pl.DataFrame | None = None, *,
+            book: BookInput | None = None, funding: pl.DataFrame | None = None, *,
             bars_only: bool = False, progress: Progress | None = None) -> BacktestResult:
         prog = or_null(progress)
         notes = []
-        if book is not None:
-            notes.append("book data given but not used: market orders take trade prices")
+        if book is not None and bars_only:
+            raise ConfigError("book data needs trade-level mode (not bars-only)")
         tf = self.params.bars.timeframe
         if bars_only:
             if bars is None or bars.height == 0:
@@ -154,11 +167,26 @@ class Backtester:
             t_px = np.rint(trades["price"].to_numpy() / self.tick_size).astype(np.int64)
             t_qty = np.rint(trades["qty"].to_numpy() / self.lot_size).astype(np.int64)
             mode = "trades"
+        arrays = BookArrays.empty()
+        if book is not None:
+            prog.start(None, "book")
+            ex = self.params.execution
+            arrays = book_arrays(book, self.tick_size, self.lot_size, market=self.market,
+                                 interval_us=int(round(ex.book_sample_ms * 1000)),
+                                 depth=ex.book_depth)
+            notes.append(f"book: {arrays.n} samples every {ex.book_sample_ms:g} ms "
+                         f"({int(arrays.valid.sum())} valid), depth {ex.book_depth}: market "
+                         "orders walk the book, limits queue")
         prog.start(None, "signals")
         bars = self._enrich(bars, None if bars_only else trades)
+        if book is not None:
+            bars = bars.with_columns(imbalance_asof(
+                arrays, bars["bar_end"], self.params.entry.book_imbalance_levels)
+                .alias("book_imbalance"))
         signals = self._signals(bars)
         prog.start(None, "fills")
-        out = self._execute(t_ts, t_px, t_qty, signals, funding, continuous=bars_only)
+        out = self._execute(t_ts, t_px, t_qty, signals, funding, continuous=bars_only,
+                            book=arrays)
         out.update(dict(
             params=self.params, mode=mode, symbol=self.symbol, tick_size=self.tick_size,
             lot_size=self.lot_size, fee_maker=self.fee.maker, fee_taker=self.fee.taker,
@@ -201,8 +229,9 @@ class Backtester:
                                                                 .cast(pl.Int64))
 
     def _execute(self, t_ts: np.ndarray, t_px: np.ndarray, t_qty: np.ndarray,
-                 signals: pl.DataFrame, funding: pl.DataFrame | None, continuous: bool
-                 ) -> dict[str, Any]:
+                 signals: pl.DataFrame, funding: pl.DataFrame | None, continuous: bool,
+                 book: BookArrays | None = None) -> dict[str, Any]:
+        bk = book or BookArrays.empty()
         p = self.params
         ex = p.execution
         tick, lot = self.tick_size, self.lot_size
@@ -248,7 +277,8 @@ class Backtester:
                 t_ts, t_px, t_qty, dec, arr, signals["action"].to_numpy().astype(np.int64),
                 otype.astype(np.int64), ticks("limit_price"), ticks("stop_price"),
                 ticks("target_price"), ticks("trail_dist"), hold, expiry.astype(np.int64),
-                f_ts, f_rate, params, caps[0], caps[1], caps[2], eq_start, n_marks)
+                f_ts, f_rate, params, caps[0], caps[1], caps[2], eq_start, n_marks,
+                bk.ts, bk.valid, bk.bid_px, bk.bid_qty, bk.ask_px, bk.ask_qty)
             if res[0] == K.OK:
                 break
             caps = [c * 4 for c in caps]

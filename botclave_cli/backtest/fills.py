@@ -32,7 +32,10 @@ import numpy as np
 O_SIG, O_SLOT, O_SIDE, O_TYPE, O_PURPOSE, O_LIMIT, O_QTY, O_FILLED = 0, 1, 2, 3, 4, 5, 6, 7
 O_STATUS, O_CREATED, O_ARRIVAL, O_DONE, O_REASON, O_EXPIRY, O_SEEN, O_TRIG = (
     8, 9, 10, 11, 12, 13, 14, 15)
-O_NCOL = 16
+# book mode: lots ahead of a resting limit at its price; queue model state (0 not yet looked
+# up, 1 queue model on, 2 no valid book at arrival -> trade-price rules)
+O_QUEUE, O_QSET = 16, 17
+O_NCOL = 18
 MARKET, LIMIT, STOP = 0, 1, 2
 ENTRY, STOP_LOSS, TAKE_PROFIT, TIME_STOP, SIGNAL_EXIT, HALT_EXIT, TRAIL_STOP = 0, 1, 2, 3, 4, 5, 6
 ACTIVE, FILLED, CANCELLED, REJECTED, EXPIRED = 0, 1, 2, 3, 4
@@ -146,11 +149,27 @@ def _exit_slot(orders, n_orders, active, n_active, slots_i, s, purpose, ts, trig
 
 
 @numba.njit(cache=True)
+def _book_at(b_ts, t):
+    """Index of the last book sample with ts <= t (-1 when none): never a later book."""
+    return np.searchsorted(b_ts, t, side="right") - 1
+
+
+@numba.njit(cache=True)
 def run_kernel(t_ts, t_px, t_qty, s_dec, s_arr, s_action, s_otype, s_limit, s_stop, s_target,
                s_trail, s_hold_us, s_expiry, f_ts, f_rate, p, cap_orders, cap_fills, cap_trades,
-               eq_start, n_marks):
+               eq_start, n_marks, b_ts, b_valid, b_bpx, b_bq, b_apx, b_aq):
     """Run the simulated exchange. Returns (status, orders, n_orders, fills_i, fills_f, n_fills,
-    trades_i, trades_f, n_trades, marks_eq, marks_cash, marks_pos, n_marks_done, final_cash)."""
+    trades_i, trades_f, n_trades, marks_eq, marks_cash, marks_pos, n_marks_done, final_cash).
+
+    ``b_*``: the sampled book (book.py; empty arrays = no book). With a book, a market or
+    triggered stop order walks the levels of the last valid sample at or before its arrival
+    (touch outward, taker, no bps slippage: the slippage is the walk's distance from the touch;
+    depth already taken by an earlier order in the same sample is gone); what the visible depth
+    cannot fill continues on the following trades by the trade-price rules. A limit order notes
+    the quantity resting at its price on its side at arrival (queue ahead); a trade AT the limit
+    first eats that queue and only the rest of the trade can fill us (maker, at the limit); a
+    trade THROUGH the limit fills us whatever the queue. Book fills have trade index -1.
+    """
     tick = p[P_TICK]
     lot = p[P_LOT]
     orders = np.zeros((cap_orders, O_NCOL), np.int64)
@@ -189,6 +208,10 @@ def run_kernel(t_ts, t_px, t_qty, s_dec, s_arr, s_action, s_otype, s_limit, s_st
     max_conc = int(p[P_MAX_CONC])
     slip = p[P_SLIP_BPS] / 10_000.0
     status = OK
+    use_book = b_ts.shape[0] > 0
+    depth = b_bpx.shape[1]
+    cons = np.zeros((2, depth), np.int64)
+    cons_bi = -1
     for j in range(t_ts.shape[0]):
         ts = t_ts[j]
         px = t_px[j]
@@ -339,13 +362,53 @@ def run_kernel(t_ts, t_px, t_qty, s_dec, s_arr, s_action, s_otype, s_limit, s_st
             otype = orders[o, O_TYPE]
             taker = True
             fill_ticks = float(px)
-            if otype == LIMIT:
+            cap = avail
+            walk = False
+            bi = -1
+            touch = 0
+            sidx = 1 if side > 0 else 0
+            if use_book and first_seen and (otype == MARKET or otype == STOP):
+                bi = _book_at(b_ts, orders[o, O_ARRIVAL])
+                if bi >= 0 and b_valid[bi] == 1:
+                    touch = b_apx[bi, 0] if side > 0 else b_bpx[bi, 0]
+                    touch_q = b_aq[bi, 0] if side > 0 else b_bq[bi, 0]
+                    walk = touch_q > 0
+                if walk:
+                    orders[o, O_TRIG] = 0
+                    if bi != cons_bi:
+                        cons[:, :] = 0
+                        cons_bi = bi
+            if walk:
+                pass
+            elif otype == LIMIT:
                 lim = orders[o, O_LIMIT]
-                through = side * (lim - px) > 0 or (p[P_TOUCH] != 0.0 and px == lim)
+                if use_book and orders[o, O_QSET] == 0:
+                    orders[o, O_QSET] = 2
+                    bq = _book_at(b_ts, orders[o, O_ARRIVAL])
+                    if bq >= 0 and b_valid[bq] == 1:
+                        orders[o, O_QSET] = 1
+                        ahead = 0
+                        for lv in range(depth):
+                            if side > 0 and b_bpx[bq, lv] == lim:
+                                ahead = b_bq[bq, lv]
+                            elif side < 0 and b_apx[bq, lv] == lim:
+                                ahead = b_aq[bq, lv]
+                        orders[o, O_QUEUE] = ahead
+                if orders[o, O_QSET] == 1:
+                    through = side * (lim - px) > 0
+                    if not through and px == lim:
+                        eat = min(orders[o, O_QUEUE], t_qty[j])
+                        orders[o, O_QUEUE] -= eat
+                        cap = min(avail, t_qty[j] - eat)
+                        through = cap > 0
+                else:
+                    through = side * (lim - px) > 0 or (p[P_TOUCH] != 0.0 and px == lim)
                 if not through:
                     k += 1
                     continue
-                if first_seen:
+                if first_seen and side * (lim - px) > 0:
+                    fill_ticks = float(px)
+                elif first_seen and orders[o, O_QSET] != 1:
                     fill_ticks = float(px)
                 else:
                     taker = False
@@ -355,148 +418,168 @@ def run_kernel(t_ts, t_px, t_qty, s_dec, s_arr, s_action, s_otype, s_limit, s_st
             elif otype == STOP and orders[o, O_TRIG] != 0:
                 fill_ticks = float(orders[o, O_TRIG])
                 orders[o, O_TRIG] = 0
-            if avail <= 0:
+            if not walk and avail <= 0:
                 k += 1
                 continue
-            price = fill_ticks * tick
-            if taker:
-                price = price * (1.0 + side * slip)
-            fee_rate = p[P_TAKER] if taker else p[P_MAKER]
-            slot = orders[o, O_SLOT]
-            purpose = orders[o, O_PURPOSE]
-            if purpose == ENTRY:
-                want = orders[o, O_QTY] - orders[o, O_FILLED]
-                if orders[o, O_QTY] < 0:
-                    # size the entry at its first fill, from equity at the last price
-                    eq = _equity(cash, slots_i, lot, last_px * tick)
-                    if p[P_SIZING_FRACTION] != 0.0:
-                        unit = price * lot
-                        size = np.floor((eq * p[P_FRACTION]) // (unit + unit * fee_rate))
-                    else:
-                        dist = abs(price - s_stop[orders[o, O_SIG]] * tick)
-                        size = np.floor(eq * p[P_PER_TRADE] / (dist * lot)) if dist > 0 else 0.0
-                    other = 0.0
-                    for s in range(MAX_SLOTS):
-                        if slots_i[s, S_ACTIVE] == 1:
-                            other += slots_i[s, S_QTY] * lot * price
-                    room = np.floor((p[P_MAX_POSITION] * eq - other) / (price * lot))
-                    size = min(size, room)
-                    if size < 1:
-                        orders[o, O_REASON] = R_SIZE
-                        _close_order(orders, o, REJECTED, ts)
+            n_iter = depth if walk else 1
+            for it in range(n_iter):
+                if walk:
+                    lp = b_apx[bi, it] if side > 0 else b_bpx[bi, it]
+                    lq = b_aq[bi, it] if side > 0 else b_bq[bi, it]
+                    if lq <= 0:
+                        break
+                    cap = lq - cons[sidx, it]
+                    if cap <= 0:
                         continue
-                    orders[o, O_QTY] = np.int64(size)
-                    want = orders[o, O_QTY]
-                    slot = -1
-                    for s in range(MAX_SLOTS):
-                        if slots_i[s, S_ACTIVE] == 0:
-                            slot = s
+                    fill_ticks = float(lp)
+                    price = fill_ticks * tick
+                else:
+                    price = fill_ticks * tick
+                    if taker:
+                        price = price * (1.0 + side * slip)
+                fee_rate = p[P_TAKER] if taker else p[P_MAKER]
+                slot = orders[o, O_SLOT]
+                purpose = orders[o, O_PURPOSE]
+                if purpose == ENTRY:
+                    want = orders[o, O_QTY] - orders[o, O_FILLED]
+                    if orders[o, O_QTY] < 0:
+                        # size the entry at its first fill, from equity at the last price
+                        eq = _equity(cash, slots_i, lot, last_px * tick)
+                        if p[P_SIZING_FRACTION] != 0.0:
+                            unit = price * lot
+                            size = np.floor((eq * p[P_FRACTION]) // (unit + unit * fee_rate))
+                        else:
+                            dist = abs(price - s_stop[orders[o, O_SIG]] * tick)
+                            size = np.floor(eq * p[P_PER_TRADE] / (dist * lot)) if dist > 0 else 0.0
+                        other = 0.0
+                        for s in range(MAX_SLOTS):
+                            if slots_i[s, S_ACTIVE] == 1:
+                                other += slots_i[s, S_QTY] * lot * price
+                        room = np.floor((p[P_MAX_POSITION] * eq - other) / (price * lot))
+                        size = min(size, room)
+                        if size < 1:
+                            orders[o, O_REASON] = R_SIZE
+                            _close_order(orders, o, REJECTED, ts)
                             break
-                    if slot < 0:
-                        orders[o, O_REASON] = R_MAX_CONC
-                        _close_order(orders, o, REJECTED, ts)
-                        continue
+                        orders[o, O_QTY] = np.int64(size)
+                        want = orders[o, O_QTY]
+                        slot = -1
+                        for s in range(MAX_SLOTS):
+                            if slots_i[s, S_ACTIVE] == 0:
+                                slot = s
+                                break
+                        if slot < 0:
+                            orders[o, O_REASON] = R_MAX_CONC
+                            _close_order(orders, o, REJECTED, ts)
+                            break
+                        sg = orders[o, O_SIG]
+                        slots_i[slot, :] = 0
+                        slots_f[slot, :] = 0.0
+                        slots_i[slot, S_ACTIVE] = 1
+                        slots_i[slot, S_SIDE] = side
+                        slots_i[slot, S_ENTRY_TS] = ts
+                        slots_i[slot, S_ENTRY_ORDER] = o
+                        slots_i[slot, S_STOP] = s_stop[sg]
+                        slots_i[slot, S_TARGET] = s_target[sg]
+                        slots_i[slot, S_TRAIL] = s_trail[sg]
+                        slots_i[slot, S_HOLD] = ts + s_hold_us[sg] if s_hold_us[sg] > 0 else 0
+                        slots_i[slot, S_EXIT_ORDER] = -1
+                        slots_i[slot, S_TP_ORDER] = -1
+                        slots_i[slot, S_BEST] = px
+                        slots_i[slot, S_WORST] = px
+                        slots_i[slot, S_SIG] = sg
+                        orders[o, O_SLOT] = slot
+                        n_open += 1
+                else:
+                    want = slots_i[slot, S_QTY]
+                q = min(want, cap)
+                if q <= 0:
+                    break
+                if n_fills >= cap_fills:
+                    status = OVERFLOW
+                    break
+                notional = price * q * lot
+                fee = notional * fee_rate
+                if walk:
+                    slip_cost = abs(price - touch * tick) * q * lot
+                    cons[sidx, it] += q
+                else:
+                    slip_cost = abs(price - fill_ticks * tick) * q * lot
+                    avail -= q
+                cash -= side * notional + fee
+                filled_any = True
+                fills_i[n_fills, FI_TS] = ts
+                fills_i[n_fills, FI_ORDER] = o
+                fills_i[n_fills, FI_SIDE] = side
+                fills_i[n_fills, FI_QTY] = q
+                fills_i[n_fills, FI_TAKER] = 1 if taker else 0
+                fills_i[n_fills, FI_TRADE] = -1 if walk else j
+                fills_f[n_fills, FF_PRICE] = price
+                fills_f[n_fills, FF_FEE] = fee
+                fills_f[n_fills, FF_SLIP] = slip_cost
+                n_fills += 1
+                orders[o, O_FILLED] += q
+                slots_f[slot, F_FEES] += fee
+                slots_f[slot, F_SLIP] += slip_cost
+                if purpose == ENTRY:
+                    slots_i[slot, S_QTY] += q
+                    slots_i[slot, S_MAXQTY] += q
+                    slots_f[slot, F_ENTRY_VALUE] += notional
                     sg = orders[o, O_SIG]
-                    slots_i[slot, :] = 0
-                    slots_f[slot, :] = 0.0
-                    slots_i[slot, S_ACTIVE] = 1
-                    slots_i[slot, S_SIDE] = side
-                    slots_i[slot, S_ENTRY_TS] = ts
-                    slots_i[slot, S_ENTRY_ORDER] = o
-                    slots_i[slot, S_STOP] = s_stop[sg]
-                    slots_i[slot, S_TARGET] = s_target[sg]
-                    slots_i[slot, S_TRAIL] = s_trail[sg]
-                    slots_i[slot, S_HOLD] = ts + s_hold_us[sg] if s_hold_us[sg] > 0 else 0
-                    slots_i[slot, S_EXIT_ORDER] = -1
-                    slots_i[slot, S_TP_ORDER] = -1
-                    slots_i[slot, S_BEST] = px
-                    slots_i[slot, S_WORST] = px
-                    slots_i[slot, S_SIG] = sg
-                    orders[o, O_SLOT] = slot
-                    n_open += 1
-            else:
-                want = slots_i[slot, S_QTY]
-            q = min(want, avail)
-            if q <= 0:
-                k += 1
-                continue
-            if n_fills >= cap_fills:
-                status = OVERFLOW
-                break
-            notional = price * q * lot
-            fee = notional * fee_rate
-            slip_cost = abs(price - fill_ticks * tick) * q * lot
-            cash -= side * notional + fee
-            avail -= q
-            filled_any = True
-            fills_i[n_fills, FI_TS] = ts
-            fills_i[n_fills, FI_ORDER] = o
-            fills_i[n_fills, FI_SIDE] = side
-            fills_i[n_fills, FI_QTY] = q
-            fills_i[n_fills, FI_TAKER] = 1 if taker else 0
-            fills_i[n_fills, FI_TRADE] = j
-            fills_f[n_fills, FF_PRICE] = price
-            fills_f[n_fills, FF_FEE] = fee
-            fills_f[n_fills, FF_SLIP] = slip_cost
-            n_fills += 1
-            orders[o, O_FILLED] += q
-            slots_f[slot, F_FEES] += fee
-            slots_f[slot, F_SLIP] += slip_cost
-            if purpose == ENTRY:
-                slots_i[slot, S_QTY] += q
-                slots_i[slot, S_MAXQTY] += q
-                slots_f[slot, F_ENTRY_VALUE] += notional
-                sg = orders[o, O_SIG]
-                if s_stop[sg] != 0:
-                    slots_f[slot, F_RISK] += abs(price - s_stop[sg] * tick) * q * lot
-                if orders[o, O_FILLED] >= orders[o, O_QTY]:
-                    _close_order(orders, o, FILLED, ts)
-                if slots_i[slot, S_TARGET] != 0 and slots_i[slot, S_TP_ORDER] < 0:
-                    tp, n_active = _new_order(orders, n_orders, active, n_active, sg, slot,
-                                              -side, LIMIT, TAKE_PROFIT, slots_i[slot, S_TARGET],
-                                              -1, ts, ts, 0)
-                    if tp < 0:
-                        status = OVERFLOW
-                        break
-                    orders[tp, O_SEEN] = 1
-                    slots_i[slot, S_TP_ORDER] = tp
-                    n_orders += 1
-            else:
-                slots_i[slot, S_QTY] -= q
-                slots_f[slot, F_EXIT_VALUE] += notional
-                # an exit that has started ends the entry: its unfilled rest is cancelled
-                _close_order(orders, slots_i[slot, S_ENTRY_ORDER], CANCELLED, ts)
-                if slots_i[slot, S_QTY] == 0:
-                    _close_order(orders, o, FILLED, ts)
-                    for other_o in (slots_i[slot, S_TP_ORDER], slots_i[slot, S_EXIT_ORDER]):
-                        if other_o >= 0:
-                            _close_order(orders, other_o, CANCELLED, ts)
-                    if n_trades >= cap_trades:
-                        status = OVERFLOW
-                        break
-                    sd = slots_i[slot, S_SIDE]
-                    trades_i[n_trades, T_SIDE] = sd
-                    trades_i[n_trades, T_ENTRY_TS] = slots_i[slot, S_ENTRY_TS]
-                    trades_i[n_trades, T_EXIT_TS] = ts
-                    trades_i[n_trades, T_QTY] = slots_i[slot, S_MAXQTY]
-                    trades_i[n_trades, T_REASON] = purpose
-                    trades_i[n_trades, T_SIG] = slots_i[slot, S_SIG]
-                    trades_i[n_trades, T_BEST] = slots_i[slot, S_BEST]
-                    trades_i[n_trades, T_WORST] = slots_i[slot, S_WORST]
-                    trades_i[n_trades, T_ENTRY_ORDER] = slots_i[slot, S_ENTRY_ORDER]
-                    trades_f[n_trades, :] = slots_f[slot, :]
-                    pnl = (sd * (slots_f[slot, F_EXIT_VALUE] - slots_f[slot, F_ENTRY_VALUE])
-                           - slots_f[slot, F_FEES] - slots_f[slot, F_FUNDING])
-                    n_trades += 1
-                    slots_i[slot, S_ACTIVE] = 0
-                    n_open -= 1
-                    if pnl < 0:
-                        losses_in_row += 1
-                        if p[P_COOLDOWN_LOSSES] > 0 and losses_in_row >= p[P_COOLDOWN_LOSSES]:
-                            cooldown_until = ts + np.int64(p[P_COOLDOWN_US])
+                    if s_stop[sg] != 0:
+                        slots_f[slot, F_RISK] += abs(price - s_stop[sg] * tick) * q * lot
+                    if orders[o, O_FILLED] >= orders[o, O_QTY]:
+                        _close_order(orders, o, FILLED, ts)
+                    if slots_i[slot, S_TARGET] != 0 and slots_i[slot, S_TP_ORDER] < 0:
+                        tp, n_active = _new_order(orders, n_orders, active, n_active, sg,
+                                                  slot, -side, LIMIT, TAKE_PROFIT,
+                                                  slots_i[slot, S_TARGET], -1, ts, ts, 0)
+                        if tp < 0:
+                            status = OVERFLOW
+                            break
+                        orders[tp, O_SEEN] = 1
+                        slots_i[slot, S_TP_ORDER] = tp
+                        n_orders += 1
+                else:
+                    slots_i[slot, S_QTY] -= q
+                    slots_f[slot, F_EXIT_VALUE] += notional
+                    # an exit that has started ends the entry: its unfilled rest is cancelled
+                    _close_order(orders, slots_i[slot, S_ENTRY_ORDER], CANCELLED, ts)
+                    if slots_i[slot, S_QTY] == 0:
+                        _close_order(orders, o, FILLED, ts)
+                        for other_o in (slots_i[slot, S_TP_ORDER], slots_i[slot, S_EXIT_ORDER]):
+                            if other_o >= 0:
+                                _close_order(orders, other_o, CANCELLED, ts)
+                        if n_trades >= cap_trades:
+                            status = OVERFLOW
+                            break
+                        sd = slots_i[slot, S_SIDE]
+                        trades_i[n_trades, T_SIDE] = sd
+                        trades_i[n_trades, T_ENTRY_TS] = slots_i[slot, S_ENTRY_TS]
+                        trades_i[n_trades, T_EXIT_TS] = ts
+                        trades_i[n_trades, T_QTY] = slots_i[slot, S_MAXQTY]
+                        trades_i[n_trades, T_REASON] = purpose
+                        trades_i[n_trades, T_SIG] = slots_i[slot, S_SIG]
+                        trades_i[n_trades, T_BEST] = slots_i[slot, S_BEST]
+                        trades_i[n_trades, T_WORST] = slots_i[slot, S_WORST]
+                        trades_i[n_trades, T_ENTRY_ORDER] = slots_i[slot, S_ENTRY_ORDER]
+                        trades_f[n_trades, :] = slots_f[slot, :]
+                        pnl = (sd * (slots_f[slot, F_EXIT_VALUE] - slots_f[slot, F_ENTRY_VALUE])
+                               - slots_f[slot, F_FEES] - slots_f[slot, F_FUNDING])
+                        n_trades += 1
+                        slots_i[slot, S_ACTIVE] = 0
+                        n_open -= 1
+                        if pnl < 0:
+                            losses_in_row += 1
+                            if p[P_COOLDOWN_LOSSES] > 0 and losses_in_row >= p[P_COOLDOWN_LOSSES]:
+                                cooldown_until = ts + np.int64(p[P_COOLDOWN_US])
+                                losses_in_row = 0
+                        else:
                             losses_in_row = 0
-                    else:
-                        losses_in_row = 0
+                if orders[o, O_STATUS] != ACTIVE:
+                    break
+            if status != OK:
+                break
             if orders[o, O_STATUS] != ACTIVE:
                 active[k] = active[n_active - 1]
                 n_active -= 1

@@ -72,7 +72,11 @@ class EntryParams(_Strict):
                                                 "day (daily) or runs over the whole data")
     book_imbalance_min: float | None = Field(None, ge=-1.0, le=1.0, description="require book "
                                              "imbalance (bid-ask)/(bid+ask) at least this in the "
-                                             "entry's direction; null disables (needs depth)")
+                                             "entry's direction (long: >= min, short: <= -min), "
+                                             "as known at the decision time; null disables "
+                                             "(needs book data: backtest --book)")
+    book_imbalance_levels: int = Field(10, ge=1, le=100, description="levels per side summed "
+                                       "in the book imbalance")
 
 
 class OrderFlowParams(_Strict):
@@ -158,6 +162,11 @@ class ExecutionParams(_Strict):
                                                           " intra-bar path open->high->low->close, "
                                                           "open->low->high->close, or the extreme "
                                                           "nearer the open first")
+    book_sample_ms: float = Field(1000.0, ge=1, description="with book data: the rebuilt book "
+                                  "is sampled on this grid; an order sees the last sample at "
+                                  "or before its arrival (at most this stale)")
+    book_depth: int = Field(20, ge=1, le=1000, description="with book data: levels per side a "
+                            "market order can walk (and where a limit finds its queue)")
     equity_interval: str = Field("1m", pattern=r"^[1-9][0-9]*(s|m|h|d)$",
                                  description="equity marked to market at this interval")
 

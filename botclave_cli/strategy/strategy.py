@@ -15,7 +15,9 @@ Stops: beyond the order block's far edge, beyond the last swing, or an ATR multi
 stop is also the fallback when no block/swing exists); ``stop.buffer_ticks`` extra. Targets: an
 R multiple of the stop distance, or the opposing POC (highest / lowest bar POC of recent bars)
 when it lies beyond the entry. Filters (``entry``): stacked imbalance in the entry's direction,
-no recent opposite CVD divergence (features.py computes both from the engine).
+no recent opposite CVD divergence (features.py computes both from the engine), book imbalance
+(``book_imbalance`` column the backtester adds from the rebuilt book as of each bar's end) at
+least ``entry.book_imbalance_min`` in the entry's direction.
 """
 
 from __future__ import annotations
@@ -177,8 +179,11 @@ class OrderFlowStrategy(Strategy):
                 raise ConfigError("entry.cvd_divergence_veto needs trade-level mode")
             ok = ok & (pl.col("recent_divergence").fill_null(0) != -d)
         if e.book_imbalance_min is not None:
-            raise ConfigError("entry.book_imbalance_min: book features are not wired into the "
-                              "backtester yet; set it to null")
+            if "book_imbalance" not in self._cols:
+                raise ConfigError("entry.book_imbalance_min needs book data (book_snapshot + "
+                                  "book_diff: Backtester.run(book=...), botclave backtest "
+                                  "--book); set it to null")
+            ok = ok & ((pl.col("book_imbalance") * d) >= e.book_imbalance_min).fill_null(False)
         return ok
 
     def _absorption(self, feats: pl.DataFrame) -> pl.DataFrame:
