@@ -34,7 +34,9 @@ class RateLimit(StrictModel):
 
     enabled: bool = True
     max_retries: int = Field(5, ge=0, le=20, description="retries on network errors, 429, 418, 5xx")
-    backoff_seconds: float = Field(1.0, gt=0, le=60, description="first backoff, doubled each retry")
+    backoff_seconds: float = Field(
+        1.0, gt=0, le=60, description="first backoff, doubled each retry"
+    )
     max_backoff_seconds: float = Field(60.0, gt=0, le=3600)
     timeout_ms: int = Field(10_000, ge=100, le=120_000, description="HTTP timeout per request")
 
@@ -88,7 +90,6 @@ class ExchangeConfig(StrictModel):
 
 # The full schema lives with the strategy layer; re-exported here for loaders and config check.
 from botclave_cli.strategy.params import StrategyParams  # noqa: E402
-
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -60,10 +60,17 @@ class SynthStage(_Strict):
     trades_per_day: int = Field(400_000, ge=5_000)
 
 
+FetchKind = Literal["trades", "agg_trades", "ohlcv"]
+
+
+def _default_fetch_kinds() -> list[FetchKind]:
+    return ["agg_trades"]
+
+
 class FetchStage(_Strict):
     enabled: bool = True
-    kinds: list[Literal["trades", "agg_trades", "ohlcv"]] = Field(
-        default_factory=lambda: ["agg_trades"], description="trades = raw (needs an API key)")
+    kinds: list[FetchKind] = Field(
+        default_factory=_default_fetch_kinds, description="trades = raw (needs an API key)")
     max_staleness_minutes: float | None = Field(
         None, gt=0, description="exit 3 when the newest trade is older than this at run time")
 

@@ -28,12 +28,10 @@ def config(tmp_path: Path, **extra) -> PipelineConfig:
     return PipelineConfig.model_validate(data)
 
 
-@pytest.fixture()
-def piped(tmp_path: Path, monkeypatch):
-    """A pipeline run with charts captured as the report got them."""
+def capture_report(monkeypatch) -> dict:
+    """Have ``write_report`` also hand the Report it was given to the test (key ``report``)."""
     from botclave_cli.report import report as pipeline_mod
 
-    make_store(tmp_path / "ds", hours=6, n=6000, seed=3)
     captured = {}
     real = pipeline_mod.write_report
 
@@ -42,6 +40,14 @@ def piped(tmp_path: Path, monkeypatch):
         return real(report, out_dir)
 
     monkeypatch.setattr(pipeline_mod, "write_report", capture)
+    return captured
+
+
+@pytest.fixture()
+def piped(tmp_path: Path, monkeypatch):
+    """A pipeline run with charts captured as the report got them."""
+    make_store(tmp_path / "ds", hours=6, n=6000, seed=3)
+    captured = capture_report(monkeypatch)
     result = run_pipeline(config(tmp_path))
     return result, captured["report"], tmp_path
 
@@ -107,17 +113,8 @@ def test_unknown_run_is_a_usage_error(tmp_path: Path):
 @pytest.fixture()
 def full_run(tmp_path: Path, monkeypatch):
     """Footprint and validation stages on the small dataset (no book: depth says why it skips)."""
-    from botclave_cli.report import report as pipeline_mod
-
     make_store(tmp_path / "ds", hours=6, n=6000, seed=4)
-    captured = {}
-    real = pipeline_mod.write_report
-
-    def capture(report, out_dir):
-        captured["report"] = report
-        return real(report, out_dir)
-
-    monkeypatch.setattr(pipeline_mod, "write_report", capture)
+    captured = capture_report(monkeypatch)
     project = Path(__file__).resolve().parents[1]
     cfg = config(tmp_path, footprint={"enabled": True, "row_size": 10, "png_bars": 12},
                  depth={"enabled": True},

@@ -2,12 +2,16 @@ import datetime as dt
 
 import polars as pl
 import pytest
-from polars.testing import assert_frame_equal
 
 from botclave_cli.data.manifest import Interval, Manifest, merge_intervals
 from botclave_cli.data.schemas import conform
 from botclave_cli.data.store import DatasetRef, params_hash, symbol_folder, to_us
-from botclave_cli.data.verify import find_book_breaks, find_candle_gaps, find_id_gaps, verify_dataset
+from botclave_cli.data.verify import (
+    find_book_breaks,
+    find_candle_gaps,
+    find_id_gaps,
+    verify_dataset,
+)
 from botclave_cli.errors import DataError
 
 REF = DatasetRef("binance", "spot", "BTC/USDT", "agg_trades")
@@ -80,7 +84,10 @@ def test_merge_intervals_and_uncovered():
     assert merged == [Interval(start_us=0, end_us=10), Interval(start_us=20, end_us=30)]
     m = _manifest()
     m.coverage = merged
-    assert m.uncovered(0, 40) == [Interval(start_us=10, end_us=20), Interval(start_us=30, end_us=40)]
+    assert m.uncovered(0, 40) == [
+        Interval(start_us=10, end_us=20),
+        Interval(start_us=30, end_us=40),
+    ]
     assert m.covers(21, 29) and not m.covers(9, 21)
 
 

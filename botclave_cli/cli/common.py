@@ -22,11 +22,11 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from botclave_cli.data.store import DATA_DIR_ENV
 from botclave_cli.errors import BotclaveError, UsageError
 from botclave_cli.progress import NullProgress
 from botclave_cli.progress import Progress as ProgressProtocol
 from botclave_cli.secrets import mask
-from botclave_cli.data.store import DATA_DIR_ENV
 
 log = logging.getLogger("botclave.cli")
 
@@ -50,7 +50,9 @@ ToOpt = Annotated[
     str | None,
     typer.Option("--to", "--until", help="End, exclusive: ISO date or datetime, UTC."),
 ]
-SymbolOpt = Annotated[str, typer.Option("--symbol", "-s", help="ccxt unified symbol, e.g. BTC/USDT.")]
+SymbolOpt = Annotated[
+    str, typer.Option("--symbol", "-s", help="ccxt unified symbol, e.g. BTC/USDT.")
+]
 ExchangeOpt = Annotated[str, typer.Option("--exchange", "-e", help="ccxt exchange id.")]
 MarketOpt = Annotated[str, typer.Option("--market", "-m", help="spot | usdm | coinm.")]
 SkipBadOpt = Annotated[

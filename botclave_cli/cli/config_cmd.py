@@ -10,10 +10,16 @@ import yaml
 
 from botclave_cli.cli.common import JsonOpt, QuietOpt, run
 from botclave_cli.config import CONFIG_DIR, CONFIG_MODELS, load_exchange_config, load_model
-from botclave_cli.secrets import credential_env_vars, env_credentials
 from botclave_cli.errors import ConfigError
+from botclave_cli.secrets import credential_env_vars, env_credentials
 
-config_app = typer.Typer(help="Validate and show configuration files.", no_args_is_help=True)
+config_app = typer.Typer(
+    help=(
+        "Validate and show configuration files.\n\n"
+        "Example: botclave config check --dir configs"
+    ),
+    no_args_is_help=True,
+)
 DirOpt = Annotated[Path, typer.Option("--dir", help="Folder of config files.")]
 
 

@@ -11,7 +11,13 @@ from botclave_cli.data.store import DatasetRef, Store, from_us
 from botclave_cli.data.verify import verify_dataset
 from botclave_cli.errors import DataError, UsageError
 
-datasets_app = typer.Typer(help="List, describe and verify datasets.", no_args_is_help=True)
+datasets_app = typer.Typer(
+    help=(
+        "List, describe and verify datasets.\n\n"
+        "Example: botclave datasets ls binance/spot"
+    ),
+    no_args_is_help=True,
+)
 DatasetArg = Annotated[
     str | None,
     typer.Argument(help="Dataset path below the data dir (e.g. binance/spot/BTC-USDT/trades), "

@@ -23,6 +23,7 @@ from botclave_cli.cli.common import (
     parse_range,
     run,
 )
+from botclave_cli.data.scalars import as_float
 from botclave_cli.data.store import Store
 from botclave_cli.engine.bars import parse_bar_spec
 from botclave_cli.engine.flow_events import absorption, liquidity_voids, track_revisits
@@ -34,6 +35,7 @@ from botclave_cli.engine.footprint_store import (
     source_ref,
 )
 from botclave_cli.engine.indicators import (
+    Reset,
     cvd_bars,
     delta_divergence,
     session_key,
@@ -66,8 +68,12 @@ def footprint_spec(**fields: Any) -> FootprintSpec:
         raise UsageError(f"{name}: {err['msg']}") from None
 
 
-def _session(text: str) -> str | list[str]:
-    return text if text in ("none", "daily") else [x for x in text.split(",") if x]
+def _session(text: str) -> Reset:
+    if text == "none":
+        return "none"
+    if text == "daily":
+        return "daily"
+    return [x for x in text.split(",") if x]
 
 
 def _indicators(names: list[str], run_, store: Store, start, end, session: str,
@@ -81,7 +87,8 @@ def _indicators(names: list[str], run_, store: Store, start, end, session: str,
     if "cvd" in names:
         cvd = cvd_bars(result.bars, _session(session))
         out["cvd"] = {"reset": session, "last": float(cvd["cvd"][-1]),
-                      "min": float(cvd["cvd"].min()), "max": float(cvd["cvd"].max())}
+                      "min": as_float(cvd["cvd"].min(), "cvd: min"),
+                      "max": as_float(cvd["cvd"].max(), "cvd: max")}
     if "profile" in names:
         vp = volume_profile(result.levels, row_price, value_area_share=spec.value_area,
                             close=float(result.bars["close"][-1]), lot=spec.step)
@@ -180,6 +187,8 @@ def footprint(
             qty_step=(manifest.lot_size if manifest and manifest.lot_size else None))
         keep = bool(png or names)
         result = build_from_store(store, ref, spec, lo, hi, keep=keep, progress=out.progress())
+        # write=True (the default) always names both refs written
+        assert result.bars_ref is not None and result.levels_ref is not None
         data: dict[str, Any] = {
             "source": str(ref.relpath()), "params": spec.params(),
             "params_hash": result.params_hash,
@@ -194,6 +203,7 @@ def footprint(
         if png:
             from botclave_cli.report.footprint_chart import write_footprint_png
 
+            assert result.result is not None  # keep is true whenever --png is given
             data["png"] = str(write_footprint_png(result.result, png, png_bars))
         counts = {k: v for k, v in data.get("indicators", {}).items() if not isinstance(v, dict)}
         rows = [{"trades": result.trades, "bars": result.bars, "levels": result.levels,

@@ -20,11 +20,7 @@ from botclave_cli.cli.common import (
 )
 from botclave_cli.config import load_exchange_config
 from botclave_cli.data.importers.badrows import DEFAULT_MAX_DISORDER_MS
-from botclave_cli.data.importers.imports import (
-    import_binance_archive,
-    import_capture,
-    import_tardis,
-)
+from botclave_cli.data.importers.imports import import_files
 from botclave_cli.data.importers.writer import ImportResult, finite
 from botclave_cli.data.store import Store
 from botclave_cli.errors import UsageError
@@ -66,16 +62,37 @@ def _files(files: list[Path]) -> list[Path]:
     return files
 
 
-def _common(
-    config: Path | None, market: str | None, tick: float | None, lot: float | None
-) -> dict[str, Any]:
+def _import(
+    out: Output,
+    source: str,
+    what: str,
+    files: list[Path],
+    *,
+    config: Path | None,
+    data_dir: Path,
+    market: str | None,
+    tick_size: float | None,
+    lot_size: float | None,
+    **parse: Any,
+) -> None:
+    """Shared by the three commands: check the common options, import, report."""
     if market is not None:
         check_market(market)
-    return {
-        "config": load_exchange_config(config),
-        "tick_size": finite(tick, "--tick-size"),
-        "lot_size": finite(lot, "--lot-size"),
-    }
+    exchange_config = load_exchange_config(config)
+    tick = finite(tick_size, "--tick-size")
+    lot = finite(lot_size, "--lot-size")
+    result = import_files(
+        source,
+        Store(data_dir),
+        _files(files),
+        progress=out.progress(),
+        market=market,
+        config=exchange_config,
+        tick_size=tick,
+        lot_size=lot,
+        **parse,
+    )
+    _emit(out, result, what)
 
 
 def _emit(out: Output, result: ImportResult, what: str) -> None:
@@ -110,18 +127,9 @@ def capture(
     Example: botclave import capture usdm_btcusdt_20240808.gz usdm_btcusdt_20240809.gz
     """
     with run(json_, quiet) as out:
-        opts = _common(config, market, tick_size, lot_size)
-        result = import_capture(
-            Store(data_dir),
-            _files(files),
-            progress=out.progress(),
-            skip_bad=skip_bad,
-            market=market,
-            symbol=symbol,
-            max_disorder_ms=max_disorder,
-            **opts,
-        )
-        _emit(out, result, "capture")
+        _import(out, "capture", "capture", files, config=config, data_dir=data_dir,
+                market=market, tick_size=tick_size, lot_size=lot_size, skip_bad=skip_bad,
+                symbol=symbol, max_disorder_ms=max_disorder)
 
 
 @import_app.command("binance-archive")
@@ -153,20 +161,10 @@ def binance_archive(
     Example: botclave import binance-archive BTCUSDT-aggTrades-2024-08-08.zip --market spot
     """
     with run(json_, quiet) as out:
-        opts = _common(config, market, tick_size, lot_size)
-        result = import_binance_archive(
-            Store(data_dir),
-            _files(files),
-            progress=out.progress(),
-            skip_bad=skip_bad,
-            market=market,
-            symbol=symbol,
-            kind=kind,
-            timeframe=timeframe,
-            max_disorder_ms=max_disorder,
-            **opts,
-        )
-        _emit(out, result, "Binance archive")
+        _import(out, "binance-archive", "Binance archive", files, config=config,
+                data_dir=data_dir, market=market, tick_size=tick_size, lot_size=lot_size,
+                skip_bad=skip_bad, symbol=symbol, kind=kind, timeframe=timeframe,
+                max_disorder_ms=max_disorder)
 
 
 @import_app.command("tardis")
@@ -197,20 +195,10 @@ def tardis(
     with run(json_, quiet) as out:
         if qty_unit not in (None, "base", "contracts"):
             raise UsageError(f"--qty-unit {qty_unit!r}: expected base or contracts")
-        opts = _common(config, market, tick_size, lot_size)
-        result = import_tardis(
-            Store(data_dir),
-            _files(files),
-            progress=out.progress(),
-            skip_bad=skip_bad,
-            exchange=exchange,
-            market=market,
-            symbol=symbol,
-            qty_unit=qty_unit,
-            max_disorder_ms=max_disorder,
-            **opts,
-        )
-        _emit(out, result, "Tardis CSV")
+        _import(out, "tardis", "Tardis CSV", files, config=config, data_dir=data_dir,
+                market=market, tick_size=tick_size, lot_size=lot_size, skip_bad=skip_bad,
+                exchange=exchange, symbol=symbol, qty_unit=qty_unit,
+                max_disorder_ms=max_disorder)
 
 
 def register(app: typer.Typer) -> None:

@@ -63,7 +63,8 @@ class Manifest(BaseModel):
     updated_us: int = Field(default_factory=lambda: int(time.time() * 1e6))
 
     def add_coverage(self, start_us: int, end_us: int) -> None:
-        self.coverage = merge_intervals([*self.coverage, Interval(start_us=start_us, end_us=end_us)])
+        added = Interval(start_us=start_us, end_us=end_us)
+        self.coverage = merge_intervals([*self.coverage, added])
 
     def covers(self, start_us: int, end_us: int) -> bool:
         return any(i.start_us <= start_us and end_us <= i.end_us for i in self.coverage)

@@ -116,7 +116,8 @@ def spec(kind: str) -> KindSpec:
     try:
         return KINDS[kind]
     except KeyError:
-        raise DataError(f"unknown dataset kind {kind!r}; expected one of {', '.join(KINDS)}") from None
+        expected = ", ".join(KINDS)
+        raise DataError(f"unknown dataset kind {kind!r}; expected one of {expected}") from None
 
 
 def empty_frame(kind: str) -> pl.DataFrame:
@@ -139,7 +140,8 @@ def conform(df: pl.DataFrame, kind: str) -> pl.DataFrame:
     out = df.select(exprs)
     for column in s.schema:
         if column not in s.nullable and out[column].null_count():
-            raise DataError(f"{kind}: column {column!r} has {out[column].null_count()} null value(s)")
+            nulls = out[column].null_count()
+            raise DataError(f"{kind}: column {column!r} has {nulls} null value(s)")
     return out
 
 

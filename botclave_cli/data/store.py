@@ -38,7 +38,10 @@ def default_data_dir() -> Path:
 
 
 def symbol_folder(symbol: str) -> str:
-    """ccxt unified symbol -> folder name: ``/`` -> ``-``, ``:`` -> ``_`` (BTC/USDT:USDT -> BTC-USDT_USDT)."""
+    """ccxt unified symbol -> folder name: ``/`` -> ``-``, ``:`` -> ``_``.
+
+    Example: BTC/USDT:USDT -> BTC-USDT_USDT.
+    """
     return symbol.replace("/", "-").replace(":", "_")
 
 
@@ -47,7 +50,10 @@ def symbol_from_folder(folder: str) -> str:
 
 
 def params_hash(params: dict[str, Any]) -> str:
-    """Short stable hash of parameters (canonical JSON) for a derived dataset's ``params=`` level."""
+    """Short stable hash of parameters (canonical JSON).
+
+    Used for a derived dataset's ``params=`` level.
+    """
     canonical = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
@@ -200,7 +206,8 @@ class Store:
             return pl.DataFrame(schema=spec(ref.kind).schema).lazy()
         lf = pl.scan_parquet([str(p) for p in files.values()])
         # rows without exchange time (spot bookTicker, REST snapshot) are placed by receive time
-        when = pl.coalesce("ts", "ts_local") if "ts_local" in spec(ref.kind).schema else pl.col("ts")
+        has_local = "ts_local" in spec(ref.kind).schema
+        when = pl.coalesce("ts", "ts_local") if has_local else pl.col("ts")
         if start is not None:
             lf = lf.filter(when >= _lit_ts(start))
         if end is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from botclave_cli.data.scalars import as_float
 from botclave_cli.data.schemas import TS
 from botclave_cli.engine.indicators import SIGNAL_SCHEMA, signals_frame
 from botclave_cli.errors import UsageError
@@ -38,7 +39,7 @@ def absorption(trades: pl.LazyFrame | pl.DataFrame, tick_size: float, window: st
         return signals_frame([])
     wins = t.group_by("win").agg(pl.col("qty").sum().alias("total"),
                                  pl.col("px").min().alias("low"), pl.col("px").max().alias("high"))
-    baseline = float(wins["total"].median())
+    baseline = as_float(wins["total"].median(), "absorption: median window volume")
     cells = (t.group_by("win", "lvl", "buy").agg(pl.col("qty").sum().alias("vol"))
              .join(wins, on="win")
              .filter(pl.col("vol") >= volume_mult * baseline))

@@ -5,12 +5,14 @@ manifest). What ``botclave footprint`` and the pipeline call."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import polars as pl
 
 from botclave_cli.data.manifest import Manifest
+from botclave_cli.data.scalars import as_datetime
 from botclave_cli.data.schemas import TS
 from botclave_cli.data.store import DatasetRef, Store, params_hash, to_us
 from botclave_cli.engine.footprint import (
@@ -129,12 +131,18 @@ def build_from_store(store: Store, ref: DatasetRef, spec: FootprintSpec,
             kept.append(part)
         if write:
             bars, levels = part.to_store()
-            span = (to_us(part.bars["bar_start"].min()), to_us(part.bars["bar_end"].max()))
+            first = as_datetime(part.bars["bar_start"].min(), "footprint: first bar_start")
+            last = as_datetime(part.bars["bar_end"].max(), "footprint: last bar_end")
+            span = (to_us(first), to_us(last))
+
+            def cover(m: Manifest) -> None:
+                m.add_coverage(*span)
+
             for target, frame in ((bars_ref, bars), (levels_ref, levels)):
                 store.write(target, frame,
-                            new_manifest=lambda t=target: _manifest(t, ref, src, spec, params),
-                            update_manifest=lambda m, s=span: m.add_coverage(*s),
-                            prefer_new=True)
+                            new_manifest=functools.partial(_manifest, target, ref, src, spec,
+                                                           params),
+                            update_manifest=cover, prefer_new=True)
 
     for chunk in partition_chunks(store, ref, start, end):
         df = chunk.collect()

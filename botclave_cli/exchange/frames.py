@@ -29,32 +29,36 @@ def _ts(ms: pl.Expr) -> pl.Expr:
     return (ms.cast(pl.Int64) * 1000).cast(TS)
 
 
-def agg_trades_frame(trades: list[dict[str, Any]]) -> pl.DataFrame:
-    """ccxt ``fetch_trades`` on Binance (aggTrades) -> kind ``agg_trades``."""
+def _trades_frame(trades: list[dict[str, Any]], id_col: str, extra: dict[str, list[Any]],
+                  tail: list[pl.Expr]) -> pl.DataFrame:
+    """Shared by both trade kinds: time, ``int(id)`` as ``id_col``, price, qty, side; then the
+    ``extra`` columns, selected after ``id_col`` through the ``tail`` expressions."""
     return pl.DataFrame({
         "ms": [t["timestamp"] for t in trades],
-        "agg_id": [int(t["id"]) for t in trades],
+        id_col: [int(t["id"]) for t in trades],
         "price": [t["price"] for t in trades],
         "qty": [t["amount"] for t in trades],
         "side": [t["side"] for t in trades],
-        "first_trade_id": [_opt_int(t["info"].get("f")) for t in trades],
-        "last_trade_id": [_opt_int(t["info"].get("l")) for t in trades],
+        **extra,
     }, schema_overrides={"price": pl.Float64, "qty": pl.Float64}).select(
         _ts(pl.col("ms")).alias("ts"), pl.lit(None, TS).alias("ts_local"), "price", "qty",
-        "side", "agg_id", pl.col("first_trade_id", "last_trade_id").cast(pl.Int64))
+        "side", id_col, *tail)
+
+
+def agg_trades_frame(trades: list[dict[str, Any]]) -> pl.DataFrame:
+    """ccxt ``fetch_trades`` on Binance (aggTrades) -> kind ``agg_trades``."""
+    extra = {
+        "first_trade_id": [_opt_int(t["info"].get("f")) for t in trades],
+        "last_trade_id": [_opt_int(t["info"].get("l")) for t in trades],
+    }
+    return _trades_frame(trades, "agg_id", extra,
+                         [pl.col("first_trade_id", "last_trade_id").cast(pl.Int64)])
 
 
 def raw_trades_frame(trades: list[dict[str, Any]]) -> pl.DataFrame:
     """ccxt ``fetch_trades`` via historicalTrades -> kind ``trades``."""
-    return pl.DataFrame({
-        "ms": [t["timestamp"] for t in trades],
-        "trade_id": [int(t["id"]) for t in trades],
-        "price": [t["price"] for t in trades],
-        "qty": [t["amount"] for t in trades],
-        "side": [t["side"] for t in trades],
-    }, schema_overrides={"price": pl.Float64, "qty": pl.Float64}).select(
-        _ts(pl.col("ms")).alias("ts"), pl.lit(None, TS).alias("ts_local"), "price", "qty",
-        "side", "trade_id", pl.lit(None, pl.String).alias("trade_uid"))
+    return _trades_frame(trades, "trade_id", {},
+                         [pl.lit(None, pl.String).alias("trade_uid")])
 
 
 def ohlcv_frame(rows: list[list[Any]]) -> pl.DataFrame:

@@ -72,16 +72,13 @@ LAYOUT = {
 #: columns an import needs, per archive kind (futures headers may omit the rest)
 NEEDED = {
     "trades": ["id", "price", "qty", "time", "is_buyer_maker"],
-    "aggTrades": [
-        "agg_trade_id",
-        "price",
-        "quantity",
-        "first_trade_id",
-        "last_trade_id",
-        "transact_time",
-        "is_buyer_maker",
-    ],
+    "aggTrades": [c for c in LAYOUT["aggTrades"] if c != "is_best_match"],
     "klines": ["open_time", "open", "high", "low", "close", "volume", "quote_volume", "count"],
+}
+#: trade archive kind -> (id column, quantity column, further integer id columns)
+TRADE_FIELDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "trades": ("id", "qty", ()),
+    "aggTrades": ("agg_trade_id", "quantity", ("first_trade_id", "last_trade_id")),
 }
 #: archive kind -> time column
 TIME_COL = {"trades": "time", "aggTrades": "transact_time", "klines": "open_time"}
@@ -309,24 +306,15 @@ def _kind_checks(akind: str) -> list[pl.Expr]:
     maker = pl.when(~pl.col("is_buyer_maker").str.to_lowercase().is_in(["true", "false"])).then(
         pl.format("is_buyer_maker {} is not true/false", pl.col("is_buyer_maker"))
     )
-    if akind == "trades":
+    if akind in TRADE_FIELDS:
+        id_col, qty_col, other_ids = TRADE_FIELDS[akind]
         return [
-            badrows.integer("id"),
+            badrows.integer(id_col),
             badrows.numeric("price"),
-            badrows.numeric("qty"),
+            badrows.numeric(qty_col),
             badrows.non_negative("price"),
-            badrows.non_negative("qty"),
-            maker,
-        ]
-    if akind == "aggTrades":
-        return [
-            badrows.integer("agg_trade_id"),
-            badrows.numeric("price"),
-            badrows.numeric("quantity"),
-            badrows.non_negative("price"),
-            badrows.non_negative("quantity"),
-            badrows.integer("first_trade_id"),
-            badrows.integer("last_trade_id"),
+            badrows.non_negative(qty_col),
+            *(badrows.integer(c) for c in other_ids),
             maker,
         ]
     return [

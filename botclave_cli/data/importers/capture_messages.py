@@ -27,14 +27,16 @@ def _check(df: pl.DataFrame, checks: list[pl.Expr]) -> tuple[pl.DataFrame, list[
     return badrows.split_bad(df, checks)
 
 
-def trades(
-    df: pl.DataFrame, now: int, max_disorder_ms: float
+def _trade_messages(
+    df: pl.DataFrame, now: int, max_disorder_ms: float, id_check: pl.Expr, ids: list[pl.Expr]
 ) -> tuple[pl.DataFrame, list[BadLine]]:
+    """Shared by ``trade`` and ``aggTrade`` messages: same price/qty/time/maker fields and checks;
+    ``id_check`` comes first among the checks and ``ids`` are the kind's id columns."""
     df = df.with_columns(_ms_to_us("T").alias("_ts_us"))
     good, bad = _check(
         df,
         [
-            badrows.integer("t", "trade id t"),
+            id_check,
             badrows.numeric("p", "price p"),
             badrows.numeric("q", "qty q"),
             badrows.non_negative("q", "qty q"),
@@ -52,43 +54,38 @@ def trades(
         pl.col("p").cast(pl.Float64).alias("price"),
         pl.col("q").cast(pl.Float64).alias("qty"),
         pl.when(pl.col("m") == "true").then(pl.lit("sell")).otherwise(pl.lit("buy")).alias("side"),
-        pl.col("t").cast(pl.Int64).alias("trade_id"),
+        *ids,
         "seq",
     )
     return out, bad + more
+
+
+def trades(
+    df: pl.DataFrame, now: int, max_disorder_ms: float
+) -> tuple[pl.DataFrame, list[BadLine]]:
+    return _trade_messages(
+        df,
+        now,
+        max_disorder_ms,
+        badrows.integer("t", "trade id t"),
+        [pl.col("t").cast(pl.Int64).alias("trade_id")],
+    )
 
 
 def agg_trades(
     df: pl.DataFrame, now: int, max_disorder_ms: float
 ) -> tuple[pl.DataFrame, list[BadLine]]:
-    df = df.with_columns(_ms_to_us("T").alias("_ts_us"))
-    good, bad = _check(
+    return _trade_messages(
         df,
+        now,
+        max_disorder_ms,
+        badrows.integer("a", "aggregate id a"),
         [
-            badrows.integer("a", "aggregate id a"),
-            badrows.numeric("p", "price p"),
-            badrows.numeric("q", "qty q"),
-            badrows.non_negative("q", "qty q"),
-            badrows.integer("T", "trade time T"),
-            pl.when(~pl.col("m").is_in(["true", "false"]) | pl.col("m").is_null()).then(
-                pl.lit("missing or bad m")
-            ),
-            badrows.ts_in_range("_ts_us", "trade time T", now),
+            pl.col("a").cast(pl.Int64).alias("agg_id"),
+            pl.col("f").cast(pl.Int64, strict=False).alias("first_trade_id"),
+            pl.col("l").cast(pl.Int64, strict=False).alias("last_trade_id"),
         ],
     )
-    good, more = _check(good, [badrows.disorder("_ts_us", max_disorder_ms)])
-    out = good.select(
-        _ts(pl.col("_ts_us")).alias("ts"),
-        _ts(pl.col("_ts_local_us")).alias("ts_local"),
-        pl.col("p").cast(pl.Float64).alias("price"),
-        pl.col("q").cast(pl.Float64).alias("qty"),
-        pl.when(pl.col("m") == "true").then(pl.lit("sell")).otherwise(pl.lit("buy")).alias("side"),
-        pl.col("a").cast(pl.Int64).alias("agg_id"),
-        pl.col("f").cast(pl.Int64, strict=False).alias("first_trade_id"),
-        pl.col("l").cast(pl.Int64, strict=False).alias("last_trade_id"),
-        "seq",
-    )
-    return out, bad + more
 
 
 def levels(df: pl.DataFrame, bids: str, asks: str) -> pl.DataFrame:

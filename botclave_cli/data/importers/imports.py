@@ -6,7 +6,7 @@ nothing; with ``skip_bad`` the good rows are written and the bad ones reported b
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,22 @@ def capture_parsed(cap: Capture) -> Parsed:
     )
 
 
-def import_capture(
+def _read_capture(
+    paths: Sequence[Path | str], *, progress: Progress | None = None, **parse: Any
+) -> Parsed:
+    return capture_parsed(read_capture(paths, progress=progress, **parse))
+
+
+#: import source -> its reader (parses every file; raises before anything is written)
+READERS: dict[str, Callable[..., Parsed]] = {
+    "capture": _read_capture,
+    "binance-archive": read_binance_archive,
+    "tardis": read_tardis,
+}
+
+
+def import_files(
+    source: str,
     store: Store,
     paths: Sequence[Path | str],
     *,
@@ -44,42 +59,27 @@ def import_capture(
     progress: Progress | None = None,
     **parse: Any,
 ) -> ImportResult:
-    """``botclave import capture``; ``parse`` goes to ``read_capture`` (skip_bad, market...)."""
-    parsed = capture_parsed(read_capture(paths, progress=progress, **parse))
+    """``botclave import <source>``: ``parse`` goes to ``READERS[source]`` (skip_bad, market...),
+    then the parsed frames are written with the tick/lot/config given."""
+    parsed = READERS[source](paths, progress=progress, **parse)
     return write_import(
         store, parsed, tick_size=tick_size, lot_size=lot_size, config=config, progress=progress
     )
+
+
+def import_capture(store: Store, paths: Sequence[Path | str], **options: Any) -> ImportResult:
+    """``botclave import capture``; ``options`` as for ``import_files`` / ``read_capture``."""
+    return import_files("capture", store, paths, **options)
 
 
 def import_binance_archive(
-    store: Store,
-    paths: Sequence[Path | str],
-    *,
-    tick_size: float | None = None,
-    lot_size: float | None = None,
-    config: ExchangeConfig | None = None,
-    progress: Progress | None = None,
-    **parse: Any,
+    store: Store, paths: Sequence[Path | str], **options: Any
 ) -> ImportResult:
-    """``botclave import binance-archive``; ``parse`` goes to ``read_binance_archive``."""
-    parsed = read_binance_archive(paths, progress=progress, **parse)
-    return write_import(
-        store, parsed, tick_size=tick_size, lot_size=lot_size, config=config, progress=progress
-    )
+    """``botclave import binance-archive``; options as for ``import_files`` /
+    ``read_binance_archive``."""
+    return import_files("binance-archive", store, paths, **options)
 
 
-def import_tardis(
-    store: Store,
-    paths: Sequence[Path | str],
-    *,
-    tick_size: float | None = None,
-    lot_size: float | None = None,
-    config: ExchangeConfig | None = None,
-    progress: Progress | None = None,
-    **parse: Any,
-) -> ImportResult:
-    """``botclave import tardis``; ``parse`` goes to ``read_tardis``."""
-    parsed = read_tardis(paths, progress=progress, **parse)
-    return write_import(
-        store, parsed, tick_size=tick_size, lot_size=lot_size, config=config, progress=progress
-    )
+def import_tardis(store: Store, paths: Sequence[Path | str], **options: Any) -> ImportResult:
+    """``botclave import tardis``; ``options`` as for ``import_files`` / ``read_tardis``."""
+    return import_files("tardis", store, paths, **options)
