@@ -20,8 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from botclave_cli.engine.depth import DepthAnalyzer, DepthParams
-from botclave_cli.engine.dom_builder import BookStream, DOMBuilder, from_grid
+from botclave_cli.engine.dom_builder import BookStream, DOMBuilder
 from botclave_cli.errors import DataError, UsageError
 
 BookInput = Mapping[str, pl.DataFrame | None] | tuple
@@ -101,35 +100,23 @@ def book_arrays(book: BookInput, tick_size: float, lot_size: float, *, market: s
 
 
 def imbalance_asof(arrays: BookArrays, times: pl.Series, levels: int) -> pl.Series:
-    """Book imbalance (bid - ask) / (bid + ask) over ``levels`` levels per side (the engine's
-    ``DepthAnalyzer`` definition) as known at each of ``times``: the last VALID sample at or
-    before the time and at most one sample interval old, else null (no look-ahead, no stale
-    value across a gap)."""
-    depth = arrays.bid_px.shape[1]
-    samples = samples_frame(arrays)
-    series = DepthAnalyzer(DepthParams(interval_us=arrays.interval_us, sample_depth=depth,
-                                       levels=levels)).series(samples)
-    right = series.select(pl.col("ts").alias("_book_ts"), pl.col("imbalance")).sort("_book_ts")
-    left = pl.DataFrame({"_t": times}).with_row_index("_i")
+    """Book imbalance (bid - ask) / (bid + ask) of the quantity resting in ``levels`` levels per
+    side, as known at each of ``times``: the last VALID sample at or before the time and at most
+    one sample interval old, else null (no look-ahead, no stale value across a gap or after the
+    book data ends). The definition is the engine's ``DepthAnalyzer.series`` ``imbalance``
+    (tests check they agree); computed here on the sample arrays, which is ~20x faster than
+    going through the long-form frame."""
+    keep = arrays.valid == 1
+    bid = arrays.bid_qty[keep, :levels].sum(axis=1).astype(np.float64)
+    ask = arrays.ask_qty[keep, :levels].sum(axis=1).astype(np.float64)
+    tot = bid + ask
+    with np.errstate(divide="ignore", invalid="ignore"):
+        imb = np.where(tot > 0, (bid - ask) / np.where(tot > 0, tot, 1.0), np.nan)
+    right = pl.DataFrame({
+        "_book_ts": pl.Series(arrays.ts[keep]).cast(pl.Datetime("us")).dt.replace_time_zone("UTC"),
+        "imbalance": imb}).with_columns(pl.col("imbalance").fill_nan(None))
+    left = pl.DataFrame({"_t": times.cast(pl.Datetime("us", "UTC"))}).with_row_index("_i")
     joined = left.sort("_t").join_asof(right, left_on="_t", right_on="_book_ts",
                                        strategy="backward",
                                        tolerance=f"{max(arrays.interval_us - 1, 0)}us")
     return joined.sort("_i")["imbalance"]
-
-
-def samples_frame(arrays: BookArrays) -> pl.DataFrame:
-    """Valid samples in long ``book_snapshot`` form (ts, side, level, price, qty), the input of
-    the engine's ``DepthAnalyzer.series``."""
-    keep = arrays.valid == 1
-    n, depth = int(keep.sum()), arrays.bid_px.shape[1]
-    px = np.stack([arrays.ask_px[keep], arrays.bid_px[keep]], axis=1).ravel()
-    qty = np.stack([arrays.ask_qty[keep], arrays.bid_qty[keep]], axis=1).ravel()
-    ts = np.repeat(arrays.ts[keep], 2 * depth)
-    side = np.tile(np.repeat(np.array(["ask", "bid"]), depth), n)
-    level = np.tile(np.arange(depth, dtype=np.int32), 2 * n)
-    ok = qty > 0
-    return pl.DataFrame({
-        "ts": pl.Series(ts[ok]).cast(pl.Datetime("us")).dt.replace_time_zone("UTC"),
-        "side": side[ok], "level": level[ok],
-        "price": from_grid(px[ok], arrays.tick_size), "qty": from_grid(qty[ok], arrays.lot_size),
-    })

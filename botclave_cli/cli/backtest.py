@@ -23,7 +23,7 @@ from botclave_cli.cli.common import (
     run,
 )
 from botclave_cli.config import load_exchange_config, load_model
-from botclave_cli.data.store import DatasetRef, Store
+from botclave_cli.data.store import DatasetRef, Store, to_us
 from botclave_cli.errors import DataError
 from botclave_cli.strategy.bars import bars_from_ohlcv
 from botclave_cli.strategy.params import StrategyParams, params_with_overrides
@@ -63,6 +63,22 @@ def load_inputs(store: Store, exchange: str, market: str, symbol: str, start: An
     return trades, None, funding, ref
 
 
+def load_book_inputs(store: Store, exchange: str, market: str, symbol: str, start: Any,
+                     end: Any, kind: str | None) -> dict[str, pl.DataFrame] | None:
+    """``book_snapshot`` + ``book_diff`` for the window (from the last snapshot at or before
+    the start, engine.depth.load_book), or None when the store has no book for the symbol."""
+    from botclave_cli.engine.depth import load_book
+
+    refs = [DatasetRef(exchange, market, symbol, k) for k in ("book_snapshot", "book_diff")]
+    if not all(store.exists(r) for r in refs):
+        return None
+    b = load_book(store, exchange, market, symbol, to_us(start) if start else None,
+                  to_us(end) if end else None, kind)
+    if b["book_snapshot"].height == 0:
+        return None
+    return {"book_snapshot": b["book_snapshot"], "book_diff": b["book_diff"]}
+
+
 def summary_rows(result: BacktestResult) -> list[dict[str, Any]]:
     return [{"metric": k, "value": result.metrics.get(k, result.final_equity
                                                         if k == "final_equity" else None)}
@@ -86,6 +102,11 @@ def backtest(
     = False,
     kind: Annotated[str | None, typer.Option("--kind", help="trades or agg_trades (default: "
                                              "trades where present).")] = None,
+    use_book: Annotated[bool, typer.Option("--book/--no-book", help="Where the store holds "
+                                           "book_snapshot + book_diff for the symbol: market "
+                                           "orders walk the rebuilt book, limits queue, and "
+                                           "entry.book_imbalance_min works (trade-level mode).")]
+    = True,
     exchange_config: Annotated[Path | None, typer.Option(
         "--exchange-config", help="Fees and tick/lot (default configs/exchange_config.yaml).")]
     = None,
@@ -99,6 +120,8 @@ def backtest(
 
     Example: botclave backtest --config configs/strategy_params.yaml --symbol BTC/USDT
     --exchange synth --market spot --from 2024-01-01 --to 2024-01-02 --set risk.per_trade=0.005
+
+    Example: botclave backtest --exchange synth --no-book --set entry.order_type=limit
     """
     with run(json_, quiet) as out:
         check_market(market)
@@ -113,11 +136,15 @@ def backtest(
         manifest = store.manifest(ref)
         tick = manifest.tick_size if manifest else None
         lot = manifest.lot_size if manifest else None
-        tester = Backtester(params, ex_cfg, symbol=symbol, tick_size=tick, lot_size=lot)
-        result = tester.run(trades, bars=bars, funding=funding, bars_only=bars_only,
+        book = (load_book_inputs(store, exchange, market, symbol, lo, hi, kind)
+                if use_book and not bars_only else None)
+        tester = Backtester(params, ex_cfg, symbol=symbol, tick_size=tick, lot_size=lot,
+                            market=market)
+        result = tester.run(trades, bars=bars, book=book, funding=funding, bars_only=bars_only,
                             progress=out.progress())
         rid, folder = write_results(result, out_dir, extra={
-            "dataset": str(ref), "exchange": exchange, "market": market})
+            "dataset": str(ref), "exchange": exchange, "market": market,
+            "book": book is not None})
         data = {"run_id": rid, "folder": str(folder), "metrics": result.metrics,
                 "final_equity": result.final_equity, "open_positions": result.open_positions,
                 "notes": result.notes}
