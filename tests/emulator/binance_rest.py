@@ -374,6 +374,7 @@ class _Limit(Exception):
 
 class _Handler(BaseHTTPRequestHandler):
     emu: BinanceEmulator
+    _request: tuple[str, dict[str, str]]
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
@@ -382,13 +383,20 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
         url = urlsplit(self.path)
         params = dict(parse_qsl(url.query, keep_blank_values=True))
-        status = self._serve(url.path, url.query, params)
-        self.emu.log.append((url.path, params, status))
+        self._request = (url.path, params)
+        self._serve(url.path, url.query, params)
+
+    def _record(self, status: int) -> None:
+        """Log the request BEFORE its response leaves: a client that has its answer must find
+        its request in the log (appending afterwards raced with the test's read)."""
+        path, params = self._request
+        self.emu.log.append((path, params, status))
 
     def _serve(self, path: str, query: str, params: dict[str, str]) -> int:
         emu = self.emu
         fault, _ = emu.admit(path)
         if fault == "reset":
+            self._record(0)
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                                        struct.pack("ii", 1, 0))
             self.close_connection = True
@@ -434,6 +442,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, status: int, body: str, headers: dict[str, str],
               content_type: str = "application/json;charset=UTF-8") -> int:
         data = body.encode()
+        self._record(status)
         try:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
