@@ -21,13 +21,18 @@ def market():
     return generate(CFG)
 
 
+def ticks(prices) -> np.ndarray:
+    """Prices -> integer ticks of CFG.tick_size (rounded)."""
+    return np.round(prices.to_numpy() / CFG.tick_size).astype(np.int64)
+
+
 @pytest.fixture(scope="module")
 def tape(market):
     """Trades as integer arrays: t (us), tick, qty, buy."""
     t = market.trades
     return {
         "t": t["ts"].dt.epoch("us").to_numpy(),
-        "tick": np.round(t["price"].to_numpy() / CFG.tick_size).astype(np.int64),
+        "tick": ticks(t["price"]),
         "qty": t["qty"].to_numpy(),
         "buy": (t["side"] == "buy").to_numpy(),
     }
@@ -38,10 +43,10 @@ def bars(market):
     o = market.ohlcv
     return {
         "t": o["ts"].dt.epoch("us").to_numpy(),
-        "open": np.round(o["open"].to_numpy() / CFG.tick_size).astype(np.int64),
-        "high": np.round(o["high"].to_numpy() / CFG.tick_size).astype(np.int64),
-        "low": np.round(o["low"].to_numpy() / CFG.tick_size).astype(np.int64),
-        "close": np.round(o["close"].to_numpy() / CFG.tick_size).astype(np.int64),
+        "open": ticks(o["open"]),
+        "high": ticks(o["high"]),
+        "low": ticks(o["low"]),
+        "close": ticks(o["close"]),
     }
 
 

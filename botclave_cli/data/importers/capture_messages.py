@@ -23,6 +23,11 @@ def _ts(us: pl.Expr) -> pl.Expr:
     return us.cast(TS)
 
 
+def _stamps() -> list[pl.Expr]:
+    """Exchange time ``ts`` and receive time ``ts_local`` from the parsed microsecond columns."""
+    return [_ts(pl.col("_ts_us")).alias("ts"), _ts(pl.col("_ts_local_us")).alias("ts_local")]
+
+
 def _check(df: pl.DataFrame, checks: list[pl.Expr]) -> tuple[pl.DataFrame, list[BadLine]]:
     return badrows.split_bad(df, checks)
 
@@ -49,8 +54,7 @@ def _trade_messages(
     )
     good, more = _check(good, [badrows.disorder("_ts_us", max_disorder_ms)])
     out = good.select(
-        _ts(pl.col("_ts_us")).alias("ts"),
-        _ts(pl.col("_ts_local_us")).alias("ts_local"),
+        *_stamps(),
         pl.col("p").cast(pl.Float64).alias("price"),
         pl.col("q").cast(pl.Float64).alias("qty"),
         pl.when(pl.col("m") == "true").then(pl.lit("sell")).otherwise(pl.lit("buy")).alias("side"),
@@ -140,8 +144,7 @@ def depth(df: pl.DataFrame, now: int) -> tuple[pl.DataFrame, list[BadLine]]:
         ],
     )
     out = good.select(
-        _ts(pl.col("_ts_us")).alias("ts"),
-        _ts(pl.col("_ts_local_us")).alias("ts_local"),
+        *_stamps(),
         "seq",
         pl.col("U").cast(pl.Int64).alias("first_update_id"),
         pl.col("u").cast(pl.Int64).alias("last_update_id"),
@@ -168,8 +171,7 @@ def snapshot(df: pl.DataFrame, now: int) -> tuple[pl.DataFrame, list[BadLine]]:
         ],
     )
     out = good.select(
-        _ts(pl.col("_ts_us")).alias("ts"),
-        _ts(pl.col("_ts_local_us")).alias("ts_local"),
+        *_stamps(),
         "seq",
         pl.col("lastUpdateId").cast(pl.Int64).alias("last_update_id"),
         "side",
@@ -198,8 +200,7 @@ def tickers(df: pl.DataFrame, now: int) -> tuple[pl.DataFrame, list[BadLine]]:
         ],
     )
     out = good.select(
-        _ts(pl.col("_ts_us")).alias("ts"),
-        _ts(pl.col("_ts_local_us")).alias("ts_local"),
+        *_stamps(),
         "seq",
         pl.col("u").cast(pl.Int64).alias("update_id"),
         pl.col("b").cast(pl.Float64).alias("bid_price"),
