@@ -67,29 +67,19 @@ def _trade_messages(
 def trades(
     df: pl.DataFrame, now: int, max_disorder_ms: float
 ) -> tuple[pl.DataFrame, list[BadLine]]:
-    return _trade_messages(
-        df,
-        now,
-        max_disorder_ms,
-        badrows.integer("t", "trade id t"),
-        [pl.col("t").cast(pl.Int64).alias("trade_id")],
-    )
+    ids = [pl.col("t").cast(pl.Int64).alias("trade_id")]
+    return _trade_messages(df, now, max_disorder_ms, badrows.integer("t", "trade id t"), ids)
 
 
 def agg_trades(
     df: pl.DataFrame, now: int, max_disorder_ms: float
 ) -> tuple[pl.DataFrame, list[BadLine]]:
-    return _trade_messages(
-        df,
-        now,
-        max_disorder_ms,
-        badrows.integer("a", "aggregate id a"),
-        [
-            pl.col("a").cast(pl.Int64).alias("agg_id"),
-            pl.col("f").cast(pl.Int64, strict=False).alias("first_trade_id"),
-            pl.col("l").cast(pl.Int64, strict=False).alias("last_trade_id"),
-        ],
-    )
+    ids = [
+        pl.col("a").cast(pl.Int64).alias("agg_id"),
+        pl.col("f").cast(pl.Int64, strict=False).alias("first_trade_id"),
+        pl.col("l").cast(pl.Int64, strict=False).alias("last_trade_id"),
+    ]
+    return _trade_messages(df, now, max_disorder_ms, badrows.integer("a", "aggregate id a"), ids)
 
 
 def levels(df: pl.DataFrame, bids: str, asks: str) -> pl.DataFrame:
