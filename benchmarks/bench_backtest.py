@@ -145,12 +145,14 @@ def book_mode() -> list[Result]:
             p.execution.book_sample_ms, p.execution.book_depth = sample_ms, depth
         tester = Backtester(p, ExchangeConfig(), tick_size=truth.tick_size,
                             lot_size=truth.lot_size)
-        started = time.perf_counter()
-        res = tester.run(market.trades, book=book if sample_ms is not None else None)
-        took = time.perf_counter() - started
+        took = float("inf")
+        for _ in range(2):  # best of 2: the first also loads the numba caches
+            started = time.perf_counter()
+            res = tester.run(market.trades, book=book if sample_ms is not None else None)
+            took = min(took, time.perf_counter() - started)
         walks = int((res.fills["trade_index"] == -1).sum())
         out.append(Result("backtest", f"synth day, {label} ({n / 1e3:.0f}k trades, "
                           f"{market.book_diff.height / 1e6:.1f}M diff rows)", n / took / 1e6,
                           "M trades/s", note=f"{took:.2f} s, {res.trades.height} trades, "
-                          f"{walks} book-walk fills"))
+                          f"{walks} book-walk fills, best of 2"))
     return out

@@ -18,6 +18,10 @@ Rules (the backtester's docstring has the user-facing version):
   therefore resolved by the actual order of trades.
 - ``continuous`` (bars-only mode, pseudo-trades along the OHLC path): a stop or limit crossed
   between two path points fills at its own price, as the path passes through it.
+- Book mode (``b_*`` arrays from book.py, see ``run_kernel``): market and triggered stop orders
+  walk the sampled book at their arrival instead (one taker fill per level, trade index -1),
+  limit orders wait for the queue ahead of them at their price. Without book arrays the kernel
+  behaves exactly as described above.
 - Risk limits are enforced here, not by the strategy: size from stop distance and lot, max
   notional, max concurrent positions, daily-loss and drawdown halts (close everything with market
   orders), cooldown after consecutive losses.
