@@ -1,1 +1,4 @@
-"""Engine: footprint, indicators, DOM builder and depth analysis. Knows neither ccxt nor the terminal."""
+"""Engine: footprint, indicators, DOM builder and depth analysis.
+
+It knows neither ccxt nor the terminal.
+"""
