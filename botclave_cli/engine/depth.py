@@ -27,6 +27,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from botclave_cli.data.manifest import Manifest
+from botclave_cli.data.scalars import as_datetime, as_float
 from botclave_cli.data.schemas import TS, KindSpec, register_kind
 from botclave_cli.data.store import DatasetRef, Store, from_us, params_hash, to_us
 from botclave_cli.engine.dom_builder import DOMState, LiquidityLevel
@@ -222,7 +223,8 @@ class DepthAnalyzer:
                          pl.col("qty").max().alias("peak"), pl.col("_typ").median().alias("typ"))
                     .filter(pl.col("last") - pl.col("first") + step >= p.wall_min_us)
                     .sort("first", "side", "price"))
-        last_us = int(last_ts.timestamp() * 1_000_000) if last_ts is not None else 0
+        last_us = to_us(as_datetime(last_ts, "depth walls: last sample time")) \
+            if last_ts is not None else 0
         deepest = dict(
             ((us, side), px) for us, side, px in samples.group_by("ts", "side").agg(
                 pl.when(pl.col("side").first() == "bid").then(pl.col("price").min())
@@ -301,7 +303,7 @@ class DepthAnalyzer:
         hits = (tr.group_by("_w", "_passive", "_tick")
                 .agg(pl.col("price").first(), pl.col("qty").sum().alias("vol"),
                      pl.len().alias("n")))
-        floor = hits["vol"].median() * p.absorption_volume_k
+        floor = as_float(hits["vol"].median(), "absorption: median volume") * p.absorption_volume_k
         book = (samples.with_columns(win, tick)
                 .with_columns((pl.col("ts") == pl.col("ts").max()).over("_w").alias("_end"))
                 .group_by("_w", "side", "_tick")
@@ -462,7 +464,8 @@ def write_depth(store: Store, exchange: str, market: str, symbol: str, result: D
     for kind, df, prm in (("book_snapshot", result.samples, sample_params),
                           ("depth_series", result.series, series_params)):
         ref = DatasetRef(exchange, market, symbol, kind).with_level("params", params_hash(prm))
-        span = (to_us(df["ts"].min()), to_us(df["ts"].max()) + params.interval_us) \
+        span = (to_us(as_datetime(df["ts"].min(), f"{kind}: first time")),
+                to_us(as_datetime(df["ts"].max(), f"{kind}: last time")) + params.interval_us) \
             if df.height else None
 
         def new(kind: str = kind, prm: dict = prm) -> Manifest:
