@@ -42,7 +42,8 @@ def _modules() -> list[str]:
 
 
 def main() -> int:
-    console = Console()
+    # a wide table when piped to a file or a CI log: figures must not be cut to 80 columns
+    console = Console() if sys.stdout.isatty() else Console(width=220)
     results: list[Result] = []
     failed = []
     for name in _modules():
