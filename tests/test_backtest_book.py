@@ -271,3 +271,18 @@ def test_after_the_book_data_ends_orders_use_the_trade_prices() -> None:
     res = bt.run(trades([(10, 100.0, 1), (60.5, 100.0, 5)]), book=book(end=50.0))
     assert res.fills["price"].to_list() == pytest.approx([100.1], abs=1e-9)
     assert res.fills["trade_index"].to_list() == [1]
+
+
+def test_marketable_limit_walks_up_to_its_price_then_rests() -> None:
+    # buy limit 100.05 (stop 99.00 -> 4 BTC sized at the touch 100.00): takes 1 @ 100.00 and
+    # 2 @ 100.05 as taker, not 100.10 (beyond the limit); the last 1 BTC rests at 100.05 with
+    # nothing ahead and fills (maker) on the 62 s trade at 100.05
+    bt = book_tester([sig(60, 1, order_type="limit", limit_price=100.05, stop_price=99.0)],
+                     risk__per_trade=0.0004)
+    res = bt.run(trades([(10, 100.0, 1), (61, 100.10, 1.0), (62, 100.05, 3.0)]), book=book())
+    f = res.fills
+    assert f["price"].to_list() == pytest.approx([100.00, 100.05, 100.05], abs=1e-9)
+    assert f["qty"].to_list() == pytest.approx([1.0, 2.0, 1.0], abs=1e-12)
+    assert f["liquidity"].to_list() == ["taker", "taker", "maker"]
+    assert f["ts"].to_list() == [at(61), at(61), at(62)]
+    assert f["fee"].to_list() == pytest.approx([0.1, 0.2001, 100.05 * 0.0002], rel=1e-12)

@@ -166,13 +166,14 @@ def run_kernel(t_ts, t_px, t_qty, s_dec, s_arr, s_action, s_otype, s_limit, s_st
     trades_i, trades_f, n_trades, marks_eq, marks_cash, marks_pos, n_marks_done, final_cash).
 
     ``b_*``: the sampled book (book.py; empty arrays = no book). With a book, a market or
-    triggered stop order walks the levels of the last valid sample at or before its arrival
-    (touch outward, taker, no bps slippage: the slippage is the walk's distance from the touch;
-    depth already taken by an earlier order in the same sample is gone); what the visible depth
-    cannot fill continues on the following trades by the trade-price rules. A limit order notes
-    the quantity resting at its price on its side at arrival (queue ahead); a trade AT the limit
-    first eats that queue and only the rest of the trade can fill us (maker, at the limit); a
-    trade THROUGH the limit fills us whatever the queue. Book fills have trade index -1.
+    triggered stop order (or a limit marketable at arrival, up to its price) walks the levels
+    of the last valid sample at or before its arrival: touch outward, taker, no bps slippage
+    (the slippage is the walk's distance from the touch); depth already taken by an earlier
+    order in the same sample is gone; what the visible depth cannot fill continues on the
+    following trades by the trade-price rules. A limit order notes the quantity resting at its
+    price on its side at arrival (queue ahead); a trade AT the limit first eats that queue and
+    only the rest of the trade can fill us (maker, at the limit); a trade THROUGH the limit
+    fills us whatever the queue. Book fills have trade index -1.
     """
     tick = p[P_TICK]
     lot = p[P_LOT]
@@ -371,12 +372,19 @@ def run_kernel(t_ts, t_px, t_qty, s_dec, s_arr, s_action, s_otype, s_limit, s_st
             bi = -1
             touch = 0
             sidx = 1 if side > 0 else 0
-            if use_book and first_seen and (otype == MARKET or otype == STOP):
+            if use_book and first_seen:
                 bi = _book_at(b_ts, orders[o, O_ARRIVAL])
                 if bi >= 0 and b_valid[bi] == 1:
                     touch = b_apx[bi, 0] if side > 0 else b_bpx[bi, 0]
                     touch_q = b_aq[bi, 0] if side > 0 else b_bq[bi, 0]
                     walk = touch_q > 0
+                    if otype == LIMIT:
+                        # a limit marketable at arrival walks up to its price; its rest then
+                        # rests at the limit with nothing ahead (the book is not crossed)
+                        walk = walk and side * (orders[o, O_LIMIT] - touch) >= 0
+                        if walk:
+                            orders[o, O_QSET] = 1
+                            orders[o, O_QUEUE] = 0
                 if walk:
                     orders[o, O_TRIG] = 0
                     if bi != cons_bi:
@@ -430,7 +438,7 @@ def run_kernel(t_ts, t_px, t_qty, s_dec, s_arr, s_action, s_otype, s_limit, s_st
                 if walk:
                     lp = b_apx[bi, it] if side > 0 else b_bpx[bi, it]
                     lq = b_aq[bi, it] if side > 0 else b_bq[bi, it]
-                    if lq <= 0:
+                    if lq <= 0 or (otype == LIMIT and side * (lp - orders[o, O_LIMIT]) > 0):
                         break
                     cap = lq - cons[sidx, it]
                     if cap <= 0:
