@@ -24,9 +24,11 @@ How a run works (units: prices in quote currency, quantities in base units, time
    (and a triggered stop) walks the last valid sample at or before its arrival, touch outward:
    one taker fill per level, slippage = distance from the touch (no fixed bps), depth taken by
    an earlier order in the same sample is gone; what the visible depth cannot fill continues on
-   the next trades by the rules of 2. A limit order takes as its queue the size resting at its
-   price on its side at arrival; trades at the limit eat the queue first and only their rest
-   fills us (maker); a trade through the limit fills us regardless (cancellations ahead of us
+   the next trades by the rules of 2. A limit marketable at arrival walks up to its price the
+   same way and rests with the rest (nothing ahead). A limit order takes as its queue the size
+   resting at its price on its side at arrival; trades at the limit eat the queue first and
+   only their rest fills us (maker); a trade through the limit fills us regardless
+   (cancellations ahead of us
    are not modelled: conservative). Without a valid sample (before the first snapshot, after a
    gap) an order uses the rules of 2. Bars get a ``book_imbalance`` column (book.py, as of each
    bar's end) for ``entry.book_imbalance_min``.
