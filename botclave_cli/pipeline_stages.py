@@ -10,9 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import math
-import os
-import shutil
-from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -379,7 +376,7 @@ def validate_stage(ctx: Context) -> StageResult:
                                        executor=executor, progress=ctx.progress)
         result = validator.run("all", folds=cfg.validate_.folds, runs=cfg.validate_.mc_runs)
     run_id, folder = base_backtest(validator, params, cfg.reports_dir)
-    write_validation(result, folder / VALIDATION_DIR)
+    result.write(folder / VALIDATION_DIR)  # replaces the folder as a whole
     base = read_results(folder)
     if ctx.run_id is None:
         ctx.run_id = run_id
@@ -409,23 +406,6 @@ def _strategy_params(ctx: Context) -> Any:
     params = (load_model(cfg.strategy_config, StrategyParams) if cfg.strategy_config.exists()
               else StrategyParams())
     return params_with_overrides(params, cfg.backtest.set) if cfg.backtest.set else params
-
-
-def write_validation(result: Any, target: Path) -> Path:
-    """Replace ``target`` (a run's validation folder) as a whole: the tables go to a temporary
-    folder that takes the old one's place only when complete (as ``botclave validate`` does)."""
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        result.write(tmp)
-        if target.exists():
-            os.replace(target, old)
-        os.replace(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
-    return target
 
 
 #: the pipeline's order: each stage may read what the ones before it left in ``ctx.state``
