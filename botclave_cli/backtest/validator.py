@@ -142,7 +142,8 @@ class ValidationConfig(_Strict):
     bar: str = Field("1m", pattern=r"^[1-9][0-9]*(s|m|h|d)$", description="timeline bar")
     search: SearchConfig = Field(default_factory=SearchConfig)
     parameters: dict[str, list[Any] | ParamRange] = Field(
-        default_factory=lambda: dict(DEFAULT_PARAMETERS), description="dotted strategy keys "
+        default_factory=lambda: dict[str, list[Any] | ParamRange](DEFAULT_PARAMETERS),
+        description="dotted strategy keys "
         "-> values or {min, max, step}; an explicitly empty mapping is an error")
     holdout: HoldoutConfig = Field(default_factory=HoldoutConfig)
     walk_forward: WalkForwardConfig = Field(default_factory=WalkForwardConfig)
@@ -165,7 +166,7 @@ class ParameterSpace:
 
 def build_space(
     cfg: ValidationConfig, source: str = VALIDATION_CONFIG,
-    check: Callable[[dict[str, Any]], None] | None = None,
+    check: Callable[[dict[str, Any]], object] | None = None,
 ) -> ParameterSpace:
     """Expand ``parameters`` into the sets to evaluate; ``check`` validates one set against the
     strategy schema (raising ConfigError) and is called for every set."""
@@ -203,7 +204,7 @@ class EvaluationResult:
 
     returns: np.ndarray
     trade_returns: np.ndarray
-    metrics: dict[str, float]
+    metrics: dict[str, float | None]  # None where a figure is undefined (no trades, no losses)
 
 
 class Evaluator(Protocol):
@@ -242,7 +243,7 @@ class Outcome:
     """What a worker sends back: metrics and the per-bar Sharpe moments always, the series only
     when asked for (shipping hundreds of full series back costs more than computing them)."""
 
-    metrics: dict[str, float]
+    metrics: dict[str, float | None]
     n_bars: int
     sr_per_bar: float
     skew: float

@@ -369,7 +369,7 @@ class DOMBuilder:
             known = stream.ts[stream.ts >= 0]
             if known.size:
                 n_samples = int((known.max() - known.min()) // sample_interval_us) + 2
-        smp = {
+        smp: dict[str, np.ndarray] = {
             "ts": np.zeros(n_samples, np.int64), "valid": np.zeros(n_samples, np.int8),
             "msg": np.zeros(n_samples, np.int64),
             **{k: np.zeros((n_samples, max(sample_depth, 1)), np.int64)

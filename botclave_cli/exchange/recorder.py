@@ -221,7 +221,7 @@ class Recorder:
         self.result.next_seq = self._seq
         return self.result
 
-    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> list[int]:
+    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> list[signal.Signals]:
         handled = []
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:

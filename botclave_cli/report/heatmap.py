@@ -17,6 +17,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
 from botclave_cli.data import atomic
+from botclave_cli.data.scalars import as_float
 from botclave_cli.report.charts import (
     BUY_COLOR,
     SELL_COLOR,
@@ -68,7 +69,8 @@ def depth_heatmap(samples: pl.DataFrame, trades: pl.DataFrame | None = None, *,
     if trades is not None and trades.height:
         lo_t, hi_t = int(times[0]), int(times[-1])
         tr = trades.filter(pl.col("ts").dt.epoch("us").is_between(lo_t, hi_t)).tail(max_bubbles)
-        scale = 200.0 / max(float(tr["qty"].max() or 1.0), 1e-12) if tr.height else 1.0
+        scale = 200.0 / max(as_float(tr["qty"].max(), "heatmap: largest trade") or 1.0, 1e-12) \
+            if tr.height else 1.0
         for side, color in (("buy", BUY_COLOR), ("sell", SELL_COLOR)):
             part = tr.filter(pl.col("side") == side)
             plotted[side] = part.height

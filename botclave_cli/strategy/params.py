@@ -45,7 +45,7 @@ class EntryParams(_Strict):
     """Which setups open positions, and the filters every entry must pass."""
 
     setups: list[Literal["bos", "bos_ob_retest", "absorption"]] = Field(
-        default_factory=lambda: ["bos"],
+        default_factory=lambda: list[Literal["bos", "bos_ob_retest", "absorption"]](["bos"]),
         description="bos: enter on the bar that breaks structure (BOS or CHoCH); bos_ob_retest: a "
                     "limit order at the order block's proximal edge after the break; absorption: "
                     "fade an absorption event on the side that absorbed")
