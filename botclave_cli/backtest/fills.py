@@ -87,6 +87,18 @@ def _equity(cash, slots_i, lot, px):
 
 
 @numba.njit(cache=True)
+def _mark(marks_eq, marks_cash, marks_pos, n_mark, cash, slots_i, lot, px):
+    """Record equity mark ``n_mark``: equity valued at ``px``, cash, net position in lots."""
+    marks_eq[n_mark] = _equity(cash, slots_i, lot, px)
+    marks_cash[n_mark] = cash
+    pos = 0
+    for s in range(MAX_SLOTS):
+        if slots_i[s, S_ACTIVE] == 1:
+            pos += slots_i[s, S_SIDE] * slots_i[s, S_QTY]
+    marks_pos[n_mark] = pos
+
+
+@numba.njit(cache=True)
 def _new_order(orders, n_orders, active, n_active, sig, slot, side, otype, purpose, limit, qty,
                created, arrival, expiry):
     if n_orders >= orders.shape[0]:
@@ -230,13 +242,7 @@ def run_kernel(t_ts, t_px, t_qty, s_dec, s_arr, s_action, s_otype, s_limit, s_st
             fi += 1
         # equity marks on the interval grid, valued at the price before this trade
         while n_mark < n_marks and next_mark <= ts:
-            marks_eq[n_mark] = _equity(cash, slots_i, lot, last_px * tick)
-            marks_cash[n_mark] = cash
-            pos = 0
-            for s in range(MAX_SLOTS):
-                if slots_i[s, S_ACTIVE] == 1:
-                    pos += slots_i[s, S_SIDE] * slots_i[s, S_QTY]
-            marks_pos[n_mark] = pos
+            _mark(marks_eq, marks_cash, marks_pos, n_mark, cash, slots_i, lot, last_px * tick)
             n_mark += 1
             next_mark += interval
         today = ts // DAY_US
@@ -629,13 +635,7 @@ def run_kernel(t_ts, t_px, t_qty, s_dec, s_arr, s_action, s_otype, s_limit, s_st
                     break
     # signals after the last trade are never seen by the exchange
     while status == OK and n_mark < n_marks:
-        marks_eq[n_mark] = _equity(cash, slots_i, lot, last_px * tick)
-        marks_cash[n_mark] = cash
-        pos = 0
-        for s in range(MAX_SLOTS):
-            if slots_i[s, S_ACTIVE] == 1:
-                pos += slots_i[s, S_SIDE] * slots_i[s, S_QTY]
-        marks_pos[n_mark] = pos
+        _mark(marks_eq, marks_cash, marks_pos, n_mark, cash, slots_i, lot, last_px * tick)
         n_mark += 1
     return (status, orders, n_orders, fills_i, fills_f, n_fills, trades_i, trades_f, n_trades,
             marks_eq, marks_cash, marks_pos, n_mark, slots_i, slots_f, cash)
