@@ -47,7 +47,7 @@ def _bench_capture() -> list[Result]:
         return [Result(AREA, "rebuild USD-M capture", 0.0, "level updates/s",
                        note="skipped: ../shared/data/binance-ws absent")]
     from botclave_cli.data.importers.capture import read_capture
-    from botclave_cli.engine.dom_builder import BookStream
+    from botclave_cli.engine.book_stream import BookStream
 
     cap = read_capture([USDM])
     stream = BookStream.from_frames(cap.book_snapshot, cap.book_diff)
@@ -58,8 +58,9 @@ def _bench_capture() -> list[Result]:
 
 def _bench_synth() -> list[Result]:
     from botclave_cli.data.synth import SynthConfig, generate
+    from botclave_cli.engine.book_stream import BookStream
     from botclave_cli.engine.depth import DepthAnalyzer, DepthParams
-    from botclave_cli.engine.dom_builder import BookStream, DOMBuilder
+    from botclave_cli.engine.dom_builder import DOMBuilder
 
     market = generate(SynthConfig())
     stream = BookStream.from_frames(market.book_snapshot, market.book_diff)

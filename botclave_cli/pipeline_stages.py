@@ -292,7 +292,8 @@ def depth_stage(ctx: Context) -> StageResult:
     if not ctx.store.exists(book_ref):
         return _result("depth", "skipped", f"no book data ({book_ref.relpath()}); record or "
                        "import a capture to get the depth analytics")
-    from botclave_cli.engine.depth import DepthParams, analyze_book, load_book, write_depth
+    from botclave_cli.engine.depth import DepthParams, analyze_book
+    from botclave_cli.engine.depth_store import load_book, write_depth
     from botclave_cli.report.heatmap import depth_heatmap
 
     params = DepthParams(interval_us=_duration_us(cfg.depth.interval))
@@ -352,14 +353,11 @@ def validate_stage(ctx: Context) -> StageResult:
         return _result("validate", "skipped", "disabled in the pipeline config")
     import numpy as np
 
+    from botclave_cli.backtest.backtest_evaluator import backtest_validator, base_backtest
     from botclave_cli.backtest.executor import make_executor
     from botclave_cli.backtest.montecarlo import reshuffled_paths
     from botclave_cli.backtest.results import read_results
-    from botclave_cli.backtest.validator import (
-        ValidationConfig,
-        backtest_validator,
-        base_backtest,
-    )
+    from botclave_cli.backtest.validation_config import ValidationConfig
     from botclave_cli.config import load_exchange_config, load_model
     from botclave_cli.report.sources import VALIDATION_DIR, add_backtest, add_validation
 

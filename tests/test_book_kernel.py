@@ -7,7 +7,9 @@ import polars as pl
 import pytest
 
 from botclave_cli.engine import book_kernel as K
-from botclave_cli.engine.dom_builder import BookStream, DOMBuilder, infer_step, to_grid
+from botclave_cli.engine.book_stream import BookStream
+from botclave_cli.engine.dom_builder import DOMBuilder
+from botclave_cli.engine.tick_grid import infer_step, to_grid
 from botclave_cli.errors import DataError
 
 

@@ -7,7 +7,8 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from botclave_cli.engine.depth import DepthAnalyzer, DepthParams, DepthSnapshot, ofi_events
+from botclave_cli.engine.depth import DepthAnalyzer, DepthParams
+from botclave_cli.engine.depth_series import DepthSnapshot, ofi_events
 from botclave_cli.engine.dom_builder import DOMBuilder
 from tests.test_book_kernel import SNAP, stream
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from botclave_cli.data.store import DatasetRef, Store
-from botclave_cli.engine.dom_builder import replay_capture
+from botclave_cli.engine.replay_report import replay_capture
 from botclave_cli.exchange.recorder import RecordConfig, Recorder, ccxt_snapshot_fetcher
 from tests.conftest import PROJECT_ROOT, shared_file
 from tests.emulator.binance_ws import BinanceWsEmulator

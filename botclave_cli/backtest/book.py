@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from botclave_cli.engine.dom_builder import BookStream, DOMBuilder
+from botclave_cli.engine.book_stream import BookStream
+from botclave_cli.engine.dom_builder import DOMBuilder
 from botclave_cli.errors import DataError, UsageError
 
 BookInput = Mapping[str, pl.DataFrame | None] | tuple

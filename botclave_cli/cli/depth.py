@@ -85,7 +85,8 @@ def depth(
     if ctx.invoked_subcommand is not None:
         return
     with run(json_, quiet) as out:
-        from botclave_cli.engine.depth import DepthParams, analyze_book, load_book, write_depth
+        from botclave_cli.engine.depth import DepthParams, analyze_book
+        from botclave_cli.engine.depth_store import load_book, write_depth
 
         if symbol is None:
             raise UsageError("--symbol is required (or use: botclave depth replay FILE...)")
@@ -145,7 +146,7 @@ def replay(
     when a gap or a mismatch is found. Example: botclave depth replay usdm_btcusdt_20240808.gz
     """
     with run(json_, quiet) as out:
-        from botclave_cli.engine.dom_builder import replay_capture, replay_dataset
+        from botclave_cli.engine.replay_report import replay_capture, replay_dataset
 
         if market is not None:
             check_market(market)

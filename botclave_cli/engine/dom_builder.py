@@ -1,159 +1,31 @@
 """DOM builder: the exact L2 book from REST snapshots and depth diffs, replayed or live.
 
-``BookStream`` turns the store's long-form ``book_snapshot`` and ``book_diff`` frames into the
-flat integer arrays of ``book_kernel`` (prices in ticks, quantities in lots, converted once);
-``DOMBuilder`` runs the kernel over a whole stream (``replay``) or message by message (``on_diff``
-/ ``on_snapshot``, for the recorder). A break in the update-id chain, a crossed book or a stale
-snapshot marks the book invalid and calls ``on_resync(reason, seq)``; the builder never serves an
-invalid book as valid (``DOMState.valid``), and samples taken while invalid are dropped.
+``DOMBuilder`` runs ``book_kernel`` over a whole ``BookStream`` (``replay``) or message by
+message (``on_diff`` / ``on_snapshot``, for the recorder). A break in the update-id chain, a
+crossed book or a stale snapshot marks the book invalid and calls ``on_resync(reason, seq)``;
+the builder never serves an invalid book as valid (``DOMState.valid``), and samples taken while
+invalid are dropped.
 
-Units: prices and quantities are floats at the edges (``DOMState``, frames), integer ticks and
-lots inside; times are microseconds since epoch (UTC).
+Units: prices and quantities are floats at the edges (``DOMState``, live messages), integer
+ticks and lots inside; times are microseconds since epoch (UTC).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
-import polars as pl
 
-from botclave_cli.data.schemas import TS
 from botclave_cli.engine import book_kernel as K
-from botclave_cli.errors import DataError, UsageError
+from botclave_cli.engine.book_replay import REASONS, Replay
+from botclave_cli.engine.book_stream import BookStream
+from botclave_cli.engine.tick_grid import from_grid, to_grid
+from botclave_cli.errors import UsageError
 
 FUTURES_MARKETS = ("usdm", "coinm")
-REASONS = {K.ST_GAP: "gap", K.ST_STALE: "stale snapshot", K.ST_CROSSED: "crossed book"}
 
 ResyncCallback = Callable[[str, int], None]
-
-
-def infer_step(values: np.ndarray, max_decimals: int = 10) -> float:
-    """Coarsest decimal step (1, 0.1, ...) on which every value lies: a grid, not the true tick."""
-    values = values[np.isfinite(values)]
-    for d in range(max_decimals + 1):
-        x = values * 10.0**d
-        if np.all(np.abs(x - np.rint(x)) <= 1e-6 + 1e-14 * np.abs(x)):
-            return 10.0**-d
-    raise DataError(f"values need more than {max_decimals} decimals; give the tick/lot size")
-
-
-def to_grid(values: np.ndarray, step: float, what: str) -> np.ndarray:
-    """Floats -> integer multiples of ``step``; DataError if a value is off the grid."""
-    x = values / step
-    r = np.rint(x)
-    off = np.abs(x - r) > 1e-6 + 1e-14 * np.abs(x)
-    if off.any():
-        raise DataError(f"{what} {float(values[np.argmax(off)])!r} is not a multiple of {step!r}")
-    return r.astype(np.int64)
-
-
-def from_grid(values: np.ndarray, step: float) -> np.ndarray:
-    """Integer multiples of a decimal ``step`` -> the floats their decimal text parses to
-    (4200470 x 0.01 -> 42004.7, not 42004.700000000004), so prices compare and join exactly."""
-    digits = max(0, int(np.ceil(-np.log10(step) - 1e-9)))
-    return np.round(values * step, digits)
-
-
-def _ts_us(series: pl.Series) -> np.ndarray:
-    return series.cast(TS).dt.epoch("us").fill_null(-1).to_numpy().astype(np.int64)
-
-
-@dataclass
-class BookStream:
-    """Snapshots and diffs as kernel arrays, one message per capture ``seq``, in ``seq`` order."""
-
-    kind: np.ndarray
-    U: np.ndarray
-    u: np.ndarray
-    pu: np.ndarray
-    ts: np.ndarray
-    seq: np.ndarray
-    lv_start: np.ndarray
-    lv_end: np.ndarray
-    lv_side: np.ndarray
-    lv_px: np.ndarray
-    lv_qty: np.ndarray
-    tick_size: float
-    lot_size: float
-
-    @property
-    def n_messages(self) -> int:
-        return int(self.kind.shape[0])
-
-    @property
-    def n_levels(self) -> int:
-        return int(self.lv_side.shape[0])
-
-    @classmethod
-    def from_frames(
-        cls,
-        book_snapshot: pl.DataFrame | None,
-        book_diff: pl.DataFrame | None,
-        tick_size: float | None = None,
-        lot_size: float | None = None,
-    ) -> BookStream:
-        """Build from store-schema frames (long form); tick/lot: decimal grids if None."""
-        parts = []
-        if book_snapshot is not None and book_snapshot.height:
-            parts.append(book_snapshot.select(
-                "seq", pl.lit(K.SNAPSHOT, pl.Int8).alias("kind"),
-                pl.col("last_update_id").alias("U"), pl.col("last_update_id").alias("u"),
-                pl.lit(None, pl.Int64).alias("pu"), pl.col("ts").cast(TS), "side", "price", "qty"))
-        if book_diff is not None and book_diff.height:
-            parts.append(book_diff.select(
-                "seq", pl.lit(K.DIFF, pl.Int8).alias("kind"),
-                pl.col("first_update_id").alias("U"), pl.col("last_update_id").alias("u"),
-                pl.col("prev_update_id").alias("pu"), pl.col("ts").cast(TS), "side", "price",
-                "qty"))
-        if not parts:
-            raise DataError("no book snapshot or diff rows to replay")
-        rows = pl.concat(parts).sort("seq", maintain_order=True)
-        if rows["U"].null_count() or rows["u"].null_count():
-            raise DataError("book rows without update ids (last_update_id) cannot be sequenced")
-        seq = rows["seq"].to_numpy()
-        n = seq.shape[0]
-        cut = np.flatnonzero(np.diff(seq)) + 1
-        starts = np.concatenate([[0], cut]).astype(np.int64)
-        ends = np.concatenate([cut, [n]]).astype(np.int64)
-        price = rows["price"].fill_null(0.0).to_numpy()
-        qty = rows["qty"].fill_null(0.0).to_numpy()
-        side = rows["side"]
-        if tick_size is None:
-            tick_size = infer_step(price[side.is_not_null().to_numpy()])
-        if lot_size is None:
-            lot_size = infer_step(qty[side.is_not_null().to_numpy()])
-        side_code = (side.replace_strict({"bid": 0, "ask": 1}, default=None, return_dtype=pl.Int8)
-                     .fill_null(-1).to_numpy())
-        bad = side.is_not_null().to_numpy() & (side_code < 0)
-        if bad.any():
-            raise DataError(f"book side {side[int(np.argmax(bad))]!r}: expected bid or ask")
-        return cls(
-            kind=rows["kind"].to_numpy()[starts].astype(np.int8),
-            U=rows["U"].to_numpy()[starts].astype(np.int64),
-            u=rows["u"].to_numpy()[starts].astype(np.int64),
-            pu=rows["pu"].fill_null(-1).to_numpy()[starts].astype(np.int64),
-            ts=_ts_us(rows["ts"])[starts],
-            seq=seq[starts].astype(np.int64),
-            lv_start=starts, lv_end=ends, lv_side=side_code.astype(np.int8),
-            lv_px=to_grid(price, tick_size, "price"), lv_qty=to_grid(qty, lot_size, "quantity"),
-            tick_size=float(tick_size), lot_size=float(lot_size),
-        )
-
-    def without_message(self, index: int) -> BookStream:
-        """A copy with one message removed (to test gap detection)."""
-        keep = np.ones(self.n_messages, bool)
-        keep[index] = False
-        lv_keep = np.ones(self.n_levels, bool)
-        lv_keep[self.lv_start[index]:self.lv_end[index]] = False
-        width = self.lv_end[index] - self.lv_start[index]
-        shift = np.where(np.arange(self.n_messages) > index, width, 0)
-        return BookStream(
-            self.kind[keep], self.U[keep], self.u[keep], self.pu[keep], self.ts[keep],
-            self.seq[keep], (self.lv_start - shift)[keep], (self.lv_end - shift)[keep],
-            self.lv_side[lv_keep], self.lv_px[lv_keep], self.lv_qty[lv_keep], self.tick_size,
-            self.lot_size)
 
 
 @dataclass
@@ -175,157 +47,6 @@ class DOMState:
     @property
     def best_ask(self) -> float | None:
         return float(self.ask_price[0]) if self.ask_price.size else None
-
-
-@dataclass(frozen=True)
-class LiquidityLevel:
-    """A wall: resting size >= k x the typical level size that persisted (see DepthAnalyzer.walls).
-
-    Times in us; ``ended`` is ``traded_through``, ``pulled`` or ``open`` (still there at the end).
-    """
-
-    side: str
-    price: float
-    first_seen_us: int
-    last_seen_us: int
-    peak_qty: float
-    typical_qty: float
-    ended: str
-
-    @property
-    def duration_us(self) -> int:
-        return self.last_seen_us - self.first_seen_us
-
-
-@dataclass
-class Replay:
-    """What a replay did, per message and overall (counts), plus its samples (ticks/lots)."""
-
-    stream: BookStream
-    status: np.ndarray  # per message, book_kernel.ST_* (final label)
-    event: np.ndarray  # per message: ST_GAP / ST_STALE / ST_CROSSED where the book broke, else -1
-    segment: np.ndarray  # per message: sync segment after it (-1 when not applied)
-    top: np.ndarray  # (n_messages, 4): best bid px, qty, best ask px, qty after the message
-    meta: np.ndarray
-    samples: dict[str, np.ndarray] = field(default_factory=dict)
-    sample_interval_us: int = 0
-
-    @property
-    def counts(self) -> dict[str, int]:
-        m = self.meta
-        return {
-            "messages": self.stream.n_messages,
-            "snapshots": int((self.stream.kind == K.SNAPSHOT).sum()),
-            "diffs": int((self.stream.kind == K.DIFF).sum()),
-            "diffs_applied": int(m[K.DIFFS_APPLIED]),
-            "level_updates_applied": int(m[K.LEVELS_APPLIED]),
-            "gaps": int(m[K.GAPS]),
-            "crossed": int(m[K.CROSSED]),
-            "stale_snapshots": int(m[K.STALE]),
-            "resyncs_requested": int(m[K.RESYNCS]),
-            "syncs": int(m[K.SYNCS]),
-            "valid_at_end": bool(m[K.STATUS] != K.WAIT_SNAPSHOT),
-        }
-
-    def invalidations(self) -> list[tuple[str, int]]:
-        """(reason, seq) of each point where the book became invalid, in stream order."""
-        idx = np.flatnonzero(self.event >= 0)
-        return [(REASONS[int(self.event[i])], int(self.stream.seq[i])) for i in idx]
-
-    def events(self) -> pl.DataFrame:
-        """Top of book after every applied message (for OFI): seq, ts, segment, best bid/ask."""
-        ok = np.isin(self.status, [K.ST_APPLIED, K.ST_SNAPSHOT])
-        s = self.stream
-        ts = s.ts[ok]
-        return pl.DataFrame({
-            "seq": s.seq[ok], "ts_us": ts, "segment": self.segment[ok],
-            "bid_price": from_grid(self.top[ok, 0], s.tick_size),
-            "bid_qty": from_grid(self.top[ok, 1], s.lot_size),
-            "ask_price": from_grid(self.top[ok, 2], s.tick_size),
-            "ask_qty": from_grid(self.top[ok, 3], s.lot_size),
-        }).with_columns(
-            pl.when(pl.col("ts_us") >= 0).then(pl.col("ts_us")).forward_fill().cast(TS).alias("ts")
-        ).drop("ts_us")
-
-    def samples_frame(self) -> pl.DataFrame:
-        """Valid samples as ``book_snapshot`` rows (long form; ``seq`` = the sample time in us).
-
-        Rows come out in the kind's order (ts, side "ask" before "bid", level) without a sort.
-        """
-        smp = self.samples
-        if not smp:
-            raise UsageError("this replay took no samples (sample_interval_us = 0)")
-        s = self.stream
-        keep = smp["valid"].astype(bool)
-        n, depth = int(keep.sum()), smp["bid_px"].shape[1]
-        # (sample, side, level) with side 0 = ask, 1 = bid
-        px = np.stack([smp["ask_px"][keep], smp["bid_px"][keep]], axis=1).ravel()
-        qty = np.stack([smp["ask_qty"][keep], smp["bid_qty"][keep]], axis=1).ravel()
-        ts = np.repeat(smp["ts"][keep], 2 * depth)
-        msg = np.repeat(smp["msg"][keep], 2 * depth)
-        side = np.tile(np.repeat(np.arange(2, dtype=np.uint32), depth), n)
-        level = np.tile(np.arange(depth, dtype=np.int32), 2 * n)
-        ok = qty > 0
-        last_u = np.where(msg[ok] >= 0, s.u[np.maximum(msg[ok], 0)], -1)
-        return pl.DataFrame({
-            "ts": ts[ok], "ts_local": np.zeros(int(ok.sum()), np.int64), "seq": ts[ok],
-            "last_update_id": last_u,
-            "side": pl.Series(["ask", "bid"]).gather(pl.Series(side[ok])),
-            "level": level[ok], "price": from_grid(px[ok], s.tick_size),
-            "qty": from_grid(qty[ok], s.lot_size),
-        }).with_columns(pl.col("ts").cast(TS), pl.lit(None, TS).alias("ts_local"))
-
-    def check_quotes(self, quotes: pl.DataFrame) -> QuoteCheck:
-        """Compare bookTickers with the rebuilt book where they can be checked (README rule)."""
-        return check_quotes(self, quotes)
-
-
-@dataclass
-class QuoteCheck:
-    total: int
-    checkable: int
-    matched: int
-    mismatches: list[dict] = field(default_factory=list)
-
-    @property
-    def share(self) -> float | None:
-        return self.matched / self.checkable if self.checkable else None
-
-
-def check_quotes(replay: Replay, quotes: pl.DataFrame) -> QuoteCheck:
-    """A ticker with update id t is checkable when an applied diff has ``u <= t`` and the next
-    diff of the same synced stretch has ``U > t``; the book after that diff must show exactly
-    the ticker's best bid/ask prices and sizes. Other tickers are unchecked."""
-    s = replay.stream
-    ok = (replay.status == K.ST_APPLIED)
-    idx = np.flatnonzero(ok)
-    order = np.lexsort((s.u[idx], replay.segment[idx]))
-    idx = idx[order]
-    u_state = s.u[idx]
-    seg = replay.segment[idx]
-    next_U = np.full(idx.shape, np.iinfo(np.int64).min, np.int64)
-    same = seg[1:] == seg[:-1]
-    next_U[:-1] = np.where(same, s.U[idx[1:]], np.iinfo(np.int64).min)
-    q = quotes.filter(pl.col("update_id").is_not_null())
-    t = q["update_id"].to_numpy().astype(np.int64)
-    pos = np.searchsorted(u_state, t, side="right") - 1
-    has = pos >= 0
-    pos_c = np.maximum(pos, 0)
-    checkable = has & (t < next_U[pos_c]) if idx.size else np.zeros(t.shape, bool)
-    want = np.column_stack([
-        to_grid(q["bid_price"].to_numpy(), s.tick_size, "bookTicker bid price"),
-        to_grid(q["bid_qty"].to_numpy(), s.lot_size, "bookTicker bid qty"),
-        to_grid(q["ask_price"].to_numpy(), s.tick_size, "bookTicker ask price"),
-        to_grid(q["ask_qty"].to_numpy(), s.lot_size, "bookTicker ask qty"),
-    ]) if q.height else np.zeros((0, 4), np.int64)
-    got = replay.top[idx[pos_c]] if idx.size else np.zeros((t.size, 4), np.int64)
-    match = checkable & np.all(want == got, axis=1)
-    bad = np.flatnonzero(checkable & ~match)[:5]
-    scale = np.array([s.tick_size, s.lot_size, s.tick_size, s.lot_size])
-    mismatches = [{"seq": int(q["seq"][i]), "update_id": int(t[i]),
-                   "ticker": (want[i] * scale).tolist(), "book": (got[i] * scale).tolist()}
-                  for i in bad]
-    return QuoteCheck(int(t.size), int(checkable.sum()), int(match.sum()), mismatches)
 
 
 class DOMBuilder:
@@ -491,67 +212,3 @@ class DOMBuilder:
             bid_price=from_grid(bpx, tick), bid_qty=from_grid(bq, lot),
             ask_price=from_grid(apx, tick), ask_qty=from_grid(aq, lot),
         )
-
-
-# replay reports ------------------------------------------------------------------------------
-@dataclass
-class ReplayReport:
-    """``botclave depth replay``: what replaying a capture or a stored dataset found."""
-
-    source: str
-    market: str
-    symbol: str
-    counts: dict
-    quotes: QuoteCheck
-    bad_lines: int = 0
-    invalidations: list[tuple[str, int]] = field(default_factory=list)
-
-    def as_dict(self) -> dict:
-        return {"source": self.source, "market": self.market, "symbol": self.symbol,
-                **self.counts, "tickers": self.quotes.total,
-                "tickers_checkable": self.quotes.checkable,
-                "tickers_matched": self.quotes.matched, "tickers_match_share": self.quotes.share,
-                "mismatches": self.quotes.mismatches, "bad_lines": self.bad_lines,
-                "invalidations": [{"reason": r, "seq": s} for r, s in self.invalidations]}
-
-
-def replay_frames(source: str, market: str, symbol: str, book_snapshot: pl.DataFrame | None,
-                  book_diff: pl.DataFrame | None, quotes: pl.DataFrame | None,
-                  tick_size: float | None = None, lot_size: float | None = None,
-                  bad_lines: int = 0) -> ReplayReport:
-    stream = BookStream.from_frames(book_snapshot, book_diff, tick_size, lot_size)
-    replay = DOMBuilder(market).replay(stream)
-    empty = pl.DataFrame(schema={"seq": pl.Int64, "update_id": pl.Int64, "bid_price": pl.Float64,
-                                 "bid_qty": pl.Float64, "ask_price": pl.Float64,
-                                 "ask_qty": pl.Float64})
-    check = replay.check_quotes(quotes if quotes is not None and quotes.height else empty)
-    return ReplayReport(source, market, symbol, replay.counts, check, bad_lines,
-                        replay.invalidations())
-
-
-def replay_capture(paths: Sequence, *, skip_bad: bool = False, market: str | None = None,
-                   tick_size: float | None = None, lot_size: float | None = None,
-                   progress=None) -> ReplayReport:
-    """Replay capture files (one stream, in the order given) and check the bookTickers."""
-    from botclave_cli.data.importers.capture import read_capture
-
-    cap = read_capture(paths, skip_bad=skip_bad, market=market, progress=progress)
-    return replay_frames(", ".join(str(p) for p in paths), cap.market, cap.symbol,
-                         cap.book_snapshot, cap.book_diff, cap.quotes, tick_size, lot_size,
-                         len(cap.bad_lines))
-
-
-def replay_dataset(store, exchange: str, market: str, symbol: str) -> ReplayReport:
-    """Replay a stored symbol's ``book_snapshot`` + ``book_diff`` (+ ``quotes``) in seq order."""
-    from botclave_cli.data.store import DatasetRef
-
-    frames = {}
-    for kind in ("book_snapshot", "book_diff", "quotes"):
-        ref = DatasetRef(exchange, market, symbol, kind)
-        frames[kind] = store.scan(ref).collect() if store.exists(ref) else None
-    if frames["book_diff"] is None:
-        where = store.path(DatasetRef(exchange, market, symbol, "book_diff"))
-        raise DataError(f"no book_diff dataset at {where}; record or import a capture first")
-    # the kernel works on the data's own decimal grid (exact); the manifest's tick is for analytics
-    return replay_frames(f"{exchange}/{market}/{symbol}", market, symbol, frames["book_snapshot"],
-                         frames["book_diff"], frames["quotes"])
