@@ -16,16 +16,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from benchmarks.run import Result
+from botclave_cli.backtest.evaluation import EvaluationResult, Timeline, evaluation_metrics
 from botclave_cli.backtest.executor import ProcessExecutor, SerialExecutor
 from botclave_cli.backtest.montecarlo import monte_carlo
-from botclave_cli.backtest.validator import (
-    EvaluationResult,
-    StrategyValidator,
-    Timeline,
-    ValidationConfig,
-    build_space,
-    evaluation_metrics,
-)
+from botclave_cli.backtest.param_space import build_space
+from botclave_cli.backtest.validation_config import ValidationConfig
+from botclave_cli.backtest.validator import StrategyValidator
 
 BAR_US = 60_000_000
 START_US = 1_704_067_200_000_000  # 2024-01-01

@@ -158,8 +158,9 @@ def test_config_check_knows_validation_yaml(tmp_path):
 def test_backtest_evaluator_never_sees_poisoned_oos_trades(tmp_path):
     """The real backtester through the library: trades from the first purged bar of the last
     fold on are replaced by another market; every fold's choice and in-sample figures stay."""
+    from botclave_cli.backtest.backtest_evaluator import backtest_validator, find_trades
     from botclave_cli.backtest.splits import walk_forward_folds
-    from botclave_cli.backtest.validator import ValidationConfig, backtest_validator, find_trades
+    from botclave_cli.backtest.validation_config import ValidationConfig
     from botclave_cli.config import ExchangeConfig
     from botclave_cli.strategy.params import StrategyParams
 

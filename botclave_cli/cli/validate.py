@@ -13,16 +13,14 @@ from typing import Annotated, Any
 
 import typer
 
-from botclave_cli.backtest.executor import make_executor
-from botclave_cli.backtest.validator import (
-    VALIDATION_CONFIG,
-    WHICH,
-    ValidationConfig,
-    ValidationResult,
+from botclave_cli.backtest.backtest_evaluator import (
     backtest_validator,
     base_backtest,
     find_trades,
 )
+from botclave_cli.backtest.executor import make_executor
+from botclave_cli.backtest.validation_config import VALIDATION_CONFIG, WHICH, ValidationConfig
+from botclave_cli.backtest.verdict import ValidationResult
 from botclave_cli.cli.common import (
     DEFAULT_DATA_DIR,
     ConfigOpt,
