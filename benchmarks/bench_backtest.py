@@ -5,7 +5,6 @@ backtesting.py on the same bars (the peer's own engine, same rule)."""
 from __future__ import annotations
 
 import time
-import warnings
 
 import numpy as np
 import polars as pl
@@ -55,34 +54,13 @@ def bars_frame(n: int, seed: int = 2) -> pl.DataFrame:
 
 
 def peer_seconds(bars: pl.DataFrame, fast: int, slow: int) -> float:
-    import pandas as pd
-    from backtesting import Strategy
-    from backtesting.lib import FractionalBacktest, crossover
+    """Wall time of backtesting.py's own run (building its frame and Backtest excluded)."""
+    from tests.peers.backtesting_py import run_sma_cross, sma_cross_backtest
 
-    def sma(values, n):
-        return pd.Series(values).rolling(n).mean()
-
-    class SmaCross(Strategy):
-        def init(self):
-            self.fast = self.I(sma, self.data.Close, fast)
-            self.slow = self.I(sma, self.data.Close, slow)
-
-        def next(self):
-            if crossover(self.fast, self.slow):
-                self.buy(size=0.5)
-            elif crossover(self.slow, self.fast):
-                self.position.close()
-
-    df = bars.select(pl.col("bar_start").dt.replace_time_zone(None).alias("time"),
-                     pl.col("open").alias("Open"), pl.col("high").alias("High"),
-                     pl.col("low").alias("Low"), pl.col("close").alias("Close"),
-                     pl.col("volume").alias("Volume")).to_pandas().set_index("time")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        started = time.perf_counter()
-        FractionalBacktest(df, SmaCross, cash=10_000, commission=0.001,
-                           fractional_unit=1e-8).run()
-        return time.perf_counter() - started
+    bt = sma_cross_backtest(bars)
+    started = time.perf_counter()
+    run_sma_cross(bt, fast, slow)
+    return time.perf_counter() - started
 
 
 def run() -> list[Result]:

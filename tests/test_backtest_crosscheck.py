@@ -8,10 +8,8 @@ open, 0.1 % commission per side, half the equity per entry in 1e-8 BTC units
 from __future__ import annotations
 
 import datetime as dt
-import warnings
 
 import numpy as np
-import pandas as pd
 import polars as pl
 import pytest
 
@@ -19,7 +17,8 @@ from botclave_cli.backtest.backtester import Backtester
 from botclave_cli.config import ExchangeConfig, FeeSchedule
 from botclave_cli.strategy.params import StrategyParams
 
-backtesting = pytest.importorskip("backtesting")
+peer = pytest.importorskip("tests.peers.backtesting_py", reason="backtesting.py (test extra) "
+                           "is not installed")
 
 
 def make_bars(seed: int, n: int) -> pl.DataFrame:
@@ -50,41 +49,11 @@ def ours(bars: pl.DataFrame, fast: int, slow: int):
     return Backtester(p, ex, tick_size=0.01, lot_size=1e-8).run(bars=bars, bars_only=True)
 
 
-def theirs(bars: pl.DataFrame, fast: int, slow: int):
-    from backtesting import Strategy
-    from backtesting.lib import FractionalBacktest, crossover
-
-    def sma(values, n):
-        return pd.Series(values).rolling(n).mean()
-
-    class SmaCross(Strategy):
-        def init(self):
-            self.fast = self.I(sma, self.data.Close, fast)
-            self.slow = self.I(sma, self.data.Close, slow)
-
-        def next(self):
-            if crossover(self.fast, self.slow):
-                self.buy(size=0.5)
-            elif crossover(self.slow, self.fast):
-                self.position.close()
-
-    df = bars.select(
-        pl.col("bar_start").dt.replace_time_zone(None).alias("time"),
-        pl.col("open").alias("Open"), pl.col("high").alias("High"), pl.col("low").alias("Low"),
-        pl.col("close").alias("Close"), pl.col("volume").alias("Volume"),
-    ).to_pandas().set_index("time")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        bt = FractionalBacktest(df, SmaCross, cash=10_000, commission=0.001,
-                                fractional_unit=1e-8)
-        return bt.run()
-
-
 @pytest.mark.parametrize("seed, fast, slow", [(1, 5, 20), (2, 10, 30), (3, 3, 12)])
 def test_same_trades_and_final_equity_as_backtesting_py(seed: int, fast: int, slow: int) -> None:
     bars = make_bars(seed, 1500)
     mine = ours(bars, fast, slow)
-    stats = theirs(bars, fast, slow)
+    stats = peer.run_sma_cross(peer.sma_cross_backtest(bars), fast, slow)
     ref = stats["_trades"]
     closed = ref[ref["ExitTime"].notna()] if "ExitTime" in ref else ref
     t = mine.trades
