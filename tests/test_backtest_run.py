@@ -24,11 +24,13 @@ from botclave_cli.strategy.params import StrategyParams, params_with_overrides
 START = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 
 
-def random_trades(seed: int = 3, n: int = 60_000, hours: float = 6) -> pl.DataFrame:
+def random_trades(seed: int = 3, n: int = 60_000, hours: float = 6,
+                  price_step: float = 1.5) -> pl.DataFrame:
+    """A random walk from 42,000 (normal steps of ``price_step``) from START, balanced sides."""
     rng = np.random.default_rng(seed)
     step = int(hours * 3600e6 / n)
     ts = int(START.timestamp() * 1e6) + np.cumsum(rng.integers(1, 2 * step, n))
-    price = np.round(42_000 + np.cumsum(rng.normal(0, 1.5, n)), 2)
+    price = np.round(42_000 + np.cumsum(rng.normal(0, price_step, n)), 2)
     return pl.DataFrame({
         "ts": pl.Series(ts).cast(pl.Datetime("us")).dt.replace_time_zone("UTC"),
         "price": price, "qty": np.round(rng.exponential(0.05, n), 5) + 1e-5,

@@ -6,40 +6,27 @@ import datetime as dt
 import json
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 import pytest
 import yaml
 from typer.testing import CliRunner
 
 from botclave_cli.cli.app import app
-from botclave_cli.data.manifest import Manifest
-from botclave_cli.data.store import DatasetRef, Store
+from botclave_cli.data.store import Store
+from tests.test_backtest_run import START, put_trades, random_trades
 
-START = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 NO_BOUNDS: dict = {"fail": {}, "warn": {}}
 
 
-def _trades(n: int = 8_000, hours: float = 6, seed: int = 3) -> pl.DataFrame:
-    rng = np.random.default_rng(seed)
-    step = int(hours * 3600e6 / n)
-    ts = int(START.timestamp() * 1e6) + np.cumsum(rng.integers(1, 2 * step, n))
-    price = np.round(42_000 + np.cumsum(rng.normal(0, 3.0, n)), 2)
-    return pl.DataFrame({
-        "ts": pl.Series(ts).cast(pl.Datetime("us")).dt.replace_time_zone("UTC"),
-        "price": price, "qty": np.round(rng.exponential(0.05, n), 5) + 1e-5,
-        "side": np.where(rng.random(n) < 0.5, "buy", "sell"),
-        "trade_id": np.arange(n, dtype=np.int64),
-    })
+def _trades(seed: int = 3) -> pl.DataFrame:
+    """8,000 trades over the 6 hours from START."""
+    return random_trades(seed, 8_000, 6, price_step=3.0)
 
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("store")
-    Store(root).write(DatasetRef("synth", "spot", "BTC/USDT", "trades"), _trades(),
-                      new_manifest=lambda: Manifest(
-                          kind="trades", exchange="synth", market="spot", symbol="BTC/USDT",
-                          source="synth", tick_size=0.01, lot_size=1e-5, tick_source="synth"))
+    put_trades(root, _trades())
     return root
 
 
@@ -170,16 +157,12 @@ def test_backtest_evaluator_never_sees_poisoned_oos_trades(tmp_path):
     clean = _trades()
     cut_bar = walk_forward_folds(360, 3, "rolling", 2, 2, 20, 10)[-1].train.end
     cut = pl.lit(START + dt.timedelta(minutes=cut_bar)).dt.cast_time_unit("us")
-    other = _trades(seed=99).filter(pl.col("ts") >= cut).with_columns(
-        pl.col("trade_id") + 1_000_000)
+    other = _trades(seed=99).filter(pl.col("ts") >= cut)
     poisoned = pl.concat([clean.filter(pl.col("ts") < cut), other])
     rows = []
     for name, frame in (("clean", clean), ("poisoned", poisoned)):
+        put_trades(tmp_path / name, frame)
         store = Store(tmp_path / name)
-        store.write(DatasetRef("synth", "spot", "BTC/USDT", "trades"), frame,
-                    new_manifest=lambda: Manifest(
-                        kind="trades", exchange="synth", market="spot", symbol="BTC/USDT",
-                        source="synth", tick_size=0.01, lot_size=1e-5, tick_source="synth"))
         v = backtest_validator(store, find_trades(store, "synth", "spot", "BTC/USDT"), START,
                                START + dt.timedelta(hours=6), params, ExchangeConfig(), cfg)
         rows.append(v.run("walk-forward").tables["walk_forward_folds"].to_dicts())
