@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -200,3 +201,36 @@ def test_a_failed_write_leaves_no_run_folder(tmp_path: Path, monkeypatch) -> Non
     with pytest.raises(OSError, match="disk full"):
         write_results(res, tmp_path)
     assert list((tmp_path / "runs").iterdir()) == []
+
+
+def test_a_rerun_keeps_what_other_commands_wrote_into_the_run_folder(tmp_path: Path,
+                                                                      monkeypatch) -> None:
+    res = run(trades=random_trades(n=5_000))
+    rid, folder = write_results(res, tmp_path)
+    (folder / "validation").mkdir()
+    (folder / "validation" / "validation.json").write_text('{"verdict": "pass"}\n')
+    (folder / "notes.txt").write_text("mine\n")
+    (folder / ".validation.tmp-1").mkdir()  # a crashed writer's temporary folder
+    own = {n: (folder / n).read_bytes() for n in ["trades.parquet", "metrics.json"]}
+    assert write_results(res, tmp_path) == (rid, folder)
+    assert (folder / "validation" / "validation.json").read_text() == '{"verdict": "pass"}\n'
+    assert (folder / "notes.txt").read_text() == "mine\n"
+    assert not (folder / ".validation.tmp-1").exists()
+    assert {n: (folder / n).read_bytes() for n in own} == own
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [rid]
+    # the swap fails after the old folder moved aside: the old folder comes back whole
+    real_replace, calls = os.replace, []
+
+    def second_fails(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise OSError("rename failed")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", second_fails)
+    with pytest.raises(OSError, match="rename failed"):
+        write_results(res, tmp_path)
+    monkeypatch.undo()
+    assert (folder / "validation" / "validation.json").exists()
+    assert json.loads((folder / "manifest.json").read_text())["status"] == "complete"
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [rid]

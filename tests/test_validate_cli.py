@@ -170,3 +170,26 @@ def test_backtest_evaluator_never_sees_poisoned_oos_trades(tmp_path):
         assert a["params"] == b["params"] and a["is_sharpe"] == b["is_sharpe"]
         assert a["is_trades"] == b["is_trades"]
     assert rows[0][-1]["oos_total_return"] != rows[1][-1]["oos_total_return"]
+
+
+def test_rerunning_the_backtest_keeps_the_validation_of_its_run(tmp_path, data_dir):
+    """backtest, validate, backtest again with the same run id: validation/ is still there,
+    byte for byte, and the backtest's own files are the same bytes as the first run's."""
+    strategy, _ = _configs(tmp_path)
+    args = ["backtest", "--config", str(strategy), "--exchange", "synth", "--from",
+            "2024-01-01T00:00", "--to", "2024-01-01T06:00", "--data-dir", str(data_dir),
+            "--out-dir", str(tmp_path / "reports"), "--json"]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    rid = json.loads(first.stdout)["run_id"]
+    run_folder = tmp_path / "reports" / "runs" / rid
+    results = {p.name: p.read_bytes() for p in run_folder.glob("*.parquet")}
+    val = _validate(tmp_path, data_dir, "pbo", "--jobs", "1", "--json")
+    assert val.exit_code == 0, val.output
+    assert json.loads(val.stdout)["folder"] == str(run_folder / "validation")
+    validation = {p.name: p.read_bytes() for p in (run_folder / "validation").iterdir()}
+    assert "validation.json" in validation
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0 and json.loads(again.stdout)["run_id"] == rid
+    assert {p.name: p.read_bytes() for p in (run_folder / "validation").iterdir()} == validation
+    assert {p.name: p.read_bytes() for p in run_folder.glob("*.parquet")} == results

@@ -5,6 +5,8 @@ same strategy parameters, fees, grid and data (range and row count) with the sam
 same id, and the same files byte for byte; only ``manifest.json``'s ``created_at`` differs.
 A run is written into a temporary folder beside the final one and renamed at the end, so a
 folder named by a run id is always complete (``manifest.json`` says ``"status": "complete"``).
+A rerun of the same id replaces the backtest's own files and keeps what other commands put in
+the folder (``validation/`` from ``botclave validate``): it describes the same run, byte for byte.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import botclave_cli
 from botclave_cli.backtest.backtester import BacktestResult
 
 RESULT_FILES = ("signals", "orders", "fills", "trades", "equity")
+OWN_FILES = frozenset({*(f"{n}.parquet" for n in RESULT_FILES), "metrics.json", "manifest.json"})
 
 
 def _canonical(data: Any) -> bytes:
@@ -79,8 +82,10 @@ def write_results(result: BacktestResult, out_dir: Path, *, extra: dict[str, Any
     runs = Path(out_dir) / "runs"
     final = runs / rid
     tmp = runs / f".tmp-{rid}-{os.getpid()}"
+    old = runs / f".old-{rid}-{os.getpid()}"
     runs.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(tmp, ignore_errors=True)
+    for stale in (tmp, old):
+        shutil.rmtree(stale, ignore_errors=True)
     tmp.mkdir()
     try:
         files = {}
@@ -103,12 +108,29 @@ def write_results(result: BacktestResult, out_dir: Path, *, extra: dict[str, Any
         (tmp / "manifest.json").write_text(json.dumps(manifest, sort_keys=True, indent=2) + "\n",
                                            encoding="utf-8")
         if final.exists():
-            shutil.rmtree(final)
+            keep_others(final, tmp)
+            os.replace(final, old)
         os.replace(tmp, final)
     except BaseException:
+        if old.exists() and not final.exists():
+            os.replace(old, final)  # the previous run stays as it was
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    shutil.rmtree(old, ignore_errors=True)
     return rid, final
+
+
+def keep_others(previous: Path, new: Path) -> None:
+    """Copy into ``new`` what ``previous`` holds besides the backtest's own files (e.g. the
+    ``validation/`` that ``botclave validate`` wrote); hidden entries are another writer's
+    temporary files and stay behind. Copies, so ``previous`` stays whole until the swap."""
+    for entry in sorted(previous.iterdir()):
+        if entry.name in OWN_FILES or entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            shutil.copytree(entry, new / entry.name)
+        else:
+            shutil.copy2(entry, new / entry.name)
 
 
 def read_results(folder: Path) -> dict[str, Any]:
