@@ -1,6 +1,7 @@
 """The ``botclave`` command: root options and the command groups.
 
 Each command group lives in its own module of this package and exposes ``register(app)``.
+Building the app imports no polars, numpy or ccxt: ``--help`` answers fast (cli/defaults.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Annotated
 import typer
 
 from botclave_cli import __version__
+from botclave_cli.cli.defaults import default_data_dir
 from botclave_cli.logs import setup_logging
 
 #: command modules in help order; each defines ``register(app: typer.Typer)``
@@ -54,8 +56,6 @@ def root(
     ] = False,
 ) -> None:
     """Order-flow research toolkit."""
-    from botclave_cli.data.store import default_data_dir
-
     target = log_file if log_file is not None else default_data_dir() / "botclave.log"
     try:
         setup_logging(target, verbose)

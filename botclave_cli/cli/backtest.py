@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import polars as pl
 import typer
 
-from botclave_cli.backtest.backtester import Backtester, BacktestResult
-from botclave_cli.backtest.results import write_results
 from botclave_cli.cli.common import (
     DEFAULT_DATA_DIR,
     ConfigOpt,
@@ -22,11 +19,13 @@ from botclave_cli.cli.common import (
     parse_range,
     run,
 )
-from botclave_cli.config import load_exchange_config, load_model
-from botclave_cli.data.store import DatasetRef, Store, to_us
 from botclave_cli.errors import DataError
-from botclave_cli.strategy.bars import bars_from_ohlcv
-from botclave_cli.strategy.params import StrategyParams, params_with_overrides
+
+if TYPE_CHECKING:  # the library is imported in the command (cli/defaults.py says why)
+    import polars as pl
+
+    from botclave_cli.backtest.backtester import BacktestResult
+    from botclave_cli.data.store import DatasetRef, Store
 
 SHOWN = ("total_return", "annual_return", "sharpe", "sortino", "max_drawdown", "calmar",
          "trades", "win_rate", "profit_factor", "payoff_ratio", "expectancy", "avg_r",
@@ -38,6 +37,9 @@ def load_inputs(store: Store, exchange: str, market: str, symbol: str, start: An
                 ) -> tuple[pl.DataFrame | None, pl.DataFrame | None, pl.DataFrame | None,
                            DatasetRef]:
     """(trades, bars, funding, the dataset read) from the store; DataError when empty."""
+    from botclave_cli.data.store import DatasetRef
+    from botclave_cli.strategy.bars import bars_from_ohlcv
+
     span = f"[{start or 'start'}, {end or 'end'})"
     if bars_only:
         ref = DatasetRef(exchange, market, symbol, "ohlcv").with_level("timeframe", timeframe)
@@ -67,6 +69,7 @@ def load_book_inputs(store: Store, exchange: str, market: str, symbol: str, star
                      end: Any, kind: str | None) -> dict[str, pl.DataFrame] | None:
     """``book_snapshot`` + ``book_diff`` for the window (from the last snapshot at or before
     the start, engine.depth_store.load_book), or None when the store has no book for the symbol."""
+    from botclave_cli.data.store import DatasetRef, to_us
     from botclave_cli.engine.depth_store import load_book
 
     refs = [DatasetRef(exchange, market, symbol, k) for k in ("book_snapshot", "book_diff")]
@@ -124,6 +127,12 @@ def backtest(
     Example: botclave backtest --exchange synth --no-book --set entry.order_type=limit
     """
     with run(json_, quiet) as out:
+        from botclave_cli.backtest.backtester import Backtester
+        from botclave_cli.backtest.results import write_results
+        from botclave_cli.config import load_exchange_config, load_model
+        from botclave_cli.data.store import Store
+        from botclave_cli.strategy.params import StrategyParams, params_with_overrides
+
         check_market(market)
         lo, hi = parse_range(start, end)
         params = load_model(config, StrategyParams) if config else StrategyParams()

@@ -4,6 +4,9 @@ Commands never print directly: they build a result dict and hand it to ``Output.
 prints a rich table on a terminal, JSON with ``--json``, one summary line when stdout is not a
 terminal (cron), and nothing with ``--quiet``. ``run`` maps library exceptions to a one-line
 message on stderr and the exit code of ``botclave_cli.errors``; a traceback goes only to the log.
+
+Light on purpose: every command module imports this when the CLI is built (``--help``), so it
+imports nothing of the library that pulls polars, numpy or ccxt (see ``cli/defaults.py``).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from botclave_cli.data.store import DATA_DIR_ENV
+from botclave_cli.cli.defaults import DATA_DIR_ENV
 from botclave_cli.errors import BotclaveError, UsageError
 from botclave_cli.progress import NullProgress
 from botclave_cli.progress import Progress as ProgressProtocol

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import yaml
 
 from botclave_cli.cli.common import JsonOpt, QuietOpt, run
-from botclave_cli.config import CONFIG_DIR, CONFIG_MODELS, load_exchange_config, load_model
+from botclave_cli.cli.defaults import CONFIG_DIR
 from botclave_cli.errors import ConfigError
 from botclave_cli.secrets import credential_env_vars, env_credentials
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 config_app = typer.Typer(
     help=(
@@ -23,6 +25,19 @@ config_app = typer.Typer(
 DirOpt = Annotated[Path, typer.Option("--dir", help="Folder of config files.")]
 
 
+def config_models() -> dict[str, type[BaseModel]]:
+    """Every file ``config check`` knows, in this order: the library's (``config.CONFIG_MODELS``),
+    then the validation and pipeline configs (imported here, not when the CLI is built)."""
+    from botclave_cli.backtest.validation_config import VALIDATION_CONFIG, ValidationConfig
+    from botclave_cli.config import CONFIG_MODELS
+    from botclave_cli.pipeline import PIPELINE_CONFIG, PipelineConfig
+
+    models = dict(CONFIG_MODELS)
+    models.setdefault(VALIDATION_CONFIG, ValidationConfig)
+    models.setdefault(PIPELINE_CONFIG, PipelineConfig)
+    return models
+
+
 @config_app.command("check")
 def check(directory: DirOpt = CONFIG_DIR, json_: JsonOpt = False, quiet: QuietOpt = False) -> None:
     """Validate every known file in configs/ (one line per problem, exit 2 on any).
@@ -30,8 +45,10 @@ def check(directory: DirOpt = CONFIG_DIR, json_: JsonOpt = False, quiet: QuietOp
     Example: botclave config check --dir configs
     """
     with run(json_, quiet) as out:
+        from botclave_cli.config import load_model
+
         results, problems = [], []
-        for name, model in CONFIG_MODELS.items():
+        for name, model in config_models().items():
             path = directory / name
             if not path.exists():
                 results.append({"file": str(path), "status": "absent (defaults apply)"})
@@ -61,6 +78,10 @@ def show(
     Example: botclave config show --config configs/exchange_config.yaml --json
     """
     with run(json_, quiet) as out:
+        import yaml
+
+        from botclave_cli.config import load_exchange_config
+
         cfg = load_exchange_config(config)
         data = cfg.model_dump(mode="json")
         creds = env_credentials(cfg.exchange)

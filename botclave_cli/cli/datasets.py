@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from botclave_cli.cli.common import DEFAULT_DATA_DIR, DataDirOpt, JsonOpt, QuietOpt, run
-from botclave_cli.data.store import DatasetRef, Store, from_us
-from botclave_cli.data.verify import verify_dataset
 from botclave_cli.errors import DataError, UsageError
+
+if TYPE_CHECKING:  # the library is imported in the command (cli/defaults.py says why)
+    from botclave_cli.data.store import DatasetRef, Store
 
 datasets_app = typer.Typer(
     help=(
@@ -36,6 +37,8 @@ def _select(store: Store, prefix: str | None) -> list[DatasetRef]:
 
 
 def _coverage_text(intervals: list) -> str:
+    from botclave_cli.data.store import from_us
+
     return ", ".join(
         f"{from_us(i.start_us):%Y-%m-%d %H:%M:%S} .. {from_us(i.end_us):%Y-%m-%d %H:%M:%S}"
         for i in intervals
@@ -54,6 +57,8 @@ def ls(
     Example: botclave datasets ls binance/spot
     """
     with run(json_, quiet) as out:
+        from botclave_cli.data.store import Store
+
         store = Store(data_dir)
         rows = []
         for ref in _select(store, dataset):
@@ -81,6 +86,8 @@ def info(
     Example: botclave datasets info binance/spot/BTC-USDT/agg_trades --json
     """
     with run(json_, quiet) as out:
+        from botclave_cli.data.store import Store
+
         store = Store(data_dir)
         refs = [r for r in _select(store, dataset) if str(r.relpath()) == dataset.strip("/")]
         if not refs:
@@ -109,6 +116,9 @@ def verify(
     Exit code 3 when anything is found. Example: botclave datasets verify binance/spot/BTC-USDT
     """
     with run(json_, quiet) as out:
+        from botclave_cli.data.store import Store
+        from botclave_cli.data.verify import verify_dataset
+
         store = Store(data_dir)
         reports = [verify_dataset(store, ref) for ref in _select(store, dataset)]
         rows = [{"dataset": str(r.ref.relpath()), "rows": r.rows, "gaps": len(r.gaps),

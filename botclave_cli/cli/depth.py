@@ -22,7 +22,6 @@ from botclave_cli.cli.common import (
     parse_range,
     run,
 )
-from botclave_cli.data.store import Store, symbol_from_folder, to_us
 from botclave_cli.errors import DataError, UsageError
 
 depth_app = typer.Typer(
@@ -85,6 +84,7 @@ def depth(
     if ctx.invoked_subcommand is not None:
         return
     with run(json_, quiet) as out:
+        from botclave_cli.data.store import Store, to_us
         from botclave_cli.engine.depth import DepthParams, analyze_book
         from botclave_cli.engine.depth_store import load_book, write_depth
 
@@ -146,6 +146,7 @@ def replay(
     when a gap or a mismatch is found. Example: botclave depth replay usdm_btcusdt_20240808.gz
     """
     with run(json_, quiet) as out:
+        from botclave_cli.data.store import Store, symbol_from_folder
         from botclave_cli.engine.replay_report import replay_capture, replay_dataset
 
         if market is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -22,12 +22,13 @@ from botclave_cli.cli.common import (
     parse_range,
     run,
 )
-from botclave_cli.config import ExchangeConfig, load_exchange_config
-from botclave_cli.data.store import Store
+from botclave_cli.cli.defaults import DEFAULT_CHUNK_ROWS
 from botclave_cli.errors import UsageError
-from botclave_cli.exchange.connector import Connector
-from botclave_cli.exchange.writer import DEFAULT_CHUNK_ROWS, FetchResult
 from botclave_cli.secrets import env_credentials
+
+if TYPE_CHECKING:  # the library is imported in the commands (cli/defaults.py says why)
+    from botclave_cli.config import ExchangeConfig
+    from botclave_cli.exchange.writer import FetchResult
 
 fetch_app = typer.Typer(
     help=(
@@ -49,6 +50,8 @@ ChunkOpt = Annotated[
 
 
 def _setup(config: Path | None, exchange: str | None, market: str | None) -> ExchangeConfig:
+    from botclave_cli.config import load_exchange_config
+
     cfg = load_exchange_config(config)
     if exchange is not None:
         cfg = cfg.model_copy(update={"exchange": exchange})
@@ -105,6 +108,8 @@ def trades(
 
     Example: botclave fetch trades --symbol BTC/USDT --from 2024-08-08 --to 2024-08-09
     """
+    from botclave_cli.data.store import Store
+    from botclave_cli.exchange.connector import Connector
     from botclave_cli.exchange.trades import fetch_trades
 
     with run(json_, quiet) as out:
@@ -135,6 +140,8 @@ def ohlcv(
 
     Example: botclave fetch ohlcv --symbol BTC/USDT --timeframe 1m --from 2024-08-01 --to 2024-08-09
     """
+    from botclave_cli.data.store import Store
+    from botclave_cli.exchange.connector import Connector
     from botclave_cli.exchange.series import fetch_ohlcv
 
     with run(json_, quiet) as out:
@@ -165,6 +172,8 @@ def book(
 
     Example: botclave fetch book --symbol BTC/USDT --limit 1000 --repeat 10 --interval 6
     """
+    from botclave_cli.data.store import Store
+    from botclave_cli.exchange.connector import Connector
     from botclave_cli.exchange.series import fetch_book
 
     with run(json_, quiet) as out:
@@ -191,6 +200,8 @@ def funding(
 
     Example: botclave fetch funding --market usdm --symbol BTC/USDT:USDT --from 2024-01-01
     """
+    from botclave_cli.data.store import Store
+    from botclave_cli.exchange.connector import Connector
     from botclave_cli.exchange.series import fetch_funding
 
     with run(json_, quiet) as out:
@@ -219,6 +230,8 @@ def my_trades(
 
     Example: botclave fetch my-trades --symbol BTC/USDT --from 2024-08-01
     """
+    from botclave_cli.data.store import Store
+    from botclave_cli.exchange.connector import Connector
     from botclave_cli.exchange.series import fetch_my_trades
 
     with run(json_, quiet) as out:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import polars as pl
 import typer
-from pydantic import ValidationError
 
 from botclave_cli.cli.common import (
     DEFAULT_DATA_DIR,
@@ -23,26 +21,14 @@ from botclave_cli.cli.common import (
     parse_range,
     run,
 )
-from botclave_cli.data.scalars import as_float
-from botclave_cli.data.store import Store
-from botclave_cli.engine.bars import parse_bar_spec
-from botclave_cli.engine.flow_events import absorption, liquidity_voids, track_revisits
-from botclave_cli.engine.footprint import FootprintSpec
-from botclave_cli.engine.footprint_store import (
-    build_from_store,
-    resolve_tick,
-    row_size_ticks,
-    source_ref,
-)
-from botclave_cli.engine.indicators import (
-    Reset,
-    cvd_bars,
-    delta_divergence,
-    session_key,
-    signals_frame,
-    volume_profile,
-)
 from botclave_cli.errors import UsageError
+
+if TYPE_CHECKING:  # the library is imported in the command (cli/defaults.py says why)
+    import polars as pl
+
+    from botclave_cli.data.store import Store
+    from botclave_cli.engine.footprint import FootprintSpec
+    from botclave_cli.engine.indicators import Reset
 
 INDICATORS = ("cvd", "profile", "divergence", "absorption", "voids")
 
@@ -60,6 +46,10 @@ def _indicator_list(text: str | None) -> list[str]:
 
 def footprint_spec(**fields: Any) -> FootprintSpec:
     """FootprintSpec from options; a rejected value becomes one usage line (exit 2)."""
+    from pydantic import ValidationError
+
+    from botclave_cli.engine.footprint import FootprintSpec
+
     try:
         return FootprintSpec(**fields)
     except ValidationError as exc:
@@ -79,6 +69,17 @@ def _session(text: str) -> Reset:
 def _indicators(names: list[str], run_, store: Store, start, end, session: str,
                 swing_bars: int) -> tuple[dict, pl.DataFrame]:
     """Indicator summaries and the signals they emit (over the whole range, in memory)."""
+    import polars as pl
+
+    from botclave_cli.data.scalars import as_float
+    from botclave_cli.engine.flow_events import absorption, liquidity_voids, track_revisits
+    from botclave_cli.engine.indicators import (
+        cvd_bars,
+        delta_divergence,
+        signals_frame,
+        volume_profile,
+    )
+
     result = run_.result
     spec = result.spec
     row_price = spec.row_size * spec.tick_size
@@ -161,6 +162,16 @@ def footprint(
     Example: botclave footprint --exchange synth --bar 1m --row-size 10 --png fp.png
     """
     with run(json_, quiet) as out:
+        from botclave_cli.data.store import Store
+        from botclave_cli.engine.bars import parse_bar_spec
+        from botclave_cli.engine.footprint_store import (
+            build_from_store,
+            resolve_tick,
+            row_size_ticks,
+            source_ref,
+        )
+        from botclave_cli.engine.indicators import session_key
+
         check_market(market)
         parse_bar_spec(bar)
         if preset not in (None, "freqtrade"):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -18,12 +18,11 @@ from botclave_cli.cli.common import (
     check_market,
     run,
 )
-from botclave_cli.config import load_exchange_config
-from botclave_cli.data.importers.badrows import DEFAULT_MAX_DISORDER_MS
-from botclave_cli.data.importers.imports import import_files
-from botclave_cli.data.importers.writer import ImportResult, finite
-from botclave_cli.data.store import Store
+from botclave_cli.cli.defaults import DEFAULT_MAX_DISORDER_MS
 from botclave_cli.errors import UsageError
+
+if TYPE_CHECKING:  # the library is imported in the commands (cli/defaults.py says why)
+    from botclave_cli.data.importers.writer import ImportResult
 
 import_app = typer.Typer(
     help=(
@@ -76,6 +75,11 @@ def _import(
     **parse: Any,
 ) -> None:
     """Shared by the three commands: check the common options, import, report."""
+    from botclave_cli.config import load_exchange_config
+    from botclave_cli.data.importers.imports import import_files
+    from botclave_cli.data.importers.writer import finite
+    from botclave_cli.data.store import Store
+
     if market is not None:
         check_market(market)
     exchange_config = load_exchange_config(config)

@@ -20,7 +20,6 @@ from botclave_cli.cli.common import (
     run,
 )
 from botclave_cli.cli.depth import parse_duration_us
-from botclave_cli.data.store import Store
 from botclave_cli.errors import ExchangeUnreachable, UsageError
 
 StreamsOpt = Annotated[str, typer.Option("--streams", help="Comma list of trades, depth, quotes.")]
@@ -60,6 +59,7 @@ def record(
     trades,depth,quotes --duration 1h
     """
     with run(json_, quiet) as out:
+        from botclave_cli.data.store import Store
         from botclave_cli.exchange.recorder import RecordConfig
         from botclave_cli.exchange.recorder import record as record_streams
 

@@ -82,8 +82,4 @@ def report(
 
 
 def register(app: typer.Typer) -> None:
-    from botclave_cli.config import CONFIG_MODELS
-    from botclave_cli.pipeline import PIPELINE_CONFIG, PipelineConfig
-
-    CONFIG_MODELS.setdefault(PIPELINE_CONFIG, PipelineConfig)  # for `botclave config check`
-    app.command("report")(report)
+    app.command("report")(report)  # `botclave config check` knows pipeline.yaml (config_cmd)

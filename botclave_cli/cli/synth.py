@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import ValidationError
 
 from botclave_cli.cli.common import (
     DEFAULT_DATA_DIR,
@@ -17,9 +16,11 @@ from botclave_cli.cli.common import (
     parse_when,
     run,
 )
-from botclave_cli.data.store import Store
-from botclave_cli.data.synth import SynthConfig, write_synth
+from botclave_cli.cli.defaults import SYNTH_TICK_SIZE
 from botclave_cli.errors import UsageError
+
+if TYPE_CHECKING:  # the library is imported in the command (cli/defaults.py says why)
+    from botclave_cli.data.synth import SynthConfig
 
 _OPTION_OF = {"start": "--from", "days": "--days", "seed": "--seed",
               "trades_per_day": "--trades-per-day", "symbol": "--symbol",
@@ -40,7 +41,7 @@ def synth(
     ] = 250,
     tick_size: Annotated[
         float, typer.Option("--tick-size", help="Price tick; moves are planned in ticks.")
-    ] = SynthConfig.model_fields["tick_size"].default,
+    ] = SYNTH_TICK_SIZE,
     start_price: Annotated[float, typer.Option("--start-price", help="First price.")] = 42_000.0,
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     json_: JsonOpt = False,
@@ -56,6 +57,9 @@ def synth(
     Example: botclave synth --symbol BTC/USDT --from 2024-01-01 --days 1 --seed 7
     """
     with run(json_, quiet) as out:
+        from botclave_cli.data.store import Store
+        from botclave_cli.data.synth import write_synth
+
         cfg = _config(symbol, start, days, seed, trades_per_day, book_interval_ms, tick_size,
                       start_price)
         written = write_synth(Store(data_dir), cfg, progress=out.progress())
@@ -80,6 +84,10 @@ def synth(
 
 def _config(symbol: str, start: str | None, days: int, seed: int, trades_per_day: int,
             book_interval_ms: int, tick_size: float, start_price: float) -> SynthConfig:
+    from pydantic import ValidationError
+
+    from botclave_cli.data.synth import SynthConfig
+
     values: dict = {"symbol": symbol, "days": days, "seed": seed,
                     "trades_per_day": trades_per_day, "book_interval_ms": book_interval_ms,
                     "tick_size": tick_size, "start_price": start_price}

@@ -9,18 +9,10 @@ the verdict into the exit code: 0 pass or warn (reasons printed), 1 fail.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from botclave_cli.backtest.backtest_evaluator import (
-    backtest_validator,
-    base_backtest,
-    find_trades,
-)
-from botclave_cli.backtest.executor import make_executor
-from botclave_cli.backtest.validation_config import VALIDATION_CONFIG, WHICH, ValidationConfig
-from botclave_cli.backtest.verdict import ValidationResult
 from botclave_cli.cli.common import (
     DEFAULT_DATA_DIR,
     ConfigOpt,
@@ -33,10 +25,11 @@ from botclave_cli.cli.common import (
     parse_range,
     run,
 )
-from botclave_cli.config import CONFIG_DIR, CONFIG_MODELS, load_exchange_config, load_model
-from botclave_cli.data.store import Store
+from botclave_cli.cli.defaults import CONFIG_DIR, VALIDATION_CONFIG
 from botclave_cli.errors import UsageError, ValidationFailed
-from botclave_cli.strategy.params import StrategyParams, params_with_overrides
+
+if TYPE_CHECKING:  # the library is imported in the command (cli/defaults.py says why)
+    from botclave_cli.backtest.verdict import ValidationResult
 
 MODES = ("rolling", "anchored")
 
@@ -86,6 +79,17 @@ def validate(
     --symbol BTC/USDT --from 2024-01-01 --to 2024-01-02 --folds 3 --runs 200 --json
     """
     with run(json_, quiet) as out:
+        from botclave_cli.backtest.backtest_evaluator import (
+            backtest_validator,
+            base_backtest,
+            find_trades,
+        )
+        from botclave_cli.backtest.executor import make_executor
+        from botclave_cli.backtest.validation_config import WHICH, ValidationConfig
+        from botclave_cli.config import load_exchange_config, load_model
+        from botclave_cli.data.store import Store
+        from botclave_cli.strategy.params import StrategyParams, params_with_overrides
+
         if which not in WHICH:
             raise UsageError(f"validate {which!r}: expected one of {', '.join(WHICH)}")
         if mode is not None and mode not in MODES:
@@ -126,5 +130,4 @@ def validate(
 
 
 def register(app: typer.Typer) -> None:
-    CONFIG_MODELS.setdefault(VALIDATION_CONFIG, ValidationConfig)  # for `botclave config check`
-    app.command("validate")(validate)
+    app.command("validate")(validate)  # `botclave config check` knows validation.yaml (config_cmd)
