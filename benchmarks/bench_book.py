@@ -1,18 +1,14 @@
-"""Order book: rebuild throughput (level updates/s, one core), analytics throughput, recorder
-memory over a long replay (flat, not growing).
+"""Order book: rebuild throughput (level updates/s, one core) and analytics throughput
+(the recorder's memory is measured in bench_record).
 
 - USD-M capture (../shared, 443k level updates) and the synthetic market (one day): the kernel
   replay alone, best of several runs after a warm-up (numba compiled and cached).
 - analytics: DepthAnalyzer.series over the synthetic day's 1 s samples (20 levels), samples/s.
-- recorder: the USD-M capture streamed by the local WebSocket emulator into a recorder (capture
-  file + store, a store write every 5 s); resident memory after each tenth of the stream.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -82,58 +78,5 @@ def _bench_synth() -> list[Result]:
     return out
 
 
-def _bench_recorder() -> list[Result]:
-    if not USDM.exists():
-        return []
-    from botclave_cli.data.store import Store
-    from botclave_cli.exchange.recorder import RecordConfig, Recorder, ccxt_snapshot_fetcher
-    from tests.emulator.binance_ws import BinanceWsEmulator
-
-    checkpoints: list[float] = []
-
-    async def main(tmp: Path) -> int:
-        emu = await BinanceWsEmulator(USDM).start()
-        cfg = RecordConfig(symbol="BTC/USDT:USDT", market="usdm", ws_url=emu.ws_url,
-                           flush_every_s=1.0, store_every_s=5.0)
-        rec = Recorder(Store(tmp / "store"), cfg, capture_dir=tmp / "captures",
-                       fetch_snapshot=ccxt_snapshot_fetcher("usdm", emu.rest_url))
-        total = len(emu.messages)
-
-        async def watch() -> None:
-            marks = [total * i // 10 for i in range(1, 11)]
-            while marks:
-                if rec.result.messages >= marks[0]:
-                    checkpoints.append(_rss_mb())
-                    marks.pop(0)
-                    continue
-                await asyncio.sleep(0.05)
-            rec.stop("bench")
-
-        task = asyncio.create_task(watch())
-        await rec.run()
-        task.cancel()
-        await emu.stop()
-        return rec.result.messages
-
-    with tempfile.TemporaryDirectory() as tmp:
-        started = time.perf_counter()
-        messages = asyncio.run(main(Path(tmp)))
-        took = time.perf_counter() - started
-    if len(checkpoints) < 10:
-        return [Result(AREA, "recorder memory", 0.0, "MB", note="did not finish")]
-    return [
-        Result(AREA, "recorder RSS after 1/10 of the USD-M stream", checkpoints[0], "MB"),
-        Result(AREA, "recorder RSS after the whole USD-M stream", checkpoints[-1], "MB",
-               note=f"tenths: {', '.join(f'{c:.0f}' for c in checkpoints)} MB; peaks are the "
-                    f"store's partition rewrites; {messages:,} messages in {took:.0f} s, "
-                    "emulator in the same process"),
-    ]
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
-
-
 def run() -> list[Result]:
-    return [*_bench_capture(), *_bench_synth(), *_bench_recorder()]
+    return [*_bench_capture(), *_bench_synth()]

@@ -250,7 +250,7 @@ def test_resume_skips_rows_written_before_the_manifest_caught_up(store: Store) -
         manifest = store.manifest(ref)
         manifest.coverage = []
         store.save_manifest(ref, manifest)
-        for path in store.partition_files(ref).values():
+        for (path,) in store.partition_files(ref).values():
             pl.read_parquet(path).sort("agg_id").head(5_000).write_parquet(path)
         emu.log.clear()
         again = fetch_trades(conn, store, "BTC/USDT", DAY, utc(2024, 8, 8, 1))

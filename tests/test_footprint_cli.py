@@ -128,7 +128,7 @@ def test_no_aggressor_side_and_no_tick(tmp_path) -> None:
     assert r.exit_code == 3 and "without aggressor side" in r.output
     assert not store.exists(DatasetRef("binance", "spot", "BTC/USDT", "footprint"))
     # a partition written by another tool without the side column at all
-    part = next(iter(store.partition_files(REF).values()))
+    (part,) = next(iter(store.partition_files(REF).values()))
     pl.read_parquet(part).drop("side").write_parquet(part)
     r = invoke("footprint", "--data-dir", str(store.root))
     assert r.exit_code == 3 and "side" in r.output and "internal" not in r.output

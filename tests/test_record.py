@@ -70,8 +70,9 @@ def test_record_reconnects_resyncs_and_its_capture_replays(tmp_path):
     emu, result = asyncio.run(main())
     assert emu.connections == 2 and result.reconnects == 1
     assert result.messages == emu.sent
-    # live: the dropped diff is a gap, answered by a REST snapshot (first sync + reconnect + gap)
-    assert result.gaps == 1 and result.snapshots == 3 and emu.rest_calls == 3
+    # live: the reconnect's lost diffs and the dropped diff are gaps; REST snapshots answer
+    # the first sync, the reconnect and the dropped diff
+    assert result.gaps == 2 and result.snapshots == 3 and emu.rest_calls == 3
     assert result.lines_written == result.messages + result.snapshots == result.next_seq
     # the capture file replays: the reconnect's lost messages and the dropped diff are gaps,
     # each healed by the snapshot recorded after it; every checkable ticker matches
@@ -89,6 +90,24 @@ def test_record_reconnects_resyncs_and_its_capture_replays(tmp_path):
     assert diffs["seq"].max() < result.next_seq
     snaps = store.scan(DatasetRef("binance", "spot", "ETH/USDT", "book_snapshot")).collect()
     assert snaps["seq"].n_unique() == 3
+    # the gaps seen live are in the manifests: the dropped diff's exact update ids, the trade
+    # ids lost in the reconnect, and the disconnect's time in every recorded kind
+    manifest = {kind: store.manifest(DatasetRef("binance", "spot", "ETH/USDT", kind))
+                for kind in ("book_diff", "trades", "quotes")}
+    lost = emu.messages[3_001:3_101]
+    dropped_diff = emu.messages[next(iter(emu.drop))][1]["data"]
+    book_gaps = [(g.start, g.end) for g in manifest["book_diff"].gaps
+                 if g.kind == "book_sequence"]
+    assert len(book_gaps) == 2 and (dropped_diff["U"], dropped_diff["u"]) in book_gaps
+    lost_ids = [m["data"]["t"] for k, m in lost if k == "trade"]
+    assert [(g.start, g.end) for g in manifest["trades"].gaps if g.kind == "trade_id"] == [
+        (min(lost_ids), max(lost_ids))]
+    for m in manifest.values():
+        (outage,) = [g for g in m.gaps if g.kind == "time"]
+        assert 0 <= outage.end - outage.start < 60_000_000
+    # the recorder compacted its part files on exit: one file per day
+    assert all(len(files) == 1 for files in store.partition_files(
+        DatasetRef("binance", "spot", "ETH/USDT", "book_diff")).values())
 
 
 def test_restart_continues_the_dataset_and_the_capture(tmp_path):
@@ -114,6 +133,11 @@ def test_restart_continues_the_dataset_and_the_capture(tmp_path):
     quotes = store.scan(DatasetRef("binance", "spot", "ETH/USDT", "quotes")).collect()
     assert quotes["seq"].is_unique().all()
     assert quotes.height == quotes["update_id"].n_unique()
+    # the second run continued the update ids and trade ids exactly: the only gap recorded is
+    # the time the recorder was not running, in each kind
+    for kind in ("book_diff", "trades", "quotes"):
+        gaps = store.manifest(DatasetRef("binance", "spot", "ETH/USDT", kind)).gaps
+        assert [g.kind for g in gaps] == ["time"], (kind, gaps)
 
 
 @contextlib.contextmanager

@@ -126,7 +126,7 @@ def test_verify_finds_id_gap_and_corrupt_file(store):
     store.write(REF, _trades([1, 2, 5, 6]), new_manifest=_manifest)
     report = verify_dataset(store, REF)
     assert [(g.start, g.end) for g in report.gaps] == [(3, 4)] and not report.corrupt
-    path = store.partition_files(REF)["2024-08-08"]
+    (path,) = store.partition_files(REF)["2024-08-08"]
     path.write_bytes(b"PAR1 not really")
     report = verify_dataset(store, REF)
     assert report.corrupt and not report.ok
@@ -144,3 +144,59 @@ def test_prefer_new_replaces_rows_with_the_same_key(store):
     assert store.scan(REF).collect()["qty"].to_list() == [1.0, 1.0, 5.0]
     store.write(REF, changed, prefer_new=True)
     assert store.scan(REF).collect()["qty"].to_list() == [1.0, 5.0, 5.0]
+
+
+def test_append_writes_parts_and_compact_folds_them_in(store):
+    store.write(REF, _trades(list(range(0, 20))), new_manifest=_manifest)
+    store.append(REF, _trades(list(range(20, 40))))
+    store.append(REF, _trades(list(range(40, 50))))
+    (compacted, *parts) = store.partition_files(REF)["2024-08-08"]
+    assert compacted.name == "data.parquet"
+    assert [p.name for p in parts] == ["part-000000.parquet", "part-000001.parquet"]
+    assert store.scan(REF).collect()["agg_id"].to_list() == list(range(50))
+    assert store.manifest(REF).partitions == {"2024-08-08": 50}
+    assert verify_dataset(store, REF).ok
+    assert store.compact(REF) == ["2024-08-08"]
+    assert [p.name for p in store.partition_files(REF)["2024-08-08"]] == ["data.parquet"]
+    assert store.scan(REF).collect()["agg_id"].to_list() == list(range(50))
+    assert store.compact(REF) == []
+    # a write after a compaction merges as before, numbering of later parts goes on
+    store.append(REF, _trades([50]))
+    assert [p.name for p in store.partition_files(REF)["2024-08-08"]][1:] == [
+        "part-000002.parquet"]
+
+
+def test_compact_merges_parts_out_of_order_and_dedupes(store):
+    store.write(REF, _trades([5, 6, 7]), new_manifest=_manifest)
+    store.append(REF, _trades([1, 2, 6]))  # overlaps the stored rows: not a plain concatenation
+    assert store.manifest(REF).row_count == 6
+    store.compact(REF)
+    assert store.scan(REF).collect()["agg_id"].to_list() == [1, 2, 5, 6, 7]
+
+
+def test_a_crash_before_the_parts_are_deleted_shows_no_row_twice(store):
+    from botclave_cli.data import partition
+
+    store.write(REF, _trades([1, 2]), new_manifest=_manifest)
+    store.append(REF, _trades([3, 4]))
+    day = store.path(REF) / "date=2024-08-08"
+    (part,) = partition.all_parts(day)
+    saved = part.read_bytes()
+    store.compact(REF)
+    part.write_bytes(saved)  # the compaction "crashed" before unlinking the folded part
+    assert store.scan(REF).collect()["agg_id"].to_list() == [1, 2, 3, 4]
+    assert verify_dataset(store, REF).ok
+    store.append(REF, _trades([5]))  # a new part is numbered past the folded one
+    assert store.scan(REF).collect()["agg_id"].to_list() == [1, 2, 3, 4, 5]
+    store.compact(REF)
+    assert partition.all_parts(day) == []
+    assert store.scan(REF).collect()["agg_id"].to_list() == [1, 2, 3, 4, 5]
+
+
+def test_write_into_a_partition_with_parts_replaces_them(store):
+    store.write(REF, _trades([1]), new_manifest=_manifest)
+    store.append(REF, _trades([2]))
+    store.write(REF, _trades([0, 3]))
+    assert [p.name for p in store.partition_files(REF)["2024-08-08"]] == ["data.parquet"]
+    assert store.scan(REF).collect()["agg_id"].to_list() == [0, 1, 2, 3]
+    assert store.manifest(REF).partitions == {"2024-08-08": 4}

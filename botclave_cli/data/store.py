@@ -5,8 +5,10 @@ Layout (hive-partitioned, readable by ``pl.scan_parquet(..., hive_partitioning=T
     <root>/<exchange>/<market>/<symbol folder>/<kind>/[<level>=<value>/]date=YYYY-MM-DD/data.parquet
     <root>/<exchange>/<market>/<symbol folder>/<kind>/[<level>=<value>/]manifest.json
 
-One file per partition: a write merges new rows with the partition's rows (dedupe by the kind's
-key, sort by its order) and replaces the file atomically, so a partition is always complete.
+``write`` merges new rows with the partition's rows (dedupe by the kind's key, sort by its order)
+and replaces ``data.parquet`` atomically, so a partition is always complete. ``append`` (for
+writers that only ever add later rows, like the live recorder) writes a ``part-<n>.parquet``
+beside it instead, and ``compact`` folds the parts in (see ``botclave_cli.data.partition``).
 The manifest is written after the data.
 """
 
@@ -23,13 +25,13 @@ from typing import Any
 
 import polars as pl
 
-from botclave_cli.data import atomic
+from botclave_cli.data import atomic, partition
 from botclave_cli.data.manifest import MANIFEST_NAME, Manifest, read_manifest, write_manifest
 from botclave_cli.data.schemas import normalise, partition_dates, spec
 from botclave_cli.errors import DataError
 
 DATA_DIR_ENV = "BOTCLAVE_DATA_DIR"
-PARTITION_FILE = "data.parquet"
+PARTITION_FILE = partition.PARTITION_FILE
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
@@ -121,22 +123,17 @@ class Store:
         write_manifest(self.path(ref), manifest)
 
     # partitions ------------------------------------------------------------------------------
-    def partition_files(self, ref: DatasetRef) -> dict[str, Path]:
-        """date (YYYY-MM-DD) -> partition file, sorted by date."""
+    def partition_files(self, ref: DatasetRef) -> dict[str, list[Path]]:
+        """date (YYYY-MM-DD) -> the partition's files (``data.parquet``, then parts), by date."""
         base = self.path(ref)
         if not base.exists():
             return {}
-        found = {
-            p.parent.name.removeprefix("date="): p
-            for p in base.glob(f"date=*/{PARTITION_FILE}")
-        }
-        return dict(sorted(found.items()))
+        found = {d.name.removeprefix("date="): partition.live_files(d)
+                 for d in base.glob("date=*") if d.is_dir()}
+        return {day: files for day, files in sorted(found.items()) if files}
 
     def read_partition(self, ref: DatasetRef, date: str) -> pl.DataFrame:
-        path = self.path(ref) / f"date={date}" / PARTITION_FILE
-        if not path.exists():
-            return pl.DataFrame(schema=spec(ref.kind).schema)
-        return pl.read_parquet(path)
+        return partition.read(self.path(ref) / f"date={date}", ref.kind)
 
     def write(
         self,
@@ -154,38 +151,78 @@ class Store:
         when the dataset has none; ``update_manifest`` is applied to it after the data is
         written (row counts are maintained here).
         """
-        df = normalise(df, ref.kind)
         base = self.path(ref)
         touched: list[str] = []
         rows_new = 0
-        if df.height:
-            dates = partition_dates(df)
-            for (date,), part in df.with_columns(dates.alias("__date")).group_by(
-                "__date", maintain_order=True
-            ):
-                day = date.isoformat() if date is not None else "unknown"
-                part = part.drop("__date")
-                existing = self.read_partition(ref, day)
-                ordered = [part, existing] if prefer_new else [existing, part]
-                merged = normalise(pl.concat(ordered, how="vertical"), ref.kind)
-                rows_new += merged.height - existing.height
-                if prefer_new or merged.height != existing.height or not existing.height:
-                    atomic.write_parquet(base / f"date={day}" / PARTITION_FILE, merged)
-                touched.append(day)
+        for day, part in self._by_day(df, ref.kind):
+            existing = self.read_partition(ref, day)
+            ordered = [part, existing] if prefer_new else [existing, part]
+            merged = normalise(pl.concat(ordered, how="vertical"), ref.kind)
+            rows_new += merged.height - existing.height
+            if prefer_new or merged.height != existing.height or not existing.height:
+                partition.replace(base / f"date={day}", merged)
+            touched.append(day)
+        self._finish(ref, touched, update_manifest, new_manifest)
+        return WriteResult(df.height, rows_new, tuple(touched))
+
+    def append(
+        self,
+        ref: DatasetRef,
+        df: pl.DataFrame,
+        update_manifest: Callable[[Manifest], None] | None = None,
+        new_manifest: Callable[[], Manifest] | None = None,
+    ) -> WriteResult:
+        """Add ``df`` as new part files, without reading the stored rows.
+
+        For writers whose rows are new by construction (the recorder numbers its lines past
+        the stored ``seq``): rows are deduped within ``df`` only. Memory and time depend on
+        ``df``, not on the partition's size. ``compact`` folds the parts in later.
+        """
+        base = self.path(ref)
+        touched: list[str] = []
+        for day, part in self._by_day(df, ref.kind):
+            partition.append(base / f"date={day}", part)
+            touched.append(day)
+        self._finish(ref, touched, update_manifest, new_manifest)
+        return WriteResult(df.height, df.height, tuple(touched))
+
+    def compact(self, ref: DatasetRef, dates: list[str] | None = None) -> list[str]:
+        """Fold appended parts into each partition's ``data.parquet`` (all dates, or ``dates``);
+        returns the dates compacted. Row counts do not change, so the manifest stays as it is."""
+        base = self.path(ref)
+        days = dates if dates is not None else [
+            d.name.removeprefix("date=") for d in sorted(base.glob("date=*"))]
+        return [day for day in days if partition.compact(base / f"date={day}", ref.kind)]
+
+    def _by_day(self, df: pl.DataFrame, kind: str) -> Iterator[tuple[str, pl.DataFrame]]:
+        """``df`` normalised and split into ``date=`` partitions (YYYY-MM-DD)."""
+        df = normalise(df, kind)
+        if not df.height:
+            return
+        dates = partition_dates(df)
+        for (date,), part in df.with_columns(dates.alias("__date")).group_by(
+            "__date", maintain_order=True
+        ):
+            yield (date.isoformat() if date is not None else "unknown"), part.drop("__date")
+
+    def _finish(self, ref: DatasetRef, touched: list[str],
+                update_manifest: Callable[[Manifest], None] | None,
+                new_manifest: Callable[[], Manifest] | None) -> None:
+        """Recount the touched partitions (from Parquet footers), update and save the manifest."""
+        base = self.path(ref)
         manifest = self.manifest(ref)
         if manifest is None:
             if new_manifest is None:
                 raise DataError(f"{base}: dataset has no manifest and none was given")
             manifest = new_manifest()
         for day in touched:
-            path = base / f"date={day}" / PARTITION_FILE
-            manifest.partitions[day] = pl.scan_parquet(path).select(pl.len()).collect().item()
+            manifest.partitions[day] = partition.row_count(
+                partition.live_files(base / f"date={day}"))
         manifest.partitions = dict(sorted(manifest.partitions.items()))
         manifest.row_count = sum(manifest.partitions.values())
         if update_manifest is not None:
             update_manifest(manifest)
         self.save_manifest(ref, manifest)
-        return WriteResult(df.height, rows_new, tuple(touched))
 
     def scan(
         self,
@@ -204,7 +241,7 @@ class Store:
             files = {d: p for d, p in files.items() if d <= end.date().isoformat()}
         if not files:
             return pl.DataFrame(schema=spec(ref.kind).schema).lazy()
-        lf = pl.scan_parquet([str(p) for p in files.values()])
+        lf = pl.scan_parquet([str(p) for paths in files.values() for p in paths])
         # rows without exchange time (spot bookTicker, REST snapshot) are placed by receive time
         has_local = "ts_local" in spec(ref.kind).schema
         when = pl.coalesce("ts", "ts_local") if has_local else pl.col("ts")

@@ -100,22 +100,25 @@ def verify_dataset(store: Store, ref: DatasetRef) -> VerifyReport:
         report.problems.append(f"{store.path(ref)}: no manifest")
     frames = []
     expected = spec(ref.kind).schema
-    for date, path in store.partition_files(ref).items():
-        try:
-            frame = pl.read_parquet(path)
-        except Exception as exc:  # noqa: BLE001 - any reader failure means a corrupt file
-            report.corrupt.append(f"{path}: {type(exc).__name__}")
-            continue
-        if dict(frame.schema) != expected:
-            report.problems.append(f"{path}: schema differs from kind {ref.kind!r}")
-            continue
-        if manifest is not None and manifest.partitions.get(date) != frame.height:
+    for date, paths in store.partition_files(ref).items():
+        day_rows = 0
+        for path in paths:
+            try:
+                frame = pl.read_parquet(path)
+            except Exception as exc:  # noqa: BLE001 - any reader failure means a corrupt file
+                report.corrupt.append(f"{path}: {type(exc).__name__}")
+                continue
+            if dict(frame.schema) != expected:
+                report.problems.append(f"{path}: schema differs from kind {ref.kind!r}")
+                continue
+            day_rows += frame.height
+            frames.append(frame)
+        if manifest is not None and manifest.partitions.get(date) != day_rows:
             report.problems.append(
-                f"{path}: {frame.height} rows, manifest says {manifest.partitions.get(date)}"
+                f"{paths[0].parent}: {day_rows} rows, manifest says {manifest.partitions.get(date)}"
             )
         report.partitions += 1
-        report.rows += frame.height
-        frames.append(frame)
+        report.rows += day_rows
     if not frames:
         return report
     data = pl.concat(frames)

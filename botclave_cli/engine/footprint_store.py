@@ -67,16 +67,18 @@ def resolve_tick(manifest: Manifest | None, tick_size: float | None) -> float:
 def partition_chunks(store: Store, ref: DatasetRef, start: dt.datetime | None,
                      end: dt.datetime | None) -> Iterator[pl.LazyFrame]:
     """One lazy frame per ``date=`` partition inside [start, end), in date order."""
-    for day, path in store.partition_files(ref).items():
+    for day, paths in store.partition_files(ref).items():
         if start is not None and day < start.date().isoformat():
             continue
         if end is not None and day > end.date().isoformat():
             continue
-        lf = pl.scan_parquet(path)
-        missing = [c for c in ("ts", "price", "qty", "side") if c not in lf.collect_schema()]
-        if missing:
-            what = "no aggressor side" if missing == ["side"] else f"missing {missing[0]!r}"
-            raise DataError(f"{path}: {what} (column {missing[0]!r} absent)")
+        for path in paths:
+            schema = pl.scan_parquet(path).collect_schema()
+            missing = [c for c in ("ts", "price", "qty", "side") if c not in schema]
+            if missing:
+                what = "no aggressor side" if missing == ["side"] else f"missing {missing[0]!r}"
+                raise DataError(f"{path}: {what} (column {missing[0]!r} absent)")
+        lf = pl.scan_parquet([str(p) for p in paths])
         lf = lf.select("ts", "price", "qty", "side")
         if start is not None:
             lf = lf.filter(pl.col("ts") >= pl.lit(start).cast(TS))

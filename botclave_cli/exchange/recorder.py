@@ -11,8 +11,16 @@ with a REST snapshot, itself written as a capture line in stream order. Every ``
 (and on exit) the new lines are appended to the day's capture file (fsync) and parsed into the
 store (trades, book_snapshot, book_diff, quotes) with ``seq`` continuing the stored ``seq``, so a
 restart continues the dataset. Disconnects reconnect with exponential backoff; SIGINT/SIGTERM
-stop the loop and flush. Memory stays flat: lines are dropped after each flush and the builder
-buffers at most a bounded number of diffs.
+stop the loop and flush.
+
+Memory stays flat however long it runs: lines are dropped after each flush, the builder buffers
+at most a bounded number of diffs, and the store gets each chunk as new part files
+(``Store.append``: the day's stored rows are never read back); parts are compacted into the
+day's file when the UTC day changes and on exit.
+
+Gaps go to the datasets' manifests as they are seen: a depth diff that does not continue the
+previous one (a lost message, or a reconnect), a trade id that skips ids across flushes, and the
+time a disconnect lasted (for every recorded kind).
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from typing import Any
 
 import polars as pl
 
+from botclave_cli.data.manifest import Gap
 from botclave_cli.data.store import DatasetRef, Store
 from botclave_cli.engine.dom_builder import DOMBuilder
 from botclave_cli.errors import UsageError
@@ -44,6 +53,8 @@ DEFAULT_WS = {"spot": "wss://stream.binance.com:9443/stream",
               "usdm": "wss://fstream.binance.com/stream",
               "coinm": "wss://dstream.binance.com/stream"}
 STORE_KINDS = ("trades", "book_snapshot", "book_diff", "quotes")
+#: the store kinds each stream feeds (a disconnect is a time gap in each)
+STREAM_KINDS = {"trades": ("trades",), "depth": ("book_diff",), "quotes": ("quotes",)}
 #: Binance prints at most 8 decimals: the live gap detector's grid (exact, no tick needed)
 LIVE_GRID = 1e-8
 
@@ -147,6 +158,13 @@ class Recorder:
         self._want_snapshot = False
         self._snapshot_task: asyncio.Task | None = None
         self._seq = 0
+        #: kind -> gaps seen live and not yet in the manifest
+        self._gaps: dict[str, list[Gap]] = {}
+        self._last_diff_u: int | None = None
+        self._last_trade_id: int | None = None
+        self._last_message_us: int | None = None
+        self._disconnected_us: int | None = None
+        self._day = ""
 
     def _error(self, text: str) -> None:
         """Keep the last 20 errors (a flaky link over days must not grow the result)."""
@@ -161,7 +179,7 @@ class Recorder:
         from websockets.asyncio.client import connect
         from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-        self._seq = self.result.first_seq = self._stored_next_seq()
+        self._resume()
         loop = asyncio.get_running_loop()
         handled = self._install_signals(loop)
         deadline = (time.monotonic() + self.cfg.duration_s) if self.cfg.duration_s else None
@@ -205,6 +223,8 @@ class Recorder:
                 if self._stop.is_set():
                     break
                 self.result.reconnects += 1
+                if self._disconnected_us is None:  # a failed reconnect keeps the first time
+                    self._disconnected_us = self._last_message_us
                 self.flush()
                 pause = backoff if deadline is None else min(backoff, deadline - time.monotonic())
                 with contextlib.suppress(TimeoutError):
@@ -216,6 +236,7 @@ class Recorder:
                 with contextlib.suppress(BaseException):
                     await self._snapshot_task
             self.flush(store=True)
+            self._compact()
             for sig in handled:
                 loop.remove_signal_handler(sig)
         self.result.next_seq = self._seq
@@ -237,11 +258,17 @@ class Recorder:
             self._on_message(raw if isinstance(raw, str) else raw.decode())
 
     def _on_message(self, raw: str) -> None:
-        self._pending.append(f"{self.clock_ns()} {raw}")
+        now_ns = self.clock_ns()
+        self._pending.append(f"{now_ns} {raw}")
         self.result.messages += 1
+        self._last_message_us = now_ns // 1000
+        if self._disconnected_us is not None:
+            self._note_disconnect(self._disconnected_us, now_ns // 1000)
+            self._disconnected_us = None
         if "depthUpdate" not in raw:
             return
         data = json.loads(raw).get("data", {})
+        self._check_diff(int(data["U"]), int(data["u"]), data.get("pu"), int(data["E"]) * 1000)
         if self._builder is None:
             self._builder = DOMBuilder(self.cfg.market, LIVE_GRID, LIVE_GRID,
                                        on_resync=self._on_resync)
@@ -250,10 +277,34 @@ class Recorder:
         if self._want_snapshot and self._snapshot_task is None:
             self._snapshot_task = asyncio.get_running_loop().create_task(self._resync())
 
+    def _check_diff(self, first: int, last: int, prev: int | None, ts_us: int) -> None:
+        """A diff that does not continue the previous one (spot: ``U`` = last ``u`` + 1;
+        futures: ``pu`` = last ``u``) is a book-sequence gap; a diff already covered is not."""
+        before = self._last_diff_u
+        if before is not None and last > before:
+            missing_to = (first - 1) if prev is None else int(prev)
+            if missing_to > before:
+                self.result.gaps += 1
+                self._add_gap("book_diff", Gap(
+                    kind="book_sequence", start=before + 1, end=missing_to,
+                    detail=f"seen live by the recorder at {_iso(ts_us)}; the book resynced"))
+        self._last_diff_u = last if before is None else max(before, last)
+
+    def _note_disconnect(self, since_us: int | None, until_us: int) -> None:
+        if since_us is None:
+            return
+        for stream in self.cfg.streams:
+            for kind in STREAM_KINDS[stream]:
+                self._add_gap(kind, Gap(kind="time", start=since_us, end=until_us,
+                                        detail="stream disconnected; messages in between lost"))
+
+    def _add_gap(self, kind: str, gap: Gap) -> None:
+        self._gaps.setdefault(kind, []).append(gap)
+        log.info("gap", extra={"kind": kind, "gap": gap.kind, "start": gap.start,
+                               "end": gap.end, "symbol": self.cfg.symbol})
+
     def _on_resync(self, reason: str, seq: int) -> None:
         self.result.resyncs += 1
-        if reason == "gap":
-            self.result.gaps += 1
         log.info("book resync requested", extra={"reason": reason, "symbol": self.cfg.symbol})
         self._want_snapshot = True
 
@@ -335,20 +386,65 @@ class Recorder:
                          for kind, levels, df in parsed.frames if df.height]
         if not parsed.frames:
             return 0
+        for kind, _, df in parsed.frames:
+            if kind == "trades":
+                self._check_trade_ids(df["trade_id"])
+        kinds = {kind for kind, _, _ in parsed.frames}
+        parsed.gaps = {k: g for k, g in self._gaps.items() if k in kinds}
+        self._gaps = {k: g for k, g in self._gaps.items() if k not in kinds}
         write_import(self.store, parsed, tick_size=self.cfg.tick_size,
-                     lot_size=self.cfg.lot_size)
+                     lot_size=self.cfg.lot_size, append=True)
+        day = dt.datetime.fromtimestamp(int(lines[-1][:19]) / 1e9, dt.UTC).date().isoformat()
+        if self._day and day > self._day:
+            self._compact(before=day)  # yesterday's parts -> one file per kind
+        self._day = max(self._day, day)
         return parsed.rows
 
-    def _stored_next_seq(self) -> int:
-        """The seq after the last stored line of this symbol (a restart continues from it)."""
-        best = -1
-        for kind in ("book_snapshot", "book_diff", "quotes"):  # the kinds that keep seq
+    def _check_trade_ids(self, ids: pl.Series) -> None:
+        """Trade ids skipped between the last stored trade and this chunk (gaps inside the chunk
+        are found by the import writer)."""
+        ids = ids.drop_nulls()
+        if ids.is_empty():
+            return
+        first, last = int(ids.min()), int(ids.max())  # type: ignore[arg-type]
+        before = self._last_trade_id
+        if before is not None and first > before + 1:
+            self._add_gap("trades", Gap(kind="trade_id", start=before + 1, end=first - 1,
+                                        detail=f"{first - before - 1} id(s) missing"))
+        self._last_trade_id = last if before is None else max(before, last)
+
+    def _compact(self, before: str | None = None) -> None:
+        """Fold the store's part files into one file per day (all days, or days < ``before``)."""
+        for kind in STORE_KINDS:
             ref = DatasetRef(self.exchange, self.cfg.market, self.cfg.symbol, kind)
-            if self.store.exists(ref):
-                top = self.store.scan(ref).select(pl.col("seq").max()).collect().item()
-                if top is not None:
-                    best = max(best, int(top))
-        return best + 1
+            if not self.store.exists(ref):
+                continue
+            days = list(self.store.partition_files(ref))
+            self.store.compact(ref, [d for d in days if before is None or d < before])
+
+    def _resume(self) -> None:
+        """Continue a stored recording: the next ``seq``, and the last diff update id, trade id
+        and receive time, so that what a restart missed is recorded as gaps."""
+        top: dict[str, int | None] = {}
+        for kind, column in (("book_snapshot", "seq"), ("book_diff", "seq"), ("quotes", "seq"),
+                             ("book_diff", "last_update_id"), ("trades", "trade_id")):
+            ref = DatasetRef(self.exchange, self.cfg.market, self.cfg.symbol, kind)
+            if not self.store.exists(ref):
+                continue
+            value = self.store.scan(ref).select(pl.col(column).max()).collect().item()
+            if value is not None:
+                top[column] = max(int(value), top.get(column) or int(value))
+            stamp = self.store.scan(ref).select(pl.col("ts_local").max()).collect().item()
+            if stamp is not None:
+                us = int(stamp.timestamp() * 1_000_000)
+                self._disconnected_us = max(self._disconnected_us or us, us)
+        self._seq = self.result.first_seq = (top.get("seq") or -1) + 1
+        self._last_diff_u = top.get("last_update_id")
+        self._last_trade_id = top.get("trade_id")
+
+
+def _iso(ts_us: int) -> str:
+    return dt.datetime.fromtimestamp(ts_us / 1e6, dt.UTC).isoformat(timespec="milliseconds")
 
 
 def record(store: Store, cfg: RecordConfig, *, capture_dir: Path,

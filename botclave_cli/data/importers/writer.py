@@ -58,6 +58,8 @@ class Parsed:
     contract_size: float | None = None
     params: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: kind -> gaps the source saw itself (the live recorder: across flushes and reconnects)
+    gaps: dict[str, list[Gap]] = field(default_factory=dict)
 
     @property
     def rows(self) -> int:
@@ -188,10 +190,13 @@ def write_import(
     lot_size: float | None = None,
     config: ExchangeConfig | None = None,
     progress: Progress | None = None,
+    append: bool = False,
 ) -> ImportResult:
     """Write every frame of ``parsed``; the bad-rows report goes beside the datasets.
 
-    Raises DataError (exit 3) when no row was good; the report is still written then.
+    ``append`` adds the rows as part files without reading the stored ones (``Store.append``:
+    only for rows that are new by construction, like the recorder's). Raises DataError (exit 3)
+    when no row was good; the report is still written then.
     """
     prog = or_null(progress)
     report = write_bad_report(store, parsed) if parsed.bad else None
@@ -203,7 +208,7 @@ def write_import(
     written = []
     for kind, levels, df in parsed.frames:
         ref = DatasetRef(parsed.exchange, parsed.market, parsed.symbol, kind, levels)
-        gaps = find_gaps(kind, df, parsed.market, dict(levels))
+        gaps = [*parsed.gaps.get(kind, []), *find_gaps(kind, df, parsed.market, dict(levels))]
         span = _coverage(df)
 
         def new_manifest(kind: str = kind) -> Manifest:
@@ -228,9 +233,13 @@ def write_import(
             if span is not None:
                 m.add_coverage(*span)
             known = {(g.kind, g.start, g.end) for g in m.gaps}
-            m.gaps = [*m.gaps, *(g for g in gaps if (g.kind, g.start, g.end) not in known)]
+            for gap in gaps:
+                if (gap.kind, gap.start, gap.end) not in known:
+                    known.add((gap.kind, gap.start, gap.end))
+                    m.gaps.append(gap)
 
-        res = store.write(ref, df, update_manifest=update, new_manifest=new_manifest)
+        put = store.append if append else store.write
+        res = put(ref, df, update_manifest=update, new_manifest=new_manifest)
         written.append(
             {
                 "kind": kind,
