@@ -33,6 +33,8 @@ from botclave_cli.errors import DataError, UsageError
 from botclave_cli.progress import Progress
 from botclave_cli.strategy.params import StrategyParams, apply_overrides, bar_us
 
+#: the last range read in this process: a worker evaluates many windows of one range, and
+#: shipping the trades with every task would cost more than reading them once per worker
 _TRADES: dict[tuple[str, str, int, int], tuple[pl.DataFrame, np.ndarray]] = {}
 
 
