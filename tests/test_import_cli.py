@@ -225,3 +225,32 @@ def test_split_shared_capture_gives_the_same_store(tmp_path: Path) -> None:
         b = Store(split).scan(ref).collect()
         assert a.height > 0 and a.equals(b), kind
         assert Store(split).manifest(ref).sources == ["a.txt", "b.txt"]
+
+
+def test_a_later_write_refines_an_inferred_tick_never_coarsens_it(tmp_path) -> None:
+    import datetime as dt
+
+    from botclave_cli.data.importers.writer import Parsed, finer_step, write_import
+
+    assert finer_step(0.5, 0.1) == 0.1 and finer_step(0.1, 0.5) == 0.1
+    assert finer_step(0.5, 0.2) == 0.1 and finer_step(None, 0.5) == 0.5
+
+    def parsed(prices: list[float], first_id: int) -> Parsed:
+        t0 = dt.datetime(2024, 8, 8, tzinfo=dt.UTC)
+        df = pl.DataFrame({
+            "ts": [t0 + dt.timedelta(seconds=first_id + i) for i in range(len(prices))],
+            "price": prices, "qty": [1.0] * len(prices), "side": ["buy"] * len(prices),
+            "trade_id": list(range(first_id, first_id + len(prices))),
+        })
+        return Parsed("binance", "spot", "BTC/USDT", "capture", ["x"], [("trades", (), df)])
+
+    store = Store(tmp_path)
+    ref = DatasetRef("binance", "spot", "BTC/USDT", "trades")
+    write_import(store, parsed([100.0, 100.5, 101.5], 0))
+    assert store.manifest(ref).tick_size == 0.5
+    write_import(store, parsed([100.0, 100.1, 100.3], 10))
+    assert store.manifest(ref).tick_size == 0.1
+    write_import(store, parsed([100.0, 101.0, 103.0], 20))
+    assert store.manifest(ref).tick_size == 0.1
+    write_import(store, parsed([100.0, 101.0], 30), tick_size=1.0)  # an explicit option wins
+    assert (store.manifest(ref).tick_source, store.manifest(ref).tick_size) == ("option", 1.0)

@@ -111,6 +111,14 @@ def infer_step(values: pl.Series, *, spacing: bool = False, max_decimals: int = 
     return round(step / 10**decimals, decimals) if step else None
 
 
+def finer_step(stored: float | None, new: float | None) -> float | None:
+    """The largest step both inferred steps are multiples of: a later import (or the
+    recorder's next chunk) that shows finer prices refines the dataset's step, never coarsens it."""
+    if stored is None or new is None:
+        return new if stored is None else stored
+    return infer_step(pl.Series([stored, new])) or new
+
+
 def resolve_grid(
     parsed: Parsed,
     tick_size: float | None,
@@ -225,7 +233,11 @@ def write_import(
         ) -> None:
             m.source = parsed.source
             m.sources = list(dict.fromkeys([*m.sources, *parsed.sources]))
-            m.tick_size, m.lot_size = tick, lot
+            if tick_source == "inferred" and m.tick_source == "inferred":
+                m.tick_size = finer_step(m.tick_size, tick)
+            else:
+                m.tick_size = tick
+            m.lot_size = lot if lot_size is not None else finer_step(m.lot_size, lot)
             m.tick_source = tick_source  # type: ignore[assignment]
             m.qty_unit = parsed.qty_unit  # type: ignore[assignment]
             m.contract_size = parsed.contract_size
