@@ -217,3 +217,60 @@ def test_record_without_a_reachable_stream_exits_4(tmp_path):
         "--rest-url", "http://127.0.0.1:9", "--duration", "1500ms",
         "--data-dir", str(tmp_path)])
     assert result.exit_code == 4 and "no message received" in result.stderr
+
+
+def test_a_recording_across_midnight_compacts_the_past_day_when_the_new_one_starts(
+        tmp_path, monkeypatch):
+    import gzip
+    import json
+
+    # the ETH capture's first 3,000 lines with exchange times moved so that UTC midnight falls
+    # at the middle line
+    lines = gzip.decompress(shared_file(ETH).read_bytes()).decode().splitlines()[:3_000]
+    bodies = [json.loads(line.split(" ", 1)[1]) for line in lines]
+    times = [b["data"]["E"] for b in bodies if "E" in b.get("data", {})]
+    middle = times[len(times) // 2]
+    shift = (middle // 86_400_000 + 1) * 86_400_000 - middle  # ms: middle -> next midnight
+    moved = []
+    for line, body in zip(lines, bodies, strict=True):
+        for field in ("E", "T"):
+            if field in body.get("data", {}):
+                body["data"][field] += shift
+        moved.append(f"{line.split(' ', 1)[0]} {json.dumps(body, separators=(',', ':'))}")
+    capture = tmp_path / "spot_ethusdt_midnight.txt"
+    capture.write_text("\n".join(moved) + "\n")
+
+    store = Store(tmp_path / "store")
+    calls: list[tuple[str, tuple[str, ...] | None]] = []
+    compact = Store.compact
+
+    def spy(self, ref, dates=None):
+        calls.append((ref.kind, None if dates is None else tuple(dates)))
+        return compact(self, ref, dates)
+
+    monkeypatch.setattr(Store, "compact", spy)
+
+    async def main():
+        emu = BinanceWsEmulator(capture, pause_s=0.0005)
+        await emu.start()
+        try:
+            return await _record(store, emu, tmp_path / "captures")
+        finally:
+            await emu.stop()
+
+    rec = asyncio.run(main())
+    trades = DatasetRef("binance", "spot", "ETH/USDT", "trades")
+    days = list(store.partition_files(trades))
+    assert len(days) == 2 and rec.result.rows_written > 0
+    # while recording, the first day was compacted once the second began; on exit, everything
+    first_day_calls = [i for i, (kind, dates) in enumerate(calls)
+                       if kind == "trades" and dates == (days[0],)]
+    assert first_day_calls and first_day_calls[0] < len(calls) - 4
+    for files in store.partition_files(trades).values():
+        assert [f.name for f in files] == ["data.parquet"]
+    sent = [m["data"]["t"] for k, m in emu_messages(capture) if k == "trade"]
+    assert store.scan(trades).collect()["trade_id"].to_list() == sent
+
+
+def emu_messages(capture: Path) -> list:
+    return BinanceWsEmulator(capture).messages

@@ -164,7 +164,8 @@ class Recorder:
         self._last_trade_id: int | None = None
         self._last_message_us: int | None = None
         self._disconnected_us: int | None = None
-        self._day = ""
+        #: kind -> the newest ``date=`` partition written (YYYY-MM-DD)
+        self._newest_day: dict[str, str] = {}
 
     def _error(self, text: str) -> None:
         """Keep the last 20 errors (a flaky link over days must not grow the result)."""
@@ -392,12 +393,13 @@ class Recorder:
         kinds = {kind for kind, _, _ in parsed.frames}
         parsed.gaps = {k: g for k, g in self._gaps.items() if k in kinds}
         self._gaps = {k: g for k, g in self._gaps.items() if k not in kinds}
-        write_import(self.store, parsed, tick_size=self.cfg.tick_size,
-                     lot_size=self.cfg.lot_size, append=True)
-        day = dt.datetime.fromtimestamp(int(lines[-1][:19]) / 1e9, dt.UTC).date().isoformat()
-        if self._day and day > self._day:
-            self._compact(before=day)  # yesterday's parts -> one file per kind
-        self._day = max(self._day, day)
+        written = write_import(self.store, parsed, tick_size=self.cfg.tick_size,
+                               lot_size=self.cfg.lot_size, append=True)
+        for dataset in written.datasets:  # a new day: the past days' parts -> one file each
+            kind, days = dataset["kind"], dataset["partitions"]
+            if len(days) > 1 or max(days) > self._newest_day.setdefault(kind, max(days)):
+                self._compact([kind], before=max(days))
+                self._newest_day[kind] = max(days)
         return parsed.rows
 
     def _check_trade_ids(self, ids: pl.Series) -> None:
@@ -413,9 +415,10 @@ class Recorder:
                                         detail=f"{first - before - 1} id(s) missing"))
         self._last_trade_id = last if before is None else max(before, last)
 
-    def _compact(self, before: str | None = None) -> None:
+    def _compact(self, kinds: tuple[str, ...] | list[str] = STORE_KINDS,
+                 before: str | None = None) -> None:
         """Fold the store's part files into one file per day (all days, or days < ``before``)."""
-        for kind in STORE_KINDS:
+        for kind in kinds:
             ref = DatasetRef(self.exchange, self.cfg.market, self.cfg.symbol, kind)
             if not self.store.exists(ref):
                 continue
