@@ -292,44 +292,18 @@ def depth_stage(ctx: Context) -> StageResult:
     if not ctx.store.exists(book_ref):
         return _result("depth", "skipped", f"no book data ({book_ref.relpath()}); record or "
                        "import a capture to get the depth analytics")
-    from botclave_cli.engine.depth import DepthParams, analyze_book
-    from botclave_cli.engine.depth_store import load_book, write_depth
-    from botclave_cli.report.heatmap import depth_heatmap
+    from botclave_cli.engine.depth import DepthParams
+    from botclave_cli.engine.depth_store import write_depth
+    from botclave_cli.report.sources import add_depth, book_depth
 
     params = DepthParams(interval_us=_duration_us(cfg.depth.interval))
-    lo, hi = to_us(ctx.start), to_us(ctx.end)
-    book = load_book(ctx.store, cfg.exchange, cfg.market, cfg.symbol, lo, hi)
-    result = analyze_book(book["book_snapshot"], book["book_diff"], book["trades"], cfg.market,
-                          params, book["tick_size"], start_us=lo, end_us=hi)
-    if result.series.is_empty():
-        raise DataError(f"{cfg.symbol}: no valid book in the window (counts: {result.counts})")
+    result = book_depth(ctx.store, cfg.exchange, cfg.market, cfg.symbol, to_us(ctx.start),
+                        to_us(ctx.end), params)
     write_depth(ctx.store, cfg.exchange, cfg.market, cfg.symbol, result, params, cfg.exchange)
-    samples, trades, note = _thin_for_heatmap(result.samples, result.trades, params.interval_us)
-    ctx.report.charts.append(depth_heatmap(samples, trades,
-                                           title=f"{cfg.symbol} depth heatmap ({note})"))
-    walls = [{k: v for k, v in vars(w).items()} for w in result.walls]
-    zones = [{k: v for k, v in vars(z).items()} for z in result.zones]
-    ctx.report.findings += [("Liquidity walls (book)", walls[:50]),
-                            ("Absorption zones (book + trades)", zones[:50])]
+    walls, zones = add_depth(ctx.report, result, cfg.symbol, params.interval_us)
     c = result.counts
     return _result("depth", "ok", f"{result.series.height} depth rows, {c.get('gaps', 0)} "
-                   f"gap(s), {len(walls)} wall(s), {len(zones)} absorption zone(s)")
-
-
-def _thin_for_heatmap(samples: pl.DataFrame, trades: pl.DataFrame | None, interval_us: int,
-                      columns: int = 1440, bubbles: int = 5000
-                      ) -> tuple[pl.DataFrame, pl.DataFrame | None, str]:
-    """At most ``columns`` sample times (every k-th interval) and the ``bubbles`` largest trades,
-    so a day's heatmap renders in seconds and shows the whole day rather than its last trades."""
-    ts = pl.col("ts").dt.epoch("us")
-    first, last = samples.select(ts.min()).item(), samples.select(ts.max()).item()
-    k = max(1, math.ceil((last - first) / interval_us / columns))
-    thinned = samples.filter(((ts - first) // interval_us) % k == 0)
-    note = f"book every {k * interval_us / 1e6:g} s"
-    if trades is not None and trades.height > bubbles:
-        trades = trades.sort("qty", descending=True, maintain_order=True).head(bubbles).sort("ts")
-        note += f", the {bubbles:,} largest trades"
-    return thinned, trades, note
+                   f"gap(s), {walls} wall(s), {zones} absorption zone(s)")
 
 
 def _duration_us(text: str) -> int:

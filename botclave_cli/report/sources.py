@@ -1,4 +1,6 @@
-"""Turn a stored run into report sections: backtest results, validation results, market charts.
+"""Turn a stored run into report sections: backtest results, validation results, market charts
+(candles, footprint, profile, CVD) and, when the store has book data, the depth heatmap, walls
+and absorption zones.
 
 A backtest run lives in ``<reports>/runs/<run id>/`` (``backtest.results``: Parquet frames,
 ``metrics.json``, ``manifest.json``; validation in its ``validation/`` folder). The functions
@@ -10,18 +12,22 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
 
-from botclave_cli.data.store import DatasetRef, Store, from_us
+from botclave_cli.data.store import DatasetRef, Store, from_us, to_us
 from botclave_cli.errors import DataError, UsageError
 from botclave_cli.report.charts import Chart, ChartGenerator
 from botclave_cli.report.index import report_dir, write_index
 from botclave_cli.report.report import ReportInput, Validation, key_metrics, write_report
+
+if TYPE_CHECKING:
+    from botclave_cli.engine.depth import DepthParams, DepthResult
 
 RUNS_DIR = "runs"
 VALIDATION_DIR = "validation"
@@ -122,8 +128,86 @@ def add_market(report: ReportInput, charts: ChartGenerator, store: Store,
     built = build_from_store(store, ref, spec, start, end, write=False, keep=True)
     if built.result is not None and built.result.bars.height:
         add_footprint(report, charts, built.result, png_bars, *quote_base(ref.symbol))
-    report.notes.append("depth heatmap, walls and absorption zones: in the pipeline's report "
-                        "(botclave report --pipeline), not rebuilt by report --run")
+    add_stored_depth(report, store, ref.exchange, ref.market, ref.symbol, start, end)
+
+
+def has_book(store: Store, exchange: str, market: str, symbol: str, start: dt.datetime,
+             end: dt.datetime) -> bool:
+    """True when the store holds book diffs inside ``[start, end)`` and a snapshot dataset to
+    start the book from (the replay needs both)."""
+    diff = DatasetRef(exchange, market, symbol, "book_diff")
+    snap = DatasetRef(exchange, market, symbol, "book_snapshot")
+    if not (store.exists(diff) and store.exists(snap)):
+        return False
+    return store.scan(diff, start, end).select("ts").head(1).collect().height > 0
+
+
+def book_depth(store: Store, exchange: str, market: str, symbol: str, start_us: int,
+               end_us: int, params: DepthParams | None = None) -> DepthResult:
+    """Replay the stored book over ``[start_us, end_us)`` and run the depth analytics on it
+    (engine.depth: series, walls, absorption zones); a window without a valid book is a
+    DataError. The pipeline's depth stage and ``report --run`` both start here."""
+    from botclave_cli.engine.depth import analyze_book
+    from botclave_cli.engine.depth_store import load_book
+
+    book = load_book(store, exchange, market, symbol, start_us, end_us)
+    result = analyze_book(book["book_snapshot"], book["book_diff"], book["trades"], market,
+                          params, book["tick_size"], start_us=start_us, end_us=end_us)
+    if result.series.is_empty():
+        raise DataError(f"{symbol}: no valid book in the window (counts: {result.counts})")
+    return result
+
+
+def add_depth(report: ReportInput, result: DepthResult, symbol: str, interval_us: int
+              ) -> tuple[int, int]:
+    """The depth heatmap (trades as bubbles) and the walls / absorption-zone findings of a depth
+    run; returns (walls, zones) found (the findings list at most 50 of each)."""
+    from botclave_cli.report.heatmap import depth_heatmap
+
+    samples, trades, note = thin_for_heatmap(result.samples, result.trades, interval_us)
+    report.charts.append(depth_heatmap(samples, trades, title=f"{symbol} depth heatmap ({note})"))
+    walls = [dict(vars(w)) for w in result.walls]
+    zones = [dict(vars(z)) for z in result.zones]
+    report.findings += [("Liquidity walls (book)", walls[:50]),
+                        ("Absorption zones (book + trades)", zones[:50])]
+    return len(walls), len(zones)
+
+
+def add_stored_depth(report: ReportInput, store: Store, exchange: str, market: str, symbol: str,
+                     start: dt.datetime, end: dt.datetime) -> None:
+    """``add_depth`` for a stored run's window (default DepthParams: 1 s samples, as the
+    pipeline's default) when the store has book data there; otherwise a note says why not."""
+    from botclave_cli.engine.depth import DepthParams
+
+    if not has_book(store, exchange, market, symbol, start, end):
+        folder = store.path(DatasetRef(exchange, market, symbol, "book_diff"))
+        report.notes.append(f"depth heatmap, walls and absorption zones: no book data "
+                            f"(book_snapshot + book_diff) for the run's window at {folder}; "
+                            "record or import a capture to get them")
+        return
+    params = DepthParams()
+    try:
+        result = book_depth(store, exchange, market, symbol, to_us(start), to_us(end), params)
+    except DataError as exc:  # e.g. no snapshot before the window: the rest of the report stands
+        report.notes.append(f"depth heatmap, walls and absorption zones: {exc.message}")
+        return
+    add_depth(report, result, symbol, params.interval_us)
+
+
+def thin_for_heatmap(samples: pl.DataFrame, trades: pl.DataFrame | None, interval_us: int,
+                     columns: int = 1440, bubbles: int = 5000
+                     ) -> tuple[pl.DataFrame, pl.DataFrame | None, str]:
+    """At most ``columns`` sample times (every k-th interval) and the ``bubbles`` largest trades,
+    so a day's heatmap renders in seconds and shows the whole day rather than its last trades."""
+    ts = pl.col("ts").dt.epoch("us")
+    first, last = samples.select(ts.min()).item(), samples.select(ts.max()).item()
+    k = max(1, math.ceil((last - first) / interval_us / columns))
+    thinned = samples.filter(((ts - first) // interval_us) % k == 0)
+    note = f"book every {k * interval_us / 1e6:g} s"
+    if trades is not None and trades.height > bubbles:
+        trades = trades.sort("qty", descending=True, maintain_order=True).head(bubbles).sort("ts")
+        note += f", the {bubbles:,} largest trades"
+    return thinned, trades, note
 
 
 def add_backtest(report: ReportInput, charts: ChartGenerator, results: dict[str, Any]) -> None:
