@@ -142,8 +142,10 @@ def id_gaps_in_window(store: Any, ref: DatasetRef, gaps: list[Any], lo: int, hi:
     a gap whose neighbours cannot be found is kept (it may lie in the window)."""
     from botclave_cli.data.schemas import spec
 
+    if not gaps:  # first: derived kinds (depth_series...) are only known once their module loads
+        return gaps
     column = spec(ref.kind).sequence_id
-    if not gaps or column is None:
+    if column is None:
         return gaps
     ids = sorted({g.start - 1 for g in gaps} | {g.end + 1 for g in gaps})
     found = dict(store.scan(ref).filter(pl.col(column).is_in(ids))
