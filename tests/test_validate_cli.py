@@ -12,7 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from botclave_cli.cli.app import app
-from botclave_cli.data.store import Store
+from botclave_cli.data.store import DatasetRef, Store
 from tests.test_backtest_run import START, put_trades, random_trades
 
 NO_BOUNDS: dict = {"fail": {}, "warn": {}}
@@ -132,7 +132,9 @@ def test_missing_trades_is_a_data_error(tmp_path, data_dir):
                                    "--from", "2024-01-01", "--to", "2024-01-02",
                                    "--data-dir", str(data_dir)])
     assert res.exit_code == 3
-    assert "no trades dataset for synth/spot/ETH/USDT" in res.stderr
+    assert f"no trades or agg_trades dataset in {data_dir / 'synth/spot/ETH-USDT'}" in res.stderr
+    res = _validate(tmp_path, data_dir, "pbo", "--kind", "quotes")
+    assert res.exit_code == 2 and "--kind 'quotes': expected trades or agg_trades" in res.stderr
 
 
 def test_config_check_knows_validation_yaml(tmp_path):
@@ -145,7 +147,7 @@ def test_config_check_knows_validation_yaml(tmp_path):
 def test_backtest_evaluator_never_sees_poisoned_oos_trades(tmp_path):
     """The real backtester through the library: trades from the first purged bar of the last
     fold on are replaced by another market; every fold's choice and in-sample figures stay."""
-    from botclave_cli.backtest.backtest_evaluator import backtest_validator, find_trades
+    from botclave_cli.backtest.backtest_evaluator import backtest_validator
     from botclave_cli.backtest.splits import walk_forward_folds
     from botclave_cli.backtest.validation_config import ValidationConfig
     from botclave_cli.config import ExchangeConfig
@@ -163,7 +165,7 @@ def test_backtest_evaluator_never_sees_poisoned_oos_trades(tmp_path):
     for name, frame in (("clean", clean), ("poisoned", poisoned)):
         put_trades(tmp_path / name, frame)
         store = Store(tmp_path / name)
-        v = backtest_validator(store, find_trades(store, "synth", "spot", "BTC/USDT"), START,
+        v = backtest_validator(store, DatasetRef("synth", "spot", "BTC/USDT", "trades"), START,
                                START + dt.timedelta(hours=6), params, ExchangeConfig(), cfg)
         rows.append(v.run("walk-forward").tables["walk_forward_folds"].to_dicts())
     for a, b in zip(*rows, strict=True):

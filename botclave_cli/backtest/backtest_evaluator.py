@@ -114,19 +114,6 @@ class BacktestEvaluator:
         return EvaluationResult(rets, trade_rets, evaluation_metrics(rets, trade_rets, ppy))
 
 
-def find_trades(store: Store, exchange: str, market: str, symbol: str,
-                kind: str | None = None) -> DatasetRef:
-    """The trades dataset to validate on: ``kind``, else ``trades`` where present, else
-    ``agg_trades``; DataError when there is none."""
-    kinds = [kind] if kind else ["trades", "agg_trades"]
-    for k in kinds:
-        ref = DatasetRef(exchange, market, symbol, k)
-        if store.exists(ref):
-            return ref
-    raise DataError(f"no trades dataset for {exchange}/{market}/{symbol} (looked for "
-                    f"{', '.join(kinds)}); fetch, import or synth trades first")
-
-
 def backtest_validator(
     store: Store, ref: DatasetRef, start: dt.datetime, end: dt.datetime,
     strategy: StrategyParams, exchange_config: ExchangeConfig, config: ValidationConfig, *,

@@ -79,15 +79,12 @@ def validate(
     --symbol BTC/USDT --from 2024-01-01 --to 2024-01-02 --folds 3 --runs 200 --json
     """
     with run(json_, quiet) as out:
-        from botclave_cli.backtest.backtest_evaluator import (
-            backtest_validator,
-            base_backtest,
-            find_trades,
-        )
+        from botclave_cli.backtest.backtest_evaluator import backtest_validator, base_backtest
         from botclave_cli.backtest.executor import make_executor
         from botclave_cli.backtest.validation_config import WHICH, ValidationConfig
         from botclave_cli.config import load_exchange_config, load_model
         from botclave_cli.data.store import Store
+        from botclave_cli.engine.footprint_store import source_ref
         from botclave_cli.strategy.params import StrategyParams, params_with_overrides
 
         if which not in WHICH:
@@ -109,7 +106,7 @@ def validate(
         vcfg = load_model(validation, ValidationConfig)
         ex_cfg = load_exchange_config(exchange_config)
         store = Store(data_dir)
-        ref = find_trades(store, exchange, market, symbol, kind)
+        ref = source_ref(store, exchange, market, symbol, kind)
         with make_executor(jobs) as executor:
             validator = backtest_validator(store, ref, lo, hi, params, ex_cfg, vcfg,
                                            source=str(validation), executor=executor,
