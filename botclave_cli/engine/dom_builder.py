@@ -18,12 +18,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from botclave_cli.engine import book_kernel as K
+from botclave_cli.engine.book_ladder import new_book
 from botclave_cli.engine.book_replay import REASONS, Replay
 from botclave_cli.engine.book_stream import BookStream
 from botclave_cli.engine.tick_grid import from_grid, to_grid
 from botclave_cli.errors import UsageError
 
 FUTURES_MARKETS = ("usdm", "coinm")
+#: ladder window in ticks: 1 MB of ladder per builder; levels outside it go to sorted arrays
+LADDER_TICKS = 65_536
 
 ResyncCallback = Callable[[str, int], None]
 
@@ -56,21 +59,24 @@ class DOMBuilder:
     while no book is synced, diffs are buffered (up to ``max_buffer`` messages) and replayed
     when a snapshot arrives. ``on_resync(reason, seq)`` is called whenever the book becomes
     invalid; the recorder answers it with a REST snapshot, a replay simply waits for the next
-    snapshot in the stream.
+    snapshot in the stream. The book is ``book_ladder``'s: a window of ``ladder_ticks`` around
+    the mid, and sorted arrays (``capacity`` levels to start with, grown on demand) beyond it.
     """
 
     def __init__(self, market: str = "spot", tick_size: float | None = None,
                  lot_size: float | None = None, on_resync: ResyncCallback | None = None,
-                 capacity: int = 8192, max_buffer: int = 20_000) -> None:
+                 capacity: int = 8192, max_buffer: int = 20_000,
+                 ladder_ticks: int = LADDER_TICKS) -> None:
         if market not in ("spot", *FUTURES_MARKETS):
             raise UsageError(f"market {market!r}: expected spot, usdm or coinm")
+        if ladder_ticks < 4:
+            raise UsageError(f"ladder_ticks {ladder_ticks}: expected at least 4")
         self.market = market
         self.futures = market in FUTURES_MARKETS
         self.tick_size = tick_size
         self.lot_size = lot_size
         self.on_resync = on_resync
-        self.keys = np.zeros((2, capacity), np.int64)
-        self.qty = np.zeros((2, capacity), np.int64)
+        self.lad, self.keys, self.qty, self.bs = new_book(ladder_ticks, capacity)
         self.meta = K.new_meta()
         self.max_buffer = max_buffer
         self._buffer: list[tuple] = []
@@ -103,10 +109,9 @@ class DOMBuilder:
             start = K.run_stream(
                 stream.kind, stream.U, stream.u, stream.pu, stream.ts, stream.lv_start,
                 stream.lv_end, stream.lv_side, stream.lv_px, stream.lv_qty, self.futures,
-                self.keys, self.qty, self.meta, start, stop_ts_us,
-                status, event, top[0], top[1], top[2], top[3], segment,
-                sample_interval_us, smp["ts"], smp["valid"], smp["msg"], smp["bid_px"],
-                smp["bid_qty"], smp["ask_px"], smp["ask_qty"])
+                self.lad, self.keys, self.qty, self.bs, self.meta, start, stop_ts_us,
+                status, event, top, segment, sample_interval_us, smp["ts"], smp["valid"],
+                smp["msg"], smp["bid_px"], smp["bid_qty"], smp["ask_px"], smp["ask_qty"])
             if self.meta[K.STOP] != K.STOP_NEED_GROW:
                 break
             self._grow()
@@ -121,7 +126,7 @@ class DOMBuilder:
 
     def book_at(self, stream: BookStream, ts_us: int, depth: int = 20) -> DOMState:
         """The book after every message with exchange time <= ``ts_us`` (fresh builder)."""
-        builder = DOMBuilder(self.market, on_resync=None)
+        builder = DOMBuilder(self.market, on_resync=None, ladder_ticks=self.lad.shape[1])
         builder.replay(stream, stop_ts_us=ts_us)
         return builder.state(depth)
 
@@ -187,9 +192,9 @@ class DOMBuilder:
                 np.array([m[2] for m in msgs], np.int64), np.array([m[3] for m in msgs], np.int64),
                 np.array([m[4] for m in msgs], np.int64), starts, ends, side,
                 to_grid(px, self.tick_size, "price"), to_grid(qt, self.lot_size, "quantity"),
-                self.futures, self.keys, self.qty, self.meta, start, -1,
-                status, event, top[0], top[1], top[2], top[3], segment,
-                0, empty1, np.zeros(0, np.int8), empty1, empty2, empty2, empty2, empty2)
+                self.futures, self.lad, self.keys, self.qty, self.bs, self.meta, start, -1,
+                status, event, top, segment, 0, empty1, np.zeros(0, np.int8), empty1, empty2,
+                empty2, empty2, empty2)
             if self.meta[K.STOP] != K.STOP_NEED_GROW:
                 break
             self._grow()
@@ -204,7 +209,8 @@ class DOMBuilder:
         """Top ``depth`` levels now (empty and ``valid=False`` while the book is not synced)."""
         valid = self.valid
         tick, lot = self.tick_size or 1.0, self.lot_size or 1.0
-        bpx, bq, apx, aq = K.book_levels(self.keys, self.qty, self.meta, depth if valid else 0)
+        bpx, bq, apx, aq = K.book_levels(self.lad, self.keys, self.qty, self.bs,
+                                         depth if valid else 0)
         return DOMState(
             valid=valid,
             ts_us=int(self.meta[K.CUR_TS]) if self.meta[K.CUR_TS] >= 0 else None,
