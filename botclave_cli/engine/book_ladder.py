@@ -174,7 +174,8 @@ def apply_rows(lad, keys, qty, bs, lv_side, lv_px, lv_qty, start, end):
 @numba.njit(cache=True)
 def clear(lad, bs, centre):
     """Empty the book and centre the window on ``centre`` ticks."""
-    lad[:, :] = 0
+    if bs[LAD_BID] or bs[LAD_ASK]:  # the counts are exact: a ladder holding none is all zeros
+        lad[:, :] = 0
     w = lad.shape[1]
     bs[:] = 0
     bs[BASE] = centre - w // 2
