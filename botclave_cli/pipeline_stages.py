@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from botclave_cli.data.manifest import Manifest
-from botclave_cli.data.store import DatasetRef, from_us, symbol_folder, to_us
+from botclave_cli.data.store import (
+    TRADE_KINDS,
+    DatasetRef,
+    find_trades,
+    from_us,
+    symbol_folder,
+    to_us,
+)
 from botclave_cli.errors import DataError
 from botclave_cli.logs import get_logger
 
@@ -24,7 +31,6 @@ if TYPE_CHECKING:
     from botclave_cli.pipeline import Context, StageResult
 
 log = get_logger(__name__)
-TRADE_KINDS = ("trades", "agg_trades")
 
 
 def _result(name: str, status: str, detail: str = "") -> StageResult:
@@ -49,12 +55,11 @@ def _ref(ctx: Context, kind: str) -> DatasetRef:
 
 
 def trades_ref(ctx: Context) -> DatasetRef | None:
-    """The trade dataset the engine reads: raw ``trades`` where present, else ``agg_trades``."""
-    for kind in TRADE_KINDS:
-        ref = _ref(ctx, kind)
-        if ctx.store.exists(ref):
-            return ref
-    return None
+    """The trade dataset the engine reads (``find_trades``), None when the store has none."""
+    try:
+        return find_trades(ctx.store, ctx.cfg.exchange, ctx.cfg.market, ctx.cfg.symbol)
+    except DataError:
+        return None
 
 
 # data ------------------------------------------------------------------------------------------

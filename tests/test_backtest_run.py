@@ -173,7 +173,8 @@ def test_cli_bad_input_fails_cleanly_without_results(tmp_path: Path) -> None:
     assert r.exit_code == 3
     assert "no trades in synth/spot/BTC-USDT/trades for [2023-01-01 00:00:00+00:00" in r.output
     r = cli(*base, "--symbol", "ETH/USDT")
-    assert r.exit_code == 3 and "no trades dataset for synth/spot/ETH/USDT" in r.output
+    assert r.exit_code == 3 and "no trades or agg_trades dataset in" in r.output
+    assert "synth/spot/ETH-USDT; fetch or import trades, or use --bars-only" in r.output
     r = cli(*base, "--bars-only")
     assert r.exit_code == 3 and "no 1m bars in synth/spot/BTC-USDT/ohlcv" in r.output
     user = tmp_path / "bad.py"

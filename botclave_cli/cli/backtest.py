@@ -37,7 +37,7 @@ def load_inputs(store: Store, exchange: str, market: str, symbol: str, start: An
                 ) -> tuple[pl.DataFrame | None, pl.DataFrame | None, pl.DataFrame | None,
                            DatasetRef]:
     """(trades, bars, funding, the dataset read) from the store; DataError when empty."""
-    from botclave_cli.data.store import DatasetRef
+    from botclave_cli.data.store import DatasetRef, find_trades
     from botclave_cli.strategy.bars import bars_from_ohlcv
 
     span = f"[{start or 'start'}, {end or 'end'})"
@@ -47,14 +47,10 @@ def load_inputs(store: Store, exchange: str, market: str, symbol: str, start: An
         if df.height == 0:
             raise DataError(f"no {timeframe} bars in {ref} for {span}")
         return None, bars_from_ohlcv(df, timeframe), None, ref
-    kinds = [kind] if kind else ["trades", "agg_trades"]
-    for k in kinds:
-        ref = DatasetRef(exchange, market, symbol, k)
-        if store.exists(ref):
-            break
-    else:
-        raise DataError(f"no trades dataset for {exchange}/{market}/{symbol} (looked for "
-                        f"{', '.join(kinds)}); fetch or import trades, or use --bars-only")
+    try:
+        ref = find_trades(store, exchange, market, symbol, kind)
+    except DataError as exc:
+        raise DataError(f"{exc}; fetch or import trades, or use --bars-only") from None
     trades = store.scan(ref, start, end).select("ts", "price", "qty", "side").collect()
     if trades.height == 0:
         raise DataError(f"no trades in {ref} for {span}")

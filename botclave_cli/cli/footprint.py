@@ -162,13 +162,12 @@ def footprint(
     Example: botclave footprint --exchange synth --bar 1m --row-size 10 --png fp.png
     """
     with run(json_, quiet) as out:
-        from botclave_cli.data.store import Store
+        from botclave_cli.data.store import Store, find_trades
         from botclave_cli.engine.bars import parse_bar_spec
         from botclave_cli.engine.footprint_store import (
             build_from_store,
             resolve_tick,
             row_size_ticks,
-            source_ref,
         )
         from botclave_cli.engine.indicators import session_key
 
@@ -190,7 +189,7 @@ def footprint(
                   "imbalance_basis": imbalance_basis, "preset": preset}
         footprint_spec(**fields, tick_size=1.0)  # option errors before looking at the data
         store = Store(data_dir)
-        ref = source_ref(store, exchange, market, symbol, kind)
+        ref = find_trades(store, exchange, market, symbol, kind)
         manifest = store.manifest(ref)
         tick = resolve_tick(manifest, tick_size)
         spec = footprint_spec(

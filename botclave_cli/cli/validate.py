@@ -83,8 +83,7 @@ def validate(
         from botclave_cli.backtest.executor import make_executor
         from botclave_cli.backtest.validation_config import WHICH, ValidationConfig
         from botclave_cli.config import load_exchange_config, load_model
-        from botclave_cli.data.store import Store
-        from botclave_cli.engine.footprint_store import source_ref
+        from botclave_cli.data.store import Store, find_trades
         from botclave_cli.strategy.params import StrategyParams, params_with_overrides
 
         if which not in WHICH:
@@ -106,7 +105,7 @@ def validate(
         vcfg = load_model(validation, ValidationConfig)
         ex_cfg = load_exchange_config(exchange_config)
         store = Store(data_dir)
-        ref = source_ref(store, exchange, market, symbol, kind)
+        ref = find_trades(store, exchange, market, symbol, kind)
         with make_executor(jobs) as executor:
             validator = backtest_validator(store, ref, lo, hi, params, ex_cfg, vcfg,
                                            source=str(validation), executor=executor,

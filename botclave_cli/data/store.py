@@ -28,9 +28,12 @@ import polars as pl
 from botclave_cli.data import atomic, partition
 from botclave_cli.data.manifest import MANIFEST_NAME, Manifest, read_manifest, write_manifest
 from botclave_cli.data.schemas import normalise, partition_dates, spec
-from botclave_cli.errors import DataError
+from botclave_cli.errors import DataError, UsageError
 
 DATA_DIR_ENV = "BOTCLAVE_DATA_DIR"
+#: the kinds that hold individual trades, in the order the engine prefers them (DECISIONS.md:
+#: raw trades where present, else aggregate trades)
+TRADE_KINDS = ("trades", "agg_trades")
 PARTITION_FILE = partition.PARTITION_FILE
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
@@ -270,6 +273,20 @@ class Store:
 
     def clean_stale_temp(self) -> int:
         return atomic.clean_stale_temp(self.root)
+
+
+def find_trades(store: Store, exchange: str, market: str, symbol: str,
+                kind: str | None = None) -> DatasetRef:
+    """The trades dataset to read: ``kind`` if given (``--kind``), else ``trades`` where present,
+    else ``agg_trades``. UsageError for another kind, DataError when none exists."""
+    if kind is not None and kind not in TRADE_KINDS:
+        raise UsageError(f"--kind {kind!r}: expected trades or agg_trades")
+    for k in ([kind] if kind else TRADE_KINDS):
+        ref = DatasetRef(exchange, market, symbol, k)
+        if store.exists(ref):
+            return ref
+    where = store.root / DatasetRef(exchange, market, symbol, kind or "trades").relpath().parent
+    raise DataError(f"no {kind or 'trades or agg_trades'} dataset in {where}")
 
 
 def _lit_ts(value: dt.datetime) -> pl.Expr:

@@ -9,7 +9,7 @@ import polars as pl
 
 from botclave_cli.data.manifest import Manifest
 from botclave_cli.data.scalars import as_datetime
-from botclave_cli.data.store import DatasetRef, Store, from_us, params_hash, to_us
+from botclave_cli.data.store import DatasetRef, Store, find_trades, from_us, params_hash, to_us
 from botclave_cli.engine.depth import DepthParams, DepthResult
 from botclave_cli.errors import DataError
 
@@ -36,14 +36,14 @@ def load_book(store: Store, exchange: str, market: str, symbol: str, start_us: i
     first = (before.tail(1) if before.height else heads.head(1)).row(0, named=True)
     lo = first["t"] - BUFFER_BEFORE_SNAPSHOT_US
     lo_dt, hi_dt = from_us(lo), (from_us(end_us) if end_us is not None else None)
-    # raw trades where present, else aggregate trades, unless the caller chose (DECISIONS.md)
-    trades_ref = DatasetRef(exchange, market, symbol, trades_kind or "trades")
-    if trades_kind is None and not store.exists(trades_ref):
-        trades_ref = DatasetRef(exchange, market, symbol, "agg_trades")
-    if trades_kind is not None and not store.exists(trades_ref):
-        raise DataError(f"no {trades_kind} dataset at {store.path(trades_ref)}")
+    try:  # the book is analysed without trades when the store has none (unless asked for)
+        trades_ref: DatasetRef | None = find_trades(store, exchange, market, symbol, trades_kind)
+    except DataError:
+        if trades_kind is not None:
+            raise
+        trades_ref = None
     trades = (store.scan(trades_ref, lo_dt, hi_dt).select("ts", "price", "qty", "side")
-              .sort("ts").collect() if store.exists(trades_ref) else None)
+              .sort("ts").collect() if trades_ref is not None else None)
     manifest = store.manifest(ref)
     return {
         "book_snapshot": store.scan(snap_ref, lo_dt, hi_dt).filter(

@@ -24,22 +24,6 @@ from botclave_cli.engine.footprint import (
 from botclave_cli.errors import DataError, UsageError
 from botclave_cli.progress import Progress, or_null
 
-TRADE_KINDS = ("trades", "agg_trades")
-
-
-def source_ref(store: Store, exchange: str, market: str, symbol: str,
-               kind: str | None = None) -> DatasetRef:
-    """The trades dataset to read: ``kind`` if given, else ``trades`` where present, else
-    ``agg_trades``. DataError when none exists."""
-    if kind is not None and kind not in TRADE_KINDS:
-        raise UsageError(f"--kind {kind!r}: expected trades or agg_trades")
-    for k in ([kind] if kind else TRADE_KINDS):
-        ref = DatasetRef(exchange, market, symbol, k)
-        if store.exists(ref):
-            return ref
-    where = store.root / DatasetRef(exchange, market, symbol, kind or "trades").relpath().parent
-    raise DataError(f"no {kind or 'trades or agg_trades'} dataset in {where}")
-
 
 def row_size_ticks(tick_size: float, row_size: int | None, row_price: float | None) -> int:
     """``--row-size N`` (ticks) or ``--row-price P`` (a multiple of the tick) -> ticks."""
