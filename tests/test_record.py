@@ -125,6 +125,9 @@ def test_restart_continues_the_dataset_and_the_capture(tmp_path):
 
     first = asyncio.run(part(3_000, 0))
     second = asyncio.run(part(6_000, 3_000))
+    # no tick/lot given: the store's inferred grid is reported, once per distinct warning
+    assert any("inferred from the data" in w for w in first.warnings)
+    assert len(first.warnings) == len(set(first.warnings))
     assert second.first_seq == first.next_seq
     assert first.capture_files == second.capture_files
     lines = Path(first.capture_files[0]).read_text().splitlines()

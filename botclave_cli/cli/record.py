@@ -88,6 +88,8 @@ def record(
         if not result.messages and result.errors:
             raise ExchangeUnreachable(f"no message received from {cfg.url()}: "
                                       f"{result.errors[-1]}")
+        for warning in result.warnings:
+            out.warn(warning)
         out.emit(data, f"{symbol}: {result.messages} messages, {result.snapshots} snapshot(s), "
                  f"{result.gaps} gap(s), {result.reconnects} reconnect(s), "
                  f"{result.rows_written} rows stored (seq {result.first_seq}..{result.next_seq}), "

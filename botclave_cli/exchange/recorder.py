@@ -134,6 +134,8 @@ class RecordResult:
     stopped_by: str = ""
     capture_files: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    #: the store writer's warnings (an inferred tick or lot), each once
+    warnings: list[str] = field(default_factory=list)
 
 
 class Recorder:
@@ -395,6 +397,10 @@ class Recorder:
         self._gaps = {k: g for k, g in self._gaps.items() if k not in kinds}
         written = write_import(self.store, parsed, tick_size=self.cfg.tick_size,
                                lot_size=self.cfg.lot_size, append=True)
+        for warning in written.warnings:
+            if warning not in self.result.warnings and len(self.result.warnings) < 20:
+                self.result.warnings.append(warning)
+                log.warning(warning, extra={"symbol": self.cfg.symbol})
         for dataset in written.datasets:  # a new day: the past days' parts -> one file each
             kind, days = dataset["kind"], dataset["partitions"]
             if len(days) > 1 or max(days) > self._newest_day.setdefault(kind, max(days)):
