@@ -200,3 +200,103 @@ def test_write_into_a_partition_with_parts_replaces_them(store):
     assert [p.name for p in store.partition_files(REF)["2024-08-08"]] == ["data.parquet"]
     assert store.scan(REF).collect()["agg_id"].to_list() == [0, 1, 2, 3]
     assert store.manifest(REF).partitions == {"2024-08-08": 4}
+
+
+# atomic_dir: a folder written beside its target and swapped in whole ----------------------------
+def _tree(root):
+    return {str(p.relative_to(root)): p.read_text() for p in sorted(root.rglob("*"))
+            if p.is_file()}
+
+
+def _dead_pid() -> int:
+    import subprocess
+
+    done = subprocess.Popen(["true"])
+    done.wait()  # reaped: no process has this id any more (until the system reuses it)
+    return done.pid
+
+
+def test_atomic_dir_swaps_the_folder_in_whole_and_leaves_nothing_beside_it(tmp_path):
+    from botclave_cli.data.atomic import atomic_dir
+
+    target = tmp_path / "runs" / "abc"
+    with atomic_dir(target) as tmp:
+        assert tmp.parent == target.parent and tmp.name.startswith(".") and not target.exists()
+        (tmp / "a.txt").write_text("first")
+    assert _tree(target) == {"a.txt": "first"}
+    target.joinpath("extra.txt").write_text("mine")
+    seen = []
+
+    def keep(old, new):
+        seen.append((old, new, _tree(old), _tree(new)))
+        (new / "extra.txt").write_text((old / "extra.txt").read_text())
+
+    with atomic_dir(target, keep=keep) as tmp:
+        (tmp / "b.txt").write_text("second")
+        assert _tree(target) == {"a.txt": "first", "extra.txt": "mine"}  # the old one until the end
+    assert seen == [(target, tmp, {"a.txt": "first", "extra.txt": "mine"}, {"b.txt": "second"})]
+    assert _tree(target) == {"b.txt": "second", "extra.txt": "mine"}
+    assert [p.name for p in target.parent.iterdir()] == ["abc"]
+
+
+def test_atomic_dir_failure_keeps_the_old_folder_and_removes_the_temp(tmp_path, monkeypatch):
+    import os
+
+    from botclave_cli.data.atomic import atomic_dir
+
+    target = tmp_path / "validation"
+    with pytest.raises(RuntimeError, match="boom"), atomic_dir(target) as tmp:
+        (tmp / "half.txt").write_text("x")
+        raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []  # no target was there, none is made
+    with atomic_dir(target) as tmp:
+        (tmp / "v.json").write_text("old")
+    with pytest.raises(RuntimeError, match="boom"), atomic_dir(target) as tmp:
+        (tmp / "v.json").write_text("new")
+        raise RuntimeError("boom")
+    assert _tree(target) == {"v.json": "old"}
+    assert [p.name for p in tmp_path.iterdir()] == ["validation"]
+    # the second rename (temp -> target) fails after the old folder moved aside: it comes back
+    real, calls = os.replace, []
+
+    def second_fails(src, dst):
+        calls.append((src.name, dst.name))
+        if len(calls) == 2:
+            raise OSError("rename failed")
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", second_fails)
+    with pytest.raises(OSError, match="rename failed"), atomic_dir(target) as tmp:
+        (tmp / "v.json").write_text("new")
+    monkeypatch.undo()
+    pid = os.getpid()
+    assert calls == [("validation", f".validation.old.tmp-{pid}"),
+                     (f".validation.tmp-{pid}", "validation"),
+                     (f".validation.old.tmp-{pid}", "validation")]
+    assert _tree(target) == {"v.json": "old"}
+    assert [p.name for p in tmp_path.iterdir()] == ["validation"]
+
+
+def test_clean_stale_temp_removes_dead_writers_folders_and_puts_back_a_folder_left_aside(tmp_path):
+    import os
+
+    from botclave_cli.data.atomic import clean_stale_temp
+
+    dead, live = _dead_pid(), os.getpid()
+    runs = tmp_path / "runs"
+    half = runs / f".r1.tmp-{dead}"  # a run folder being written when its writer died
+    (half / f".trades.parquet.tmp-{dead}").parent.mkdir(parents=True)
+    (half / f".trades.parquet.tmp-{dead}").write_text("half")
+    (half / "metrics.json").write_text("{}")
+    (runs / f".r2.old.tmp-{dead}").mkdir()  # died between the two renames: r2 is missing
+    (runs / f".r2.old.tmp-{dead}" / "manifest.json").write_text("r2")
+    (runs / "r3").mkdir()  # died after the swap: r3 is the new folder, the aside is stale
+    (runs / "r3" / "manifest.json").write_text("new r3")
+    (runs / f".r3.old.tmp-{dead}").mkdir()
+    (runs / f".r3.old.tmp-{dead}" / "manifest.json").write_text("old r3")
+    (runs / f".r4.tmp-{live}").mkdir()  # a live writer's folder stays
+    assert clean_stale_temp(tmp_path) == 3
+    assert sorted(p.name for p in runs.iterdir()) == [f".r4.tmp-{live}", "r2", "r3"]
+    assert _tree(runs / "r2") == {"manifest.json": "r2"}
+    assert _tree(runs / "r3") == {"manifest.json": "new r3"}
+    assert clean_stale_temp(tmp_path) == 0

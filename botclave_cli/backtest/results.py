@@ -3,8 +3,9 @@
 The run id is the first 16 hex digits of sha256(config hash, data coverage, code version): the
 same strategy parameters, fees, grid and data (range and row count) with the same code give the
 same id, and the same files byte for byte; only ``manifest.json``'s ``created_at`` differs.
-A run is written into a temporary folder beside the final one and renamed at the end, so a
-folder named by a run id is always complete (``manifest.json`` says ``"status": "complete"``).
+A run is written into a temporary folder beside the final one and swapped in at the end
+(``data.atomic.atomic_dir``), so a folder named by a run id is always complete (``manifest.json``
+says ``"status": "complete"``).
 A rerun of the same id replaces the backtest's own files and keeps what other commands put in
 the folder (``validation/`` from ``botclave validate``): it describes the same run, byte for byte.
 """
@@ -14,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 from functools import lru_cache
@@ -25,6 +25,7 @@ import polars as pl
 
 import botclave_cli
 from botclave_cli.backtest.backtester import BacktestResult
+from botclave_cli.data.atomic import atomic_dir
 
 RESULT_FILES = ("signals", "orders", "fills", "trades", "equity")
 OWN_FILES = frozenset({*(f"{n}.parquet" for n in RESULT_FILES), "metrics.json", "manifest.json"})
@@ -79,15 +80,8 @@ def write_results(result: BacktestResult, out_dir: Path, *, extra: dict[str, Any
                   strategy_name: str | None = None) -> tuple[str, Path]:
     """Write the run's Parquet files, metrics.json and manifest.json; returns (run id, folder)."""
     rid = run_id(result, strategy_name)
-    runs = Path(out_dir) / "runs"
-    final = runs / rid
-    tmp = runs / f".tmp-{rid}-{os.getpid()}"
-    old = runs / f".old-{rid}-{os.getpid()}"
-    runs.mkdir(parents=True, exist_ok=True)
-    for stale in (tmp, old):
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    final = Path(out_dir) / "runs" / rid
+    with atomic_dir(final, keep=keep_others) as tmp:
         files = {}
         for name in RESULT_FILES:
             frame: pl.DataFrame = getattr(result, name)
@@ -107,16 +101,6 @@ def write_results(result: BacktestResult, out_dir: Path, *, extra: dict[str, Any
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, sort_keys=True, indent=2) + "\n",
                                            encoding="utf-8")
-        if final.exists():
-            keep_others(final, tmp)
-            os.replace(final, old)
-        os.replace(tmp, final)
-    except BaseException:
-        if old.exists() and not final.exists():
-            os.replace(old, final)  # the previous run stays as it was
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
     return rid, final
 
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from botclave_cli.backtest.validation_config import Thresholds, VerdictConfig
-from botclave_cli.data.atomic import write_parquet, write_text
+from botclave_cli.data.atomic import atomic_dir, write_parquet, write_text
 
 
 def jsonable(value: Any) -> Any:
@@ -58,23 +56,13 @@ class ValidationResult:
         files are written into a temporary folder beside it that takes its place only when
         complete, so a reader never sees a mix of two runs or a half-written table."""
         directory = Path(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
-        old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        try:
+        with atomic_dir(directory) as tmp:
             for name, frame in sorted(self.tables.items()):
                 write_parquet(tmp / f"{name}.parquet", frame)
             data = jsonable(self.as_dict() | {"tables": sorted(f"{n}.parquet"
                                                                for n in self.tables)})
             write_text(tmp / "validation.json", json.dumps(
                 data, indent=2, sort_keys=True, default=str, allow_nan=False) + "\n")
-            if directory.exists():
-                os.replace(directory, old)
-            os.replace(tmp, directory)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-            shutil.rmtree(old, ignore_errors=True)
         return [directory / f"{n}.parquet" for n in sorted(self.tables)] + [
             directory / "validation.json"]
 
