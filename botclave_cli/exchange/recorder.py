@@ -13,37 +13,27 @@ store (trades, book_snapshot, book_diff, quotes) with ``seq`` continuing the sto
 restart continues the dataset. Disconnects reconnect with exponential backoff; SIGINT/SIGTERM
 stop the loop and flush.
 
-Memory stays flat however long it runs: lines are dropped after each flush, the builder buffers
-at most a bounded number of diffs, and the store gets each chunk as new part files
-(``Store.append``: the day's stored rows are never read back); parts are compacted into the
-day's file when the UTC day changes and on exit.
-
-Gaps go to the datasets' manifests as they are seen: a depth diff that does not continue the
-previous one (a lost message, or a reconnect), a trade id that skips ids across flushes, and the
-time a disconnect lasted (for every recorded kind).
+Memory stays flat however long it runs: the builder buffers at most a bounded number of diffs
+and ``RecordSink`` (record_sink.py) keeps neither the lines it flushed nor the day's rows; it
+also notes the gaps it sees in the manifests.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import json
-import os
 import signal
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import polars as pl
-
-from botclave_cli.data.manifest import Gap
-from botclave_cli.data.store import DatasetRef, Store
+from botclave_cli.data.store import Store
 from botclave_cli.engine.dom_builder import DOMBuilder
 from botclave_cli.errors import UsageError
+from botclave_cli.exchange.record_sink import RecordSink
 from botclave_cli.logs import get_logger
 
 log = get_logger(__name__)
@@ -52,9 +42,6 @@ STREAMS = {"trades": "trade", "depth": "depth@{speed}", "quotes": "bookTicker"}
 DEFAULT_WS = {"spot": "wss://stream.binance.com:9443/stream",
               "usdm": "wss://fstream.binance.com/stream",
               "coinm": "wss://dstream.binance.com/stream"}
-STORE_KINDS = ("trades", "book_snapshot", "book_diff", "quotes")
-#: the store kinds each stream feeds (a disconnect is a time gap in each)
-STREAM_KINDS = {"trades": ("trades",), "depth": ("book_diff",), "quotes": ("quotes",)}
 #: Binance prints at most 8 decimals: the live gap detector's grid (exact, no tick needed)
 LIVE_GRID = 1e-8
 
@@ -144,30 +131,21 @@ class Recorder:
     def __init__(self, store: Store, cfg: RecordConfig, *, capture_dir: Path,
                  fetch_snapshot: SnapshotFetcher | None = None,
                  clock_ns: Callable[[], int] = time.time_ns, exchange: str = "binance") -> None:
-        self.store = store
         self.cfg = cfg
-        self.capture_dir = Path(capture_dir)
         self.fetch_snapshot = fetch_snapshot or ccxt_snapshot_fetcher(cfg.market)
         self.clock_ns = clock_ns
         self.exchange = exchange
         self.symbol_id = market_id(cfg.symbol, cfg.market)
         self.result = RecordResult()
+        self.sink = RecordSink(store, cfg, self.result, capture_dir=capture_dir,
+                               symbol_id=self.symbol_id, exchange=exchange)
         self._stop = asyncio.Event()
-        self._pending: list[str] = []
-        self._unstored: list[str] = []
-        self._last_store = time.monotonic()
         self._builder: DOMBuilder | None = None
         self._want_snapshot = False
         self._snapshot_task: asyncio.Task | None = None
-        self._seq = 0
-        #: kind -> gaps seen live and not yet in the manifest
-        self._gaps: dict[str, list[Gap]] = {}
-        self._last_diff_u: int | None = None
-        self._last_trade_id: int | None = None
         self._last_message_us: int | None = None
+        #: receive time (us) of the last message before a disconnect or a restart
         self._disconnected_us: int | None = None
-        #: kind -> the newest ``date=`` partition written (YYYY-MM-DD)
-        self._newest_day: dict[str, str] = {}
 
     def _error(self, text: str) -> None:
         """Keep the last 20 errors (a flaky link over days must not grow the result)."""
@@ -182,7 +160,7 @@ class Recorder:
         from websockets.asyncio.client import connect
         from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-        self._resume()
+        self._disconnected_us = self.sink.resume()
         loop = asyncio.get_running_loop()
         handled = self._install_signals(loop)
         deadline = (time.monotonic() + self.cfg.duration_s) if self.cfg.duration_s else None
@@ -205,7 +183,7 @@ class Recorder:
                                     self.stop("duration")
                                     break
                                 if now >= next_flush:
-                                    self.flush()
+                                    self.sink.flush()
                                     next_flush = now + self.cfg.flush_every_s
                                 await asyncio.wait([reader], timeout=min(
                                     0.25, max(next_flush - now, 0.001),
@@ -228,7 +206,7 @@ class Recorder:
                 self.result.reconnects += 1
                 if self._disconnected_us is None:  # a failed reconnect keeps the first time
                     self._disconnected_us = self._last_message_us
-                self.flush()
+                self.sink.flush()
                 pause = backoff if deadline is None else min(backoff, deadline - time.monotonic())
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), max(pause, 0.0))
@@ -238,11 +216,11 @@ class Recorder:
                 self._snapshot_task.cancel()
                 with contextlib.suppress(BaseException):
                     await self._snapshot_task
-            self.flush(store=True)
-            self._compact()
+            self.sink.flush(store=True)
+            self.sink.compact()
             for sig in handled:
                 loop.remove_signal_handler(sig)
-        self.result.next_seq = self._seq
+        self.result.next_seq = self.sink.seq
         return self.result
 
     def _install_signals(self, loop: asyncio.AbstractEventLoop) -> list[signal.Signals]:
@@ -262,16 +240,16 @@ class Recorder:
 
     def _on_message(self, raw: str) -> None:
         now_ns = self.clock_ns()
-        self._pending.append(f"{now_ns} {raw}")
+        self.sink.add(f"{now_ns} {raw}")
         self.result.messages += 1
         self._last_message_us = now_ns // 1000
         if self._disconnected_us is not None:
-            self._note_disconnect(self._disconnected_us, now_ns // 1000)
+            self.sink.note_disconnect(self._disconnected_us, now_ns // 1000)
             self._disconnected_us = None
         if "depthUpdate" not in raw:
             return
         data = json.loads(raw).get("data", {})
-        self._check_diff(int(data["U"]), int(data["u"]), data.get("pu"), int(data["E"]) * 1000)
+        self.sink.check_diff(int(data["U"]), int(data["u"]), data.get("pu"), int(data["E"]) * 1000)
         if self._builder is None:
             self._builder = DOMBuilder(self.cfg.market, LIVE_GRID, LIVE_GRID,
                                        on_resync=self._on_resync)
@@ -279,32 +257,6 @@ class Recorder:
                               data["a"], int(data["E"]) * 1000)
         if self._want_snapshot and self._snapshot_task is None:
             self._snapshot_task = asyncio.get_running_loop().create_task(self._resync())
-
-    def _check_diff(self, first: int, last: int, prev: int | None, ts_us: int) -> None:
-        """A diff that does not continue the previous one (spot: ``U`` = last ``u`` + 1;
-        futures: ``pu`` = last ``u``) is a book-sequence gap; a diff already covered is not."""
-        before = self._last_diff_u
-        if before is not None and last > before:
-            missing_to = (first - 1) if prev is None else int(prev)
-            if missing_to > before:
-                self.result.gaps += 1
-                self._add_gap("book_diff", Gap(
-                    kind="book_sequence", start=before + 1, end=missing_to,
-                    detail=f"seen live by the recorder at {_iso(ts_us)}; the book resynced"))
-        self._last_diff_u = last if before is None else max(before, last)
-
-    def _note_disconnect(self, since_us: int | None, until_us: int) -> None:
-        if since_us is None:
-            return
-        for stream in self.cfg.streams:
-            for kind in STREAM_KINDS[stream]:
-                self._add_gap(kind, Gap(kind="time", start=since_us, end=until_us,
-                                        detail="stream disconnected; messages in between lost"))
-
-    def _add_gap(self, kind: str, gap: Gap) -> None:
-        self._gaps.setdefault(kind, []).append(gap)
-        log.info("gap", extra={"kind": kind, "gap": gap.kind, "start": gap.start,
-                               "end": gap.end, "symbol": self.cfg.symbol})
 
     def _on_resync(self, reason: str, seq: int) -> None:
         self.result.resyncs += 1
@@ -327,7 +279,7 @@ class Recorder:
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, self.cfg.max_backoff_s)
                     continue
-                self._pending.append(f"{self.clock_ns()} {json.dumps(snap, separators=(',', ':'))}")
+                self.sink.add(f"{self.clock_ns()} {json.dumps(snap, separators=(',', ':'))}")
                 self.result.snapshots += 1
                 builder = self._builder
                 if builder is None:
@@ -339,121 +291,6 @@ class Recorder:
                     await asyncio.sleep(delay)
         finally:
             self._snapshot_task = None
-
-    # writing -----------------------------------------------------------------------------------
-    def flush(self, store: bool = False) -> None:
-        """Append pending lines to the day's capture file (fsync); every ``store_every_s`` (or
-        with ``store=True``) also parse the lines not yet stored into the store."""
-        lines, self._pending = self._pending, []
-        if lines:
-            self._append_capture(lines)
-            self.result.lines_written += len(lines)
-            self._unstored.extend(lines)
-        due = time.monotonic() - self._last_store >= self.cfg.store_every_s
-        if self._unstored and (store or due):
-            chunk, self._unstored = self._unstored, []
-            self.result.rows_written += self._write_store(chunk)
-            self._seq += len(chunk)
-            self._last_store = time.monotonic()
-
-    def _append_capture(self, lines: list[str]) -> None:
-        by_day: dict[str, list[str]] = {}
-        for line in lines:
-            day = dt.datetime.fromtimestamp(int(line[:19]) / 1e9, dt.UTC).strftime("%Y%m%d")
-            by_day.setdefault(day, []).append(line)
-        self.capture_dir.mkdir(parents=True, exist_ok=True)
-        for day, chunk in by_day.items():
-            path = self.capture_dir / f"{self.cfg.market}_{self.symbol_id.lower()}_{day}.txt"
-            with open(path, "a", encoding="utf-8") as fh:
-                fh.write("\n".join(chunk) + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            if str(path) not in self.result.capture_files:
-                self.result.capture_files.append(str(path))
-
-    def _write_store(self, lines: list[str]) -> int:
-        from botclave_cli.data.importers.capture import read_capture
-        from botclave_cli.data.importers.imports import capture_parsed
-        from botclave_cli.data.importers.writer import write_import
-
-        with tempfile.TemporaryDirectory(prefix="botclave-rec-") as tmp:
-            path = Path(tmp) / "chunk.txt"
-            path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-            cap = read_capture([path], skip_bad=True, market=self.cfg.market,
-                               symbol=self.cfg.symbol)
-        parsed = capture_parsed(cap)
-        parsed.source = "record"
-        parsed.sources = [f"ws:{self.symbol_id.lower()}"]
-        parsed.bad = []
-        parsed.frames = [(kind, levels, df.with_columns(pl.col("seq") + self._seq))
-                         for kind, levels, df in parsed.frames if df.height]
-        if not parsed.frames:
-            return 0
-        for kind, _, df in parsed.frames:
-            if kind == "trades":
-                self._check_trade_ids(df["trade_id"])
-        kinds = {kind for kind, _, _ in parsed.frames}
-        parsed.gaps = {k: g for k, g in self._gaps.items() if k in kinds}
-        self._gaps = {k: g for k, g in self._gaps.items() if k not in kinds}
-        written = write_import(self.store, parsed, tick_size=self.cfg.tick_size,
-                               lot_size=self.cfg.lot_size, append=True)
-        for warning in written.warnings:
-            if warning not in self.result.warnings and len(self.result.warnings) < 20:
-                self.result.warnings.append(warning)
-                log.warning(warning, extra={"symbol": self.cfg.symbol})
-        for dataset in written.datasets:  # a new day: the past days' parts -> one file each
-            kind, days = dataset["kind"], dataset["partitions"]
-            if len(days) > 1 or max(days) > self._newest_day.setdefault(kind, max(days)):
-                self._compact([kind], before=max(days))
-                self._newest_day[kind] = max(days)
-        return parsed.rows
-
-    def _check_trade_ids(self, ids: pl.Series) -> None:
-        """Trade ids skipped between the last stored trade and this chunk (gaps inside the chunk
-        are found by the import writer)."""
-        ids = ids.drop_nulls()
-        if ids.is_empty():
-            return
-        first, last = int(ids.min()), int(ids.max())  # type: ignore[arg-type]
-        before = self._last_trade_id
-        if before is not None and first > before + 1:
-            self._add_gap("trades", Gap(kind="trade_id", start=before + 1, end=first - 1,
-                                        detail=f"{first - before - 1} id(s) missing"))
-        self._last_trade_id = last if before is None else max(before, last)
-
-    def _compact(self, kinds: tuple[str, ...] | list[str] = STORE_KINDS,
-                 before: str | None = None) -> None:
-        """Fold the store's part files into one file per day (all days, or days < ``before``)."""
-        for kind in kinds:
-            ref = DatasetRef(self.exchange, self.cfg.market, self.cfg.symbol, kind)
-            if not self.store.exists(ref):
-                continue
-            days = list(self.store.partition_files(ref))
-            self.store.compact(ref, [d for d in days if before is None or d < before])
-
-    def _resume(self) -> None:
-        """Continue a stored recording: the next ``seq``, and the last diff update id, trade id
-        and receive time, so that what a restart missed is recorded as gaps."""
-        top: dict[str, int | None] = {}
-        for kind, column in (("book_snapshot", "seq"), ("book_diff", "seq"), ("quotes", "seq"),
-                             ("book_diff", "last_update_id"), ("trades", "trade_id")):
-            ref = DatasetRef(self.exchange, self.cfg.market, self.cfg.symbol, kind)
-            if not self.store.exists(ref):
-                continue
-            value = self.store.scan(ref).select(pl.col(column).max()).collect().item()
-            if value is not None:
-                top[column] = max(int(value), top.get(column) or int(value))
-            stamp = self.store.scan(ref).select(pl.col("ts_local").max()).collect().item()
-            if stamp is not None:
-                us = int(stamp.timestamp() * 1_000_000)
-                self._disconnected_us = max(self._disconnected_us or us, us)
-        self._seq = self.result.first_seq = (top.get("seq") or -1) + 1
-        self._last_diff_u = top.get("last_update_id")
-        self._last_trade_id = top.get("trade_id")
-
-
-def _iso(ts_us: int) -> str:
-    return dt.datetime.fromtimestamp(ts_us / 1e6, dt.UTC).isoformat(timespec="milliseconds")
 
 
 def record(store: Store, cfg: RecordConfig, *, capture_dir: Path,
