@@ -332,15 +332,17 @@ def validate_stage(ctx: Context) -> StageResult:
     cfg = ctx.cfg
     if not cfg.validate_.enabled:
         return _result("validate", "skipped", "disabled in the pipeline config")
-    import numpy as np
-
     from botclave_cli.backtest.backtest_evaluator import backtest_validator, base_backtest
     from botclave_cli.backtest.executor import make_executor
-    from botclave_cli.backtest.montecarlo import reshuffled_paths
     from botclave_cli.backtest.results import read_results
     from botclave_cli.backtest.validation_config import ValidationConfig
     from botclave_cli.config import load_exchange_config, load_model
-    from botclave_cli.report.sources import VALIDATION_DIR, add_backtest, add_validation
+    from botclave_cli.report.sources import (
+        VALIDATION_DIR,
+        add_backtest,
+        add_monte_carlo_fan,
+        add_validation,
+    )
 
     vcfg = (load_model(cfg.validation_config, ValidationConfig)
             if cfg.validation_config.exists() else ValidationConfig())
@@ -361,17 +363,12 @@ def validate_stage(ctx: Context) -> StageResult:
         ctx.run_id = run_id
         add_backtest(ctx.report, ctx.charts, base)
     initial = float(params.execution.initial_equity)
-    pnl = base["trades"]["pnl"].drop_nulls().to_numpy() if base["trades"].height else np.zeros(0)
-    if pnl.size >= 2:
-        runs = cfg.validate_.mc_runs or vcfg.monte_carlo.runs
-        paths = initial + np.cumsum(reshuffled_paths(
-            pnl, runs, np.random.default_rng(vcfg.monte_carlo.seed)), axis=1)
-        quote, _ = ctx.state.get("units", ("quote", "base"))
-        ctx.report.charts.append(ctx.charts.monte_carlo_fan(
-            paths, initial_equity=initial, quote=quote,
-            title=f"Trade-order reshuffles of the base run's {pnl.size} trades"))
+    quote = ctx.state.get("units", ("quote", "base"))[0]
+    add_monte_carlo_fan(ctx.report, ctx.charts, base["trades"], initial,
+                        cfg.validate_.mc_runs or vcfg.monte_carlo.runs, vcfg.monte_carlo.seed,
+                        quote)
     add_validation(ctx.report, ctx.charts, folder / VALIDATION_DIR, initial_equity=initial,
-                   quote=ctx.state.get("units", ("quote", "base"))[0])
+                   quote=quote)
     ctx.state.setdefault("configs", {})["validation"] = vcfg.model_dump(mode="json")
     return _result("validate", "ok", f"verdict {result.verdict} ({len(result.reasons)} "
                    f"reason(s)), run {run_id}")

@@ -1,6 +1,6 @@
-"""Turn a stored run into report sections: backtest results, validation results, market charts
-(candles, footprint, profile, CVD) and, when the store has book data, the depth heatmap, walls
-and absorption zones.
+"""Turn a stored run into report sections: backtest results, the Monte Carlo fan of its trades,
+validation results, market charts (candles, footprint, profile, CVD) and, when the store has book
+data, the depth heatmap, walls and absorption zones.
 
 A backtest run lives in ``<reports>/runs/<run id>/`` (``backtest.results``: Parquet frames,
 ``metrics.json``, ``manifest.json``; validation in its ``validation/`` folder). The functions
@@ -294,6 +294,44 @@ def add_validation(report: ReportInput, charts: ChartGenerator, folder: Path,
                                    reasons=list(data.get("reasons", [])), tables=tables)
 
 
+def monte_carlo_fan_settings(folder: Path) -> tuple[int, int]:
+    """(runs, seed) of the Monte Carlo fan: the runs per method the validation in ``folder``
+    drew (its ``validation.json``), else the validation config's default; the default seed
+    (``validation.json`` does not record one), which is the seed the pipeline draws with
+    unless its validation config sets another."""
+    from botclave_cli.backtest.validation_config import MonteCarloConfig
+
+    default = MonteCarloConfig()
+    path = folder / "validation.json"
+    section = (json.loads(path.read_text(encoding="utf-8")).get("monte_carlo") or {}
+               if path.exists() else {})
+    runs = [m["runs"] for m in (section.get("reshuffle"), section.get("bootstrap"))
+            if isinstance(m, dict) and isinstance(m.get("runs"), int)]
+    return (runs[0] if runs else default.runs), default.seed
+
+
+def add_monte_carlo_fan(report: ReportInput, charts: ChartGenerator, trades: pl.DataFrame,
+                        initial_equity: float, runs: int, seed: int, quote: str = "quote"
+                        ) -> None:
+    """The Monte Carlo fan of a run: its closed trades' P&L (quote currency) in ``runs`` random
+    orders (``backtest.montecarlo.reshuffled_paths``, ``numpy.random.default_rng(seed)``) as
+    equity paths from ``initial_equity``. The pipeline's validate stage and ``report --run``
+    both draw it here; with fewer than 2 closed trades a note says why there is none."""
+    from botclave_cli.backtest.montecarlo import reshuffled_paths
+
+    pnl = (trades["pnl"].drop_nulls().to_numpy() if "pnl" in trades.columns
+           else np.zeros(0))
+    if pnl.size < 2:
+        report.notes.append(f"Monte Carlo fan: the run has {pnl.size} closed trade(s); "
+                            "reshuffling their order needs at least 2")
+        return
+    paths = initial_equity + np.cumsum(reshuffled_paths(
+        pnl, runs, np.random.default_rng(seed)), axis=1)
+    report.charts.append(charts.monte_carlo_fan(
+        paths, initial_equity=initial_equity, quote=quote,
+        title=f"Trade-order reshuffles of the run's {pnl.size} closed trades (seed {seed})"))
+
+
 @dataclass
 class WrittenReport:
     run_id: str
@@ -331,8 +369,16 @@ def report_for_run(reports_dir: Path, run_id: str | None, latest: bool = False,
     add_backtest(report, gen, results)
     params = manifest.get("params") or {}
     initial = (params.get("execution") or {}).get("initial_equity")
-    add_validation(report, gen, folder / VALIDATION_DIR, initial_equity=initial,
-                   quote=quote_base(str(manifest.get("symbol", "")))[0])
+    quote = quote_base(str(manifest.get("symbol", "")))[0]
+    validation = folder / VALIDATION_DIR
+    runs, seed = monte_carlo_fan_settings(validation)
+    add_monte_carlo_fan(report, gen, results["trades"], float(
+        initial if initial is not None else results["metrics"]["start_equity"]), runs, seed,
+        quote)
+    add_validation(report, gen, validation, initial_equity=initial, quote=quote)
+    if not any(validation.glob("monte_carlo_*.parquet")):
+        report.notes.append(f"Monte Carlo drawdown distribution: no Monte Carlo results in "
+                            f"{validation} (botclave validate monte-carlo or all writes them)")
     files = write_report(report, report_dir(reports_dir, folder.name))
     write_index(reports_dir)
     return WrittenReport(folder.name, files.html, report.metrics,
