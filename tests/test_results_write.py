@@ -1,0 +1,72 @@
+"""``ValidationResult.write`` replaces a validation folder as a whole (``data.atomic.atomic_dir``):
+a table the new result lacks is gone, a failed write or swap leaves the previous folder whole."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from botclave_cli.backtest import verdict
+from botclave_cli.backtest.verdict import ValidationResult
+
+
+def result(verdict_: str, **tables: list[int]) -> ValidationResult:
+    return ValidationResult("all", verdict=verdict_, reasons=[f"{verdict_}: because"],
+                            tables={n: pl.DataFrame({"x": v}) for n, v in tables.items()})
+
+
+def contents(folder: Path) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for path in sorted(folder.iterdir()):
+        out[path.name] = (json.loads(path.read_text()) if path.suffix == ".json"
+                          else pl.read_parquet(path)["x"].to_list())
+    return out
+
+
+def test_write_replaces_the_folder_as_a_whole(tmp_path: Path) -> None:
+    folder = tmp_path / "run" / "validation"
+    written = result("pass", folds=[1, 2], pbo=[3]).write(folder)
+    assert written == [folder / "folds.parquet", folder / "pbo.parquet",
+                       folder / "validation.json"]
+    result("fail", folds=[4]).write(folder)
+    got = contents(folder)
+    assert sorted(got) == ["folds.parquet", "validation.json"]  # pbo.parquet went with the old
+    assert got["folds.parquet"] == [4]
+    assert got["validation.json"]["verdict"] == "fail"
+    assert got["validation.json"]["tables"] == ["folds.parquet"]
+    assert [p.name for p in folder.parent.iterdir()] == ["validation"]
+
+
+def test_a_failed_write_or_swap_keeps_the_previous_validation(tmp_path: Path,
+                                                              monkeypatch) -> None:
+    folder = tmp_path / "validation"
+    result("pass", folds=[1, 2]).write(folder)
+    before = contents(folder)
+
+    def no_json(*_args, **_kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(verdict, "write_text", no_json)
+    with pytest.raises(OSError, match="disk full"):
+        result("fail", folds=[9]).write(folder)
+    monkeypatch.undo()
+    assert contents(folder) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["validation"]
+    # the rename that puts the new folder in place fails after the old one moved aside
+    real = os.replace
+
+    def swap_fails(src, dst):
+        if Path(dst) == folder and Path(src).name.startswith(".validation.tmp-"):
+            raise OSError("rename failed")
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", swap_fails)
+    with pytest.raises(OSError, match="rename failed"):
+        result("fail", folds=[9]).write(folder)
+    monkeypatch.undo()
+    assert contents(folder) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["validation"]
