@@ -41,31 +41,27 @@ def test_write_replaces_the_folder_as_a_whole(tmp_path: Path) -> None:
     assert [p.name for p in folder.parent.iterdir()] == ["validation"]
 
 
-def test_a_failed_write_or_swap_keeps_the_previous_validation(tmp_path: Path,
-                                                              monkeypatch) -> None:
+@pytest.mark.parametrize("where", ["write", "swap"])
+def test_a_failed_write_or_swap_keeps_the_previous_validation(tmp_path: Path, monkeypatch,
+                                                              where: str) -> None:
     folder = tmp_path / "validation"
     result("pass", folds=[1, 2]).write(folder)
     before = contents(folder)
-
-    def no_json(*_args, **_kwargs):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(verdict, "write_text", no_json)
-    with pytest.raises(OSError, match="disk full"):
-        result("fail", folds=[9]).write(folder)
-    monkeypatch.undo()
-    assert contents(folder) == before
-    assert [p.name for p in tmp_path.iterdir()] == ["validation"]
-    # the rename that puts the new folder in place fails after the old one moved aside
     real = os.replace
 
-    def swap_fails(src, dst):
+    def no_json(*_args, **_kwargs):
+        raise OSError("write failed")
+
+    def swap_fails(src, dst):  # after the old folder moved aside, the new one cannot move in
         if Path(dst) == folder and Path(src).name.startswith(".validation.tmp-"):
             raise OSError("rename failed")
         real(src, dst)
 
-    monkeypatch.setattr(os, "replace", swap_fails)
-    with pytest.raises(OSError, match="rename failed"):
+    if where == "write":
+        monkeypatch.setattr(verdict, "write_text", no_json)
+    else:
+        monkeypatch.setattr(os, "replace", swap_fails)
+    with pytest.raises(OSError, match=f"{'rename' if where == 'swap' else 'write'} failed"):
         result("fail", folds=[9]).write(folder)
     monkeypatch.undo()
     assert contents(folder) == before
