@@ -9,7 +9,12 @@ import polars as pl
 import pytest
 
 from botclave_cli.backtest.evaluation import Timeline
-from botclave_cli.backtest.executor import ProcessExecutor, SerialExecutor, make_executor
+from botclave_cli.backtest.executor import (
+    AutoExecutor,
+    ProcessExecutor,
+    SerialExecutor,
+    make_executor,
+)
 from botclave_cli.backtest.param_space import build_space
 from botclave_cli.backtest.splits import walk_forward_folds
 from botclave_cli.backtest.validation_config import Thresholds, ValidationConfig, VerdictConfig
@@ -90,15 +95,25 @@ def test_parallel_equals_serial_byte_for_byte(tmp_path):
     serial = _validator(market, cfg, SerialExecutor()).run("all")
     with ProcessExecutor(2) as ex:
         parallel = _validator(market, cfg, ex).run("all")
+    auto = AutoExecutor()  # the toy's evaluations take milliseconds: it stays serial
+    auto_serial = _validator(market, cfg, auto).run("all")
+    assert auto.report()["used"] == 1
+    # a free pool start: the first batch's rest (after 3 timed tasks) and every later batch of
+    # 2+ tasks run in a 2-worker pool
+    with AutoExecutor(cores=2, pool_start_s=0.0) as auto:
+        auto_pool = _validator(market, cfg, auto).run("all")
+        assert auto.report()["used"] == 2
     a = serial.write(tmp_path / "serial")
-    b = parallel.write(tmp_path / "parallel")
-    assert [p.name for p in a] == [p.name for p in b]
     assert {p.name for p in a} >= {"validation.json", "walk_forward_folds.parquet",
                                    "oos_equity.parquet", "pbo_logits.parquet",
                                    "parameter_sets.parquet", "monte_carlo_reshuffle.parquet",
                                    "monte_carlo_bootstrap.parquet"}
-    for pa, pb in zip(a, b, strict=True):
-        assert pa.read_bytes() == pb.read_bytes(), pa.name
+    for name, other in (("parallel", parallel), ("auto_serial", auto_serial),
+                        ("auto_pool", auto_pool)):
+        b = other.write(tmp_path / name)
+        assert [p.name for p in a] == [p.name for p in b]
+        for pa, pb in zip(a, b, strict=True):
+            assert pa.read_bytes() == pb.read_bytes(), (name, pa.name)
 
 
 def test_planted_edge_passes_pbo_and_noise_does_not():

@@ -11,6 +11,11 @@ thread (``POLARS_MAX_THREADS=1``, ``NUMBA_NUM_THREADS=1``) so N workers use N co
 threads. Spawned children inherit the environment at start, so the variables are set in this
 process while the pool starts its workers and restored afterwards; the workers are started
 before any task runs.
+
+``AutoExecutor`` (``--jobs auto``, the CLI default) starts such a pool only when the work is
+worth it: a spawned worker pays seconds of start-up (``POOL_START_S``) while one evaluation of
+a day of trades takes a few hundredths of a second, so it times the first evaluations here and
+starts a pool only when the estimated saving exceeds that start-up (``choose_workers``).
 """
 
 from __future__ import annotations
@@ -20,12 +25,16 @@ import math
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from botclave_cli.errors import BotclaveError, UsageError
+from botclave_cli.logs import get_logger
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -37,7 +46,8 @@ _ENV_LOCK = threading.Lock()
 class Executor(Protocol):
     """Runs ``fn`` over ``items`` and returns the results in item order."""
 
-    jobs: int
+    @property
+    def jobs(self) -> int: ...  # worker processes in use
 
     def map(self, fn: Callable[[T], R], items: Sequence[T],
             on_result: Callable[[], None] | None = None) -> list[R]: ...
@@ -49,6 +59,11 @@ class SerialExecutor:
     """Everything in this process, one task after the other (``--jobs 1``)."""
 
     jobs = 1
+    requested: int | str = 1
+
+    def report(self) -> dict[str, Any]:
+        why = "serial" if self.requested == 1 else "every core (os.cpu_count()) is one: serial"
+        return {"requested": self.requested, "used": 1, "reason": f"--jobs {self.requested}: {why}"}
 
     def map(self, fn: Callable[[T], R], items: Sequence[T],
             on_result: Callable[[], None] | None = None) -> list[R]:
@@ -97,7 +112,13 @@ class ProcessExecutor:
 
     def __init__(self, jobs: int | None = None) -> None:
         self.jobs = jobs if jobs and jobs > 0 else (os.cpu_count() or 1)
+        self.requested: int | str = jobs or 0
         self._pool: ProcessPoolExecutor | None = None
+
+    def report(self) -> dict[str, Any]:
+        how = "every core (os.cpu_count())" if self.requested == 0 else "as asked"
+        return {"requested": self.requested, "used": self.jobs,
+                "reason": f"--jobs {self.requested}: {self.jobs} worker processes, {how}"}
 
     def _ensure_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
@@ -143,9 +164,181 @@ class ProcessExecutor:
         self.close()
 
 
-def make_executor(jobs: int | None) -> SerialExecutor | ProcessExecutor:
-    """``--jobs``: 1 runs serially, N > 1 uses N processes, 0 or None uses every core."""
+#: Wall seconds a fresh pool costs before it does useful work: from starting the workers until
+#: each has returned its first evaluation, less one warm evaluation (interpreter start, imports,
+#: numba's cached kernels, the trades read once per worker). Measured on the project's 2-core
+#: machine with a real backtest evaluation of one synthetic day, by the "pool start-up" row of
+#: ``benchmarks/bench_validate.py``: 1.2-2.8 s for 2 workers (median 2.4 s, 1 worker 1.2-2.6 s)
+#: while other work kept a load of about 2 on the machine; rounded up a little.
+POOL_START_S = 2.5
+#: evaluations timed serially before a batch is judged (one, if it alone outlasts POOL_START_S);
+#: in the executor's first batch one more runs first, untimed for the estimate, because it also
+#: pays this process's warm-up (numba's kernels, first imports), which the workers pay inside
+#: POOL_START_S
+TIMED_TASKS = 2
+
+log = get_logger(__name__)
+
+
+def available_cores() -> int:
+    """Cores this process may run on: its CPU affinity (``os.sched_getaffinity``, else
+    ``os.cpu_count()``), lowered to a cgroup v2 CPU quota (``cpu.max``, e.g. ``docker --cpus``)
+    where one is set."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, int(quota) // int(period))
+    except (OSError, ValueError):
+        pass
+    return max(1, cores)
+
+
+@dataclass(frozen=True)
+class JobsChoice:
+    workers: int
+    reason: str
+    serial_s: float = 0.0  # the estimated serial time of the work judged
+
+
+def choose_workers(task_s: float, tasks: int, cores: int,
+                   pool_start_s: float = POOL_START_S) -> JobsChoice:
+    """How many processes should run ``tasks`` more tasks of ``task_s`` seconds each.
+
+    1 (serially, here) unless a pool of ``w <= cores`` workers saves more than it costs to
+    start: ``tasks * task_s - ceil(tasks / w) * task_s > pool_start_s``; among the pools that
+    do, the smallest with the shortest estimate (at most one worker per task).
+    """
+    serial = tasks * task_s
+    what = f"est. serial {serial:.3g} s ({tasks} evaluations x {task_s:.3g} s)"
+    if cores < 2:
+        return JobsChoice(1, f"{what}; {cores} core available", serial)
+    if tasks < 2:
+        return JobsChoice(1, f"{what}; nothing to share", serial)
+    best, best_s = 1, serial
+    for w in range(2, min(cores, tasks) + 1):
+        est = pool_start_s + math.ceil(tasks / w) * task_s
+        if est < best_s:
+            best, best_s = w, est
+    w = best if best > 1 else min(cores, tasks)
+    saving = serial - math.ceil(tasks / w) * task_s
+    if best == 1:
+        return JobsChoice(1, f"{what}: {w} workers would save {saving:.3g} s < pool start "
+                             f"{pool_start_s:g} s", serial)
+    return JobsChoice(best, f"{what}: {best} workers save {saving:.3g} s > pool start "
+                            f"{pool_start_s:g} s", serial)
+
+
+class AutoExecutor:
+    """``--jobs auto``: serial until the measured cost of the work says a pool pays.
+
+    Each batch (one ``map``) runs its first tasks here and times them, then ``choose_workers``
+    weighs the rest of the batch against ``POOL_START_S``; if a pool pays, it starts (at most
+    ``available_cores()`` workers) and takes the rest of this batch and every later batch of
+    two or more tasks. The results are the same functions' results in item order whichever
+    way a task ran, so the output is identical to ``--jobs 1`` and ``--jobs N``.
+    """
+
+    def __init__(self, cores: int | None = None, pool_start_s: float = POOL_START_S,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        self.cores = cores if cores is not None else available_cores()
+        self.pool_start_s = pool_start_s
+        self._clock = clock
+        self._pool: ProcessExecutor | None = None
+        self._warm = False  # this process has run a task (its one-time costs are paid)
+        self._started: JobsChoice | None = None
+        self._judged: list[JobsChoice] = []
+
+    @property
+    def jobs(self) -> int:
+        return self._pool.jobs if self._pool is not None else 1
+
+    def _timed(self, times: list[float]) -> list[float]:
+        """The timings that estimate a task: not the first one of this process (its one-time
+        costs can exceed a task many times over, e.g. numba compiling after a code change)."""
+        return times if self._warm else times[1:]
+
+    def map(self, fn: Callable[[T], R], items: Sequence[T],
+            on_result: Callable[[], None] | None = None) -> list[R]:
+        items = list(items)
+        if self._pool is not None and len(items) > 1:
+            return self._pool.map(fn, items, on_result)
+        out: list[R] = []
+        times: list[float] = []
+        judged = self._pool is not None
+        for i, item in enumerate(items):
+            started = self._clock()
+            out.append(fn(item))
+            times.append(self._clock() - started)
+            if on_result is not None:
+                on_result()
+            left, timed = len(items) - i - 1, self._timed(times)
+            if judged or not left or not timed or (len(timed) < TIMED_TASKS
+                                                   and sum(timed) < self.pool_start_s):
+                continue
+            judged = True  # once per batch: the estimate only shrinks as the batch goes on
+            choice = choose_workers(sum(timed) / len(timed), left, self.cores,
+                                    self.pool_start_s)
+            self._judged.append(choice)
+            log.info("jobs auto: %s", choice.reason, extra={"workers": choice.workers})
+            if choice.workers > 1:
+                self._started = choice
+                self._pool = ProcessExecutor(choice.workers)
+                out.extend(self._pool.map(fn, items[i + 1:], on_result))
+                break
+        self._warm = self._warm or bool(items)
+        return out
+
+    def report(self) -> dict[str, Any]:
+        """What ``--jobs auto`` chose and why (for ``--json`` and the log)."""
+        if self._started is not None:
+            reason = self._started.reason
+        elif self._judged:  # the closest call: the batch with the most work
+            reason = max(self._judged, key=lambda c: c.serial_s).reason
+        elif self.cores < 2:
+            reason = f"{self.cores} core available"
+        else:
+            reason = "no batch was large enough to time and judge: serial"
+        return {"requested": "auto", "used": self.jobs, "cores": self.cores, "reason": reason}
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+
+    def __enter__(self) -> AutoExecutor:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def parse_jobs(text: str) -> int | str:
+    """``--jobs`` text: ``auto``, or an integer >= 0 (UsageError naming the option otherwise)."""
+    value = text.strip().lower()
+    if value == "auto":
+        return "auto"
+    try:
+        jobs = int(value)
+    except ValueError:
+        jobs = -1
+    if jobs < 0:
+        raise UsageError(f"--jobs {text!r}: expected auto, 0 (all cores) or a positive number")
+    return jobs
+
+
+def make_executor(jobs: int | str | None) -> SerialExecutor | ProcessExecutor | AutoExecutor:
+    """``--jobs``: ``auto`` decides from the measured cost (``AutoExecutor``); 1 runs serially,
+    N > 1 uses N processes, 0 or None uses every core (``os.cpu_count()``)."""
+    if isinstance(jobs, str):
+        jobs = parse_jobs(jobs)
+    if jobs == "auto" or isinstance(jobs, str):
+        return AutoExecutor()
     if jobs is not None and jobs < 0:
-        raise UsageError(f"--jobs {jobs}: expected 0 (all cores) or a positive number")
+        raise UsageError(f"--jobs {jobs}: expected auto, 0 (all cores) or a positive number")
     resolved = jobs if jobs else (os.cpu_count() or 1)
-    return SerialExecutor() if resolved == 1 else ProcessExecutor(resolved)
+    executor = ProcessExecutor(resolved) if resolved > 1 else SerialExecutor()
+    executor.requested = jobs or 0  # 0 (every core) is reported as asked
+    return executor

@@ -5,7 +5,8 @@ window of the timeline) to an evaluator (``evaluation.Evaluator``), and it only 
 in-sample windows while it optimises, so no out-of-sample bar can reach a parameter choice.
 
 Work runs through an ``Executor`` (serial or a process pool); tasks are deterministic and the
-results come back in task order, so ``--jobs 1`` and ``--jobs N`` write identical files.
+results come back in task order, so ``--jobs 1``, ``--jobs N`` and ``--jobs auto`` write
+identical files.
 """
 
 from __future__ import annotations

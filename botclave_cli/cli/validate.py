@@ -27,11 +27,13 @@ from botclave_cli.cli.common import (
 )
 from botclave_cli.cli.defaults import CONFIG_DIR, VALIDATION_CONFIG
 from botclave_cli.errors import UsageError, ValidationFailed
+from botclave_cli.logs import get_logger
 
 if TYPE_CHECKING:  # the library is imported in the command (cli/defaults.py says why)
     from botclave_cli.backtest.verdict import ValidationResult
 
 MODES = ("rolling", "anchored")
+log = get_logger(__name__)
 
 
 def _rows(result: ValidationResult) -> list[dict[str, Any]]:
@@ -56,8 +58,10 @@ def validate(
     mode: Annotated[str | None, typer.Option("--mode", help="Walk-forward windows: rolling | "
                                              "anchored.")] = None,
     runs: Annotated[int | None, typer.Option("--runs", help="Monte Carlo runs.")] = None,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Worker processes; 0 = all cores, "
-                                      "1 = serial (results are identical).")] = 0,
+    jobs: Annotated[str, typer.Option("--jobs", "-j", help="Worker processes: auto = a pool "
+                                      "only when the timed work pays for its start-up, "
+                                      "0 = all cores, 1 = serial (results are identical).")]
+    = "auto",
     seed: Annotated[int | None, typer.Option("--seed", help="Monte Carlo seed.")] = None,
     set_: Annotated[list[str] | None, typer.Option(
         "--set", help="Override a base strategy parameter: key=value (repeatable).")] = None,
@@ -79,8 +83,10 @@ def validate(
     --symbol BTC/USDT --from 2024-01-01 --to 2024-01-02 --folds 3 --runs 200 --json
     """
     with run(json_, quiet) as out:
+        from botclave_cli.backtest.executor import make_executor, parse_jobs  # light
+
+        jobs_value = parse_jobs(jobs)  # a bad --jobs stops before the heavy imports below
         from botclave_cli.backtest.backtest_evaluator import backtest_validator, base_backtest
-        from botclave_cli.backtest.executor import make_executor
         from botclave_cli.backtest.validation_config import WHICH, ValidationConfig
         from botclave_cli.config import load_exchange_config, load_model
         from botclave_cli.data.store import Store, find_trades
@@ -106,15 +112,18 @@ def validate(
         ex_cfg = load_exchange_config(exchange_config)
         store = Store(data_dir)
         ref = find_trades(store, exchange, market, symbol, kind)
-        with make_executor(jobs) as executor:
+        with make_executor(jobs_value) as executor:
             validator = backtest_validator(store, ref, lo, hi, params, ex_cfg, vcfg,
                                            source=str(validation), executor=executor,
                                            progress=out.progress())
             result = validator.run(which, folds=folds, mode=mode, runs=runs, seed=seed)
+            jobs_used = executor.report()
+        log.info("validate jobs", extra={"jobs": jobs_used})
         rid, run_folder = base_backtest(validator, params, out_dir)
         folder = run_folder / "validation"
         result.write(folder)
-        data = {"run_id": rid, "folder": str(folder), **result.as_dict()}
+        # beside the results, not in validation.json: that file is the same for every --jobs
+        data = {"run_id": rid, "folder": str(folder), **result.as_dict(), "jobs": jobs_used}
         reasons = f" ({len(result.reasons)} reason(s))" if result.reasons else ""
         out.emit(data, f"validate {which}: {result.verdict}{reasons} -> {folder}",
                  rows=_rows(result), title=f"validation {which}: {result.verdict}")
