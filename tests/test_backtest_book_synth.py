@@ -41,22 +41,36 @@ def test_walk_fills_match_the_rebuilt_book_at_arrival(market) -> None:
     orders = res.orders.select("order_id", "arrival_ts", "side")
     interval = int(p.execution.book_sample_ms * 1000)
     checked = 0
+    reversals = 0
+    taken: dict[tuple[int, str, float], float] = {}  # depth earlier orders took from a sample
     for (oid,), grp in walks.group_by("order_id", maintain_order=True):
         o = orders.filter(pl.col("order_id") == oid).row(0, named=True)
         arrival = int(o["arrival_ts"].timestamp() * 1e6 + 0.5)
-        state = DOMBuilder("spot").book_at(stream, (arrival // interval) * interval, depth=20)
+        sample = (arrival // interval) * interval
+        state = DOMBuilder("spot").book_at(stream, sample, depth=20)
         px, qty = ((state.ask_price, state.ask_qty) if o["side"] == "buy"
                    else (state.bid_price, state.bid_qty))
+        # what is left of each level once earlier orders in the same sample have walked it
+        # (a reversal: the close walks first, the new entry takes the rest, same side)
+        left = [(float(a), float(b) - taken.get((sample, o["side"], float(a)), 0.0))
+                for a, b in zip(px, qty, strict=True) if b > 0]
+        left = [(a, b) for a, b in left if b > 1e-9]
+        if left and left[0][1] < qty[0] - 1e-9:
+            reversals += 1
         n = grp.height
-        assert grp["price"].to_list() == pytest.approx(list(px[:n]), abs=1e-9)
+        assert grp["price"].to_list() == pytest.approx([a for a, _ in left[:n]], abs=1e-9)
         # every level but the last is taken whole; the last at most whole
-        assert grp["qty"][:-1].to_list() == pytest.approx(list(qty[:n - 1]), abs=1e-9)
-        assert grp["qty"][-1] <= qty[n - 1] + 1e-9
+        assert grp["qty"][:-1].to_list() == pytest.approx([b for _, b in left[:n - 1]],
+                                                          abs=1e-9)
+        assert grp["qty"][-1] <= left[n - 1][1] + 1e-9
+        for a, b in zip(grp["price"], grp["qty"], strict=True):
+            taken[(sample, o["side"], a)] = taken.get((sample, o["side"], a), 0.0) + b
         touch = px[0]
         want_slip = float(np.sum(np.abs(grp["price"].to_numpy() - touch) * grp["qty"].to_numpy()))
         assert float(grp["slippage"].sum()) == pytest.approx(want_slip, abs=1e-6)
         checked += 1
     assert checked == walks["order_id"].n_unique()
+    assert reversals > 0  # some entries walked what their reversal's close left
 
 
 def test_imbalance_column_matches_the_engine_depth_series(market) -> None:

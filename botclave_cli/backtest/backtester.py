@@ -32,6 +32,14 @@ How a run works (units: prices in quote currency, quantities in base units, time
    are not modelled: conservative). Without a valid sample (before the first snapshot, after a
    gap) an order uses the rules of 2. Bars get a ``book_imbalance`` column (book.py, as of each
    bar's end) for ``entry.book_imbalance_min``.
+5. Reversals (``exit.on_opposite_signal``): an entry signal against open positions closes them
+   first (market orders, exit reason ``signal_exit``); the new entry fills only once they are
+   flat and is sized from the equity and ``risk.max_position`` room left after the close (so
+   the closing position never uses up the new entry's room); opposite entries not yet
+   filled are cancelled. With ``on_opposite_signal: false`` such a signal is rejected
+   (``opposite_position``). Rejected entries name the limit: ``max_position`` when the open
+   positions leave no lot of notional, ``size_below_lot`` when the sizing rule gives less
+   than a lot.
 Positions still open at the end stay open and are marked to market in the equity curve (as
 backtesting.py does by default); ``BacktestResult.open_positions`` counts them.
 """
@@ -60,7 +68,7 @@ PURPOSES = ["entry", "stop_loss", "take_profit", "time_stop", "signal_exit", "ha
             "trailing_stop"]
 STATUSES = ["active", "filled", "cancelled", "rejected", "expired"]
 REASONS = ["", "halted_day", "halted_drawdown", "cooldown", "max_concurrent",
-           "opposite_position", "size_below_lot", "no_stop"]
+           "opposite_position", "size_below_lot", "no_stop", "max_position"]
 UNLIMITED_LOTS = 1 << 60
 YEAR_S = 365 * 86_400
 

@@ -24,7 +24,17 @@ Rules (the backtester's docstring has the user-facing version):
   behaves exactly as described above.
 - Risk limits are enforced here, not by the strategy: size from stop distance and lot, max
   notional, max concurrent positions, daily-loss and drawdown halts (close everything with market
-  orders), cooldown after consecutive losses.
+  orders), cooldown after consecutive losses. An entry is sized at its first fill, from equity
+  at the last price and the notional the open positions leave under ``max_position``
+  (rejected ``max_position`` when that is under a lot, ``size_below_lot`` when the sizing rule
+  itself asks for less than a lot).
+- Reversals (``on_opposite``): positions are never held on both sides. An entry signal against
+  open positions closes them with market orders and cancels opposite entries not yet filled;
+  the new entry then waits until the close has filled completely (it is matched after the
+  close, orders being matched oldest first) and is sized from the equity and room left after
+  the close, as backtesting.py does for ``position.close()`` then ``sell()``. With a book, an
+  entry that had to wait takes the sample at the time the close completed; one that did not
+  walks what its close left of the same sample.
 """
 
 from __future__ import annotations
@@ -39,11 +49,15 @@ O_STATUS, O_CREATED, O_ARRIVAL, O_DONE, O_REASON, O_EXPIRY, O_SEEN, O_TRIG = (
 # book mode: lots ahead of a resting limit at its price; queue model state (0 not yet looked
 # up, 1 queue model on, 2 no valid book at arrival -> trade-price rules)
 O_QUEUE, O_QSET = 16, 17
-O_NCOL = 18
+# entries: 0 never waited; -1 waiting for an opposite position to close; else the time (us) the
+# close completed, which stands in for the arrival (book sample, queue) from then on
+O_READY = 18
+O_NCOL = 19
 MARKET, LIMIT, STOP = 0, 1, 2
 ENTRY, STOP_LOSS, TAKE_PROFIT, TIME_STOP, SIGNAL_EXIT, HALT_EXIT, TRAIL_STOP = 0, 1, 2, 3, 4, 5, 6
 ACTIVE, FILLED, CANCELLED, REJECTED, EXPIRED = 0, 1, 2, 3, 4
-R_NONE, R_HALT_DAY, R_HALT_DD, R_COOLDOWN, R_MAX_CONC, R_OPPOSITE, R_SIZE, R_NO_STOP = range(8)
+(R_NONE, R_HALT_DAY, R_HALT_DD, R_COOLDOWN, R_MAX_CONC, R_OPPOSITE, R_SIZE, R_NO_STOP,
+ R_MAX_POS) = range(9)
 
 # slot int / float columns
 S_ACTIVE, S_SIDE, S_QTY, S_MAXQTY, S_ENTRY_TS, S_ENTRY_ORDER, S_STOP, S_TARGET = range(8)
@@ -162,6 +176,15 @@ def _exit_slot(orders, n_orders, active, n_active, slots_i, s, purpose, ts, trig
     if orders[eo, O_STATUS] == ACTIVE:
         _close_order(orders, eo, CANCELLED, ts)
     return n_orders + 1, n_active, True
+
+
+@numba.njit(cache=True)
+def _opposite_open(slots_i, side):
+    """Whether a position against ``side`` is open (its close may still be filling)."""
+    for s in range(MAX_SLOTS):
+        if slots_i[s, S_ACTIVE] == 1 and slots_i[s, S_SIDE] != side:
+            return True
+    return False
 
 
 @numba.njit(cache=True)
@@ -285,23 +308,35 @@ def run_kernel(t_ts, t_px, t_qty, s_dec, s_arr, s_action, s_otype, s_limit, s_st
                             same += 1
                         else:
                             opposite += 1
+                pending_opp = 0
                 for k in range(n_active):
                     o = active[k]
                     if (orders[o, O_STATUS] == ACTIVE and orders[o, O_PURPOSE] == ENTRY
                             and orders[o, O_SLOT] < 0):
-                        same += 1
+                        if orders[o, O_SIDE] == action:
+                            same += 1
+                        else:
+                            pending_opp += 1
                 if opposite > 0 and p[P_ON_OPPOSITE] == 0.0:
                     reason = R_OPPOSITE
                 elif same >= max_conc:
                     reason = R_MAX_CONC
-                elif opposite > 0:
+                elif p[P_ON_OPPOSITE] != 0.0:
+                    # a reversal: close the opposite positions now (market) and drop opposite
+                    # entries not yet filled; the new entry waits for the close (matching loop)
                     for s in range(MAX_SLOTS):
-                        if slots_i[s, S_ACTIVE] == 1 and slots_i[s, S_SIDE] != action:
+                        if opposite > 0 and slots_i[s, S_ACTIVE] == 1 \
+                                and slots_i[s, S_SIDE] != action:
                             n_orders, n_active, ok = _exit_slot(
                                 orders, n_orders, active, n_active, slots_i, s, SIGNAL_EXIT,
                                 arr, 0)
                             if not ok:
                                 status = OVERFLOW
+                    for k in range(n_active):
+                        o = active[k]
+                        if (pending_opp > 0 and orders[o, O_PURPOSE] == ENTRY
+                                and orders[o, O_SLOT] < 0 and orders[o, O_SIDE] != action):
+                            _close_order(orders, o, CANCELLED, arr)
             if reason != R_NONE:
                 if _reject(orders, n_orders, si, action, s_otype[si], s_dec[si], arr, reason) < 0:
                     status = OVERFLOW
@@ -349,24 +384,38 @@ def run_kernel(t_ts, t_px, t_qty, s_dec, s_arr, s_action, s_otype, s_limit, s_st
                                                     s, TIME_STOP, ts, 0)
                 if not ok:
                     status = OVERFLOW
-        # match working orders against this trade, oldest first
+        # match working orders against this trade, oldest first: orders that stay working are
+        # written back in their order (w), finished ones dropped, so a reversal's close is
+        # always matched before its new entry
         avail = np.int64(t_qty[j] * p[P_PARTICIPATION])
         if t_qty[j] > 0 and avail == 0:
             avail = 1
         filled_any = False
         k = 0
+        w = 0
         while k < n_active:
             o = active[k]
+            k += 1
             if orders[o, O_STATUS] != ACTIVE:
-                active[k] = active[n_active - 1]
-                n_active -= 1
                 continue
             if orders[o, O_ARRIVAL] > ts:
-                k += 1
+                active[w] = o
+                w += 1
                 continue
             if orders[o, O_EXPIRY] > 0 and ts >= orders[o, O_EXPIRY]:
                 _close_order(orders, o, EXPIRED, ts)
                 continue
+            if (n_open > 0 and orders[o, O_PURPOSE] == ENTRY and orders[o, O_SLOT] < 0
+                    and _opposite_open(slots_i, orders[o, O_SIDE])):
+                # never both sides at once: a new entry waits until the opposite positions
+                # (a reversal's close) are flat, and is then sized from what is left
+                orders[o, O_READY] = -1
+                active[w] = o
+                w += 1
+                continue
+            if orders[o, O_READY] == -1:
+                orders[o, O_READY] = ts
+            placed = orders[o, O_READY] if orders[o, O_READY] > 0 else orders[o, O_ARRIVAL]
             first_seen = orders[o, O_SEEN] == 0
             orders[o, O_SEEN] = 1
             side = orders[o, O_SIDE]
@@ -379,7 +428,7 @@ def run_kernel(t_ts, t_px, t_qty, s_dec, s_arr, s_action, s_otype, s_limit, s_st
             touch = 0
             sidx = 1 if side > 0 else 0
             if use_book and first_seen:
-                bi = _book_at(b_ts, orders[o, O_ARRIVAL])
+                bi = _book_at(b_ts, placed)
                 if bi >= 0 and b_valid[bi] == 1:
                     touch = b_apx[bi, 0] if side > 0 else b_bpx[bi, 0]
                     touch_q = b_aq[bi, 0] if side > 0 else b_bq[bi, 0]
@@ -402,7 +451,7 @@ def run_kernel(t_ts, t_px, t_qty, s_dec, s_arr, s_action, s_otype, s_limit, s_st
                 lim = orders[o, O_LIMIT]
                 if use_book and orders[o, O_QSET] == 0:
                     orders[o, O_QSET] = 2
-                    bq = _book_at(b_ts, orders[o, O_ARRIVAL])
+                    bq = _book_at(b_ts, placed)
                     if bq >= 0 and b_valid[bq] == 1:
                         orders[o, O_QSET] = 1
                         ahead = 0
@@ -422,7 +471,8 @@ def run_kernel(t_ts, t_px, t_qty, s_dec, s_arr, s_action, s_otype, s_limit, s_st
                 else:
                     through = side * (lim - px) > 0 or (p[P_TOUCH] != 0.0 and px == lim)
                 if not through:
-                    k += 1
+                    active[w] = o
+                    w += 1
                     continue
                 if first_seen and side * (lim - px) > 0:
                     fill_ticks = float(px)
@@ -437,7 +487,8 @@ def run_kernel(t_ts, t_px, t_qty, s_dec, s_arr, s_action, s_otype, s_limit, s_st
                 fill_ticks = float(orders[o, O_TRIG])
                 orders[o, O_TRIG] = 0
             if not walk and avail <= 0:
-                k += 1
+                active[w] = o
+                w += 1
                 continue
             n_iter = depth if walk else 1
             for it in range(n_iter):
@@ -474,11 +525,13 @@ def run_kernel(t_ts, t_px, t_qty, s_dec, s_arr, s_action, s_otype, s_limit, s_st
                             if slots_i[s, S_ACTIVE] == 1:
                                 other += slots_i[s, S_QTY] * lot * price
                         room = np.floor((p[P_MAX_POSITION] * eq - other) / (price * lot))
-                        size = min(size, room)
-                        if size < 1:
-                            orders[o, O_REASON] = R_SIZE
+                        if size < 1 or room < 1:
+                            # max_position: the open positions leave no lot of room;
+                            # size_below_lot: the sizing rule itself asks for less than a lot
+                            orders[o, O_REASON] = R_MAX_POS if size >= 1 else R_SIZE
                             _close_order(orders, o, REJECTED, ts)
                             break
+                        size = min(size, room)
                         orders[o, O_QTY] = np.int64(size)
                         want = orders[o, O_QTY]
                         slot = -1
@@ -598,13 +651,12 @@ def run_kernel(t_ts, t_px, t_qty, s_dec, s_arr, s_action, s_otype, s_limit, s_st
                     break
             if status != OK:
                 break
-            if orders[o, O_STATUS] != ACTIVE:
-                active[k] = active[n_active - 1]
-                n_active -= 1
-                continue
-            k += 1
+            if orders[o, O_STATUS] == ACTIVE:
+                active[w] = o
+                w += 1
         if status != OK:
             break
+        n_active = w
         prev_px = px
         last_px = px
         # halts: from the next trade on, everything is closed and entries are refused
