@@ -2,7 +2,8 @@
 
 Figures: the whole pipeline (synth generation excluded), rewriting the report of the stored run
 (`botclave report --run`: candles, footprint and depth rebuilt from the store, backtest and
-validation read back, charts, HTML, index), and the size of the self-contained HTML files.
+validation read back, the Monte Carlo fan drawn from the run's trades, charts, HTML, index),
+and the size of the self-contained HTML files.
 """
 
 from __future__ import annotations
@@ -47,8 +48,8 @@ def run() -> list[Result]:
     return [
         Result(AREA, "pipeline, 1 synthetic day (~450k trades, book at 1 s)", pipeline_s, "s",
                note=note),
-        Result(AREA, "report --run (market, footprint, depth, backtest, validation)", report_s,
-               "s"),
+        Result(AREA, "report --run (market, footprint, depth, backtest, Monte Carlo, validation)",
+               report_s, "s"),
         Result(AREA, "pipeline report HTML size (charts embedded)", pipeline_html_kib, "KiB"),
         Result(AREA, "report --run HTML size", html_kib, "KiB"),
     ]
