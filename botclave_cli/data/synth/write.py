@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -89,7 +88,8 @@ def write_synth(store: Store, cfg: SynthConfig, progress: Progress | None = None
             prog.advance()
         atomic.write_text(truth_path(tmp_store, cfg.symbol),
                           market.truth.model_dump_json(indent=2) + "\n")
-        _swap(truth_path(tmp_store, cfg.symbol).parent, final_dir)
+        with atomic.atomic_dir(final_dir) as new_dir:
+            os.replace(truth_path(tmp_store, cfg.symbol).parent, new_dir)  # onto the empty dir
         prog.advance()
     finally:
         shutil.rmtree(tmp_root, ignore_errors=True)
@@ -125,20 +125,3 @@ def _manifest(cfg: SynthConfig, kind: str) -> Manifest:
     )
     m.add_coverage(cfg.start_us, cfg.end_us)
     return m
-
-
-def _swap(new_dir: Path, final_dir: Path) -> None:
-    """Put ``new_dir`` at ``final_dir``; an existing one is moved aside first, then removed."""
-    final_dir.parent.mkdir(parents=True, exist_ok=True)
-    old = final_dir.with_name(f".{final_dir.name}.old{atomic.TEMP_MARK}{os.getpid()}")
-    shutil.rmtree(old, ignore_errors=True)
-    if final_dir.exists():
-        os.replace(final_dir, old)
-    try:
-        os.replace(new_dir, final_dir)
-    except OSError:
-        with contextlib.suppress(OSError):
-            if old.exists() and not final_dir.exists():
-                os.replace(old, final_dir)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
