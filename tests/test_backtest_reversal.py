@@ -142,3 +142,49 @@ def test_bars_only_reversal_closes_and_reopens_at_the_same_open() -> None:
     assert f["price"].to_list() == pytest.approx([101.0, 104.0, 104.0])
     assert f["qty"].to_list() == pytest.approx([39.603, 39.603, 38.918], abs=1e-12)
     assert res.trades["pnl"][0] == pytest.approx(39.603 * 3.0)
+
+
+def test_book_reversal_entry_walks_what_the_close_left_of_the_same_book() -> None:
+    from tests.test_backtest_book import book, book_tester
+
+    # book (tests/test_backtest_book.py): asks 100.00 x1, 100.05 x2, 100.10 x5; bids 99.95 x5,
+    # 99.90 x3. Short 1.904 BTC at 60 s (risk 2.00 / 1.05 from the 99.95 touch) walks 99.95.
+    # The long at 120 s: the close buys 1 @ 100.00 + 0.904 @ 100.05; cash 10190.1144952
+    # - 190.4452 - fee 0.1904452 = 9999.47885; the entry is sized from the next level it can
+    # take, 100.05: floor(1.9998958 / 1.05 / 0.001) = 1904 lots, 1.096 @ 100.05 (what the close
+    # left) + 0.808 @ 100.10; slippage from the sample's touch 100.00
+    bt = book_tester([sig(60, -1, stop_price=101.0), sig(120, 1, stop_price=99.0)],
+                     risk__per_trade=0.0002)
+    res = bt.run(trades([(10, 100.0, 1), (60.5, 99.95, 1), (120.5, 100.0, 1), (140, 100.0, 1)]),
+                 book=book())
+    f = res.fills
+    assert f["order_id"].to_list() == [0, 1, 1, 2, 2]  # short, close x2, new long x2
+    assert f["price"].to_list() == pytest.approx([99.95, 100.0, 100.05, 100.05, 100.10])
+    assert f["qty"].to_list() == pytest.approx([1.904, 1.0, 0.904, 1.096, 0.808], abs=1e-12)
+    assert f["trade_index"].to_list() == [-1] * 5
+    assert f["slippage"][3:].to_list() == pytest.approx([1.096 * 0.05, 0.808 * 0.10], abs=1e-9)
+
+
+def test_book_reversal_entry_that_waited_walks_the_book_when_the_close_is_done() -> None:
+    from tests.test_backtest_book import book, book_tester
+
+    # the 100.10 ask is gone from 100 s to 125 s. Short 6.666 BTC at 60 s (risk 2.00 / 0.30
+    # from 99.95): 5 @ 99.95 + 1.666 @ 99.90, cash 10665.5172166. The close at 120 s finds
+    # 3 BTC of asks (1 @ 100.00, 2 @ 100.05) and buys the other 3.666 on the 130 s trade at
+    # 100.20: cash 10665.5172166 - 667.4332 - 0.6674332 = 9997.4165834. The long waited; it
+    # walks the book as of 130 s (100.10 back, nothing of ours taken from that sample):
+    # floor(1.9994833 / 1.00 / 0.001) = 1999 lots: 1 @ 100.00 + 0.999 @ 100.05
+    bt = book_tester([sig(60, -1, stop_price=100.25), sig(120, 1, stop_price=99.0)],
+                     risk__per_trade=0.0002)
+    res = bt.run(trades([(10, 100.0, 1), (60.5, 99.95, 1), (120.5, 100.0, 1),
+                         (130, 100.2, 10), (140, 100.1, 1)]),
+                 book=book([(100, "ask", 100.10, 0.0), (125, "ask", 100.10, 5.0)]))
+    f = res.fills
+    assert f["order_id"].to_list() == [0, 0, 1, 1, 1, 2, 2]
+    assert f["qty"].to_list() == pytest.approx([5, 1.666, 1, 2, 3.666, 1, 0.999], abs=1e-12)
+    assert f["price"].to_list() == pytest.approx([99.95, 99.90, 100.0, 100.05, 100.2, 100.0,
+                                                  100.05])
+    assert f["ts"].to_list() == [at(60.5)] * 2 + [at(120.5)] * 2 + [at(130)] * 3
+    assert f["trade_index"].to_list() == [-1, -1, -1, -1, 3, -1, -1]
+    assert res.trades["pnl"][0] == pytest.approx(666.1834 - 667.4332 - 0.6661834 - 0.6674332,
+                                                 abs=1e-9)
