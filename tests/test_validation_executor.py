@@ -93,6 +93,19 @@ def test_auto_starts_a_pool_when_the_work_pays_and_keeps_the_order():
     assert ex._pool is not None and ex._pool._pool is None  # closed
 
 
+def test_auto_judges_again_when_later_tasks_are_slower():
+    # warm-up, then 3 quick tasks and slow ones (an anchored walk-forward's later folds):
+    # after 2 timed tasks, 37 left x 0.1 s would save 1.8 s < 2.5 s; after 4 timed tasks
+    # (0.1, 0.1, 0.1, 2.0: mean 0.575 s), 35 left would save 35 x 0.575 - 18 x 0.575 = 9.78 s
+    clock = scripted_clock([1.0, 0.1, 0.1, 0.1, 2.0])
+    with AutoExecutor(cores=2, pool_start_s=2.5, clock=clock) as ex:
+        assert ex.map(abs, list(range(-40, 0))) == list(range(40, 0, -1))
+        assert ex.jobs == 2
+        assert ex.report()["reason"] == ("est. serial 20.1 s (35 evaluations x 0.575 s): "
+                                         "2 workers save 9.78 s > pool start 2.5 s")
+        assert [c.workers for c in ex._judged] == [1, 2]
+
+
 def test_auto_on_one_core_and_a_huge_first_timed_task():
     ex = AutoExecutor(cores=1, clock=scripted_clock([5.0] * 10))
     assert ex.map(abs, list(range(10))) == list(range(10))

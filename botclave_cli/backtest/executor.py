@@ -202,6 +202,7 @@ class JobsChoice:
     workers: int
     reason: str
     serial_s: float = 0.0  # the estimated serial time of the work judged
+    saving_s: float = 0.0  # the estimated saving of the pool weighed (before its start-up)
 
 
 def choose_workers(task_s: float, tasks: int, cores: int,
@@ -227,19 +228,21 @@ def choose_workers(task_s: float, tasks: int, cores: int,
     saving = serial - math.ceil(tasks / w) * task_s
     if best == 1:
         return JobsChoice(1, f"{what}: {w} workers would save {saving:.3g} s < pool start "
-                             f"{pool_start_s:g} s", serial)
+                             f"{pool_start_s:g} s", serial, saving)
     return JobsChoice(best, f"{what}: {best} workers save {saving:.3g} s > pool start "
-                            f"{pool_start_s:g} s", serial)
+                            f"{pool_start_s:g} s", serial, saving)
 
 
 class AutoExecutor:
     """``--jobs auto``: serial until the measured cost of the work says a pool pays.
 
-    Each batch (one ``map``) runs its first tasks here and times them, then ``choose_workers``
-    weighs the rest of the batch against ``POOL_START_S``; if a pool pays, it starts (at most
-    ``available_cores()`` workers) and takes the rest of this batch and every later batch of
-    two or more tasks. The results are the same functions' results in item order whichever
-    way a task ran, so the output is identical to ``--jobs 1`` and ``--jobs N``.
+    Each batch (one ``map``) runs its tasks here and times them; after ``TIMED_TASKS`` timed
+    tasks ``choose_workers`` weighs the rest of the batch (at the mean time so far) against
+    ``POOL_START_S``, and again after 2x, 4x, ... as many while it says serial (the tasks of a
+    batch differ: an anchored walk-forward's first folds are its shortest). When a pool pays,
+    it starts (at most ``available_cores()`` workers) and takes the rest of this batch and every
+    later batch of two or more tasks. The results are the same functions' results in item
+    order whichever way a task ran, so the output is identical to ``--jobs 1`` and ``--jobs N``.
     """
 
     def __init__(self, cores: int | None = None, pool_start_s: float = POOL_START_S,
@@ -268,18 +271,19 @@ class AutoExecutor:
             return self._pool.map(fn, items, on_result)
         out: list[R] = []
         times: list[float] = []
-        judged = self._pool is not None
-        for i, item in enumerate(items):
+        judge_at, judged = TIMED_TASKS, False
+        for i, item in enumerate(items):  # with a pool up, only a batch of one gets here
             started = self._clock()
             out.append(fn(item))
             times.append(self._clock() - started)
             if on_result is not None:
                 on_result()
             left, timed = len(items) - i - 1, self._timed(times)
-            if judged or not left or not timed or (len(timed) < TIMED_TASKS
-                                                   and sum(timed) < self.pool_start_s):
+            # a first timed task that alone outlasts a pool start is judged at once
+            if not left or not timed or (len(timed) < judge_at and (
+                    judged or sum(timed) < self.pool_start_s)):
                 continue
-            judged = True  # once per batch: the estimate only shrinks as the batch goes on
+            judge_at, judged = 2 * max(judge_at, len(timed)), True
             choice = choose_workers(sum(timed) / len(timed), left, self.cores,
                                     self.pool_start_s)
             self._judged.append(choice)
@@ -296,8 +300,8 @@ class AutoExecutor:
         """What ``--jobs auto`` chose and why (for ``--json`` and the log)."""
         if self._started is not None:
             reason = self._started.reason
-        elif self._judged:  # the closest call: the batch with the most work
-            reason = max(self._judged, key=lambda c: c.serial_s).reason
+        elif self._judged:  # the closest call
+            reason = max(self._judged, key=lambda c: c.saving_s).reason
         elif self.cores < 2:
             reason = f"{self.cores} core available"
         else:
