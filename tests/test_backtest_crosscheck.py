@@ -16,6 +16,7 @@ import pytest
 from botclave_cli.backtest.backtester import Backtester
 from botclave_cli.config import ExchangeConfig, FeeSchedule
 from botclave_cli.strategy.params import StrategyParams
+from botclave_cli.strategy.strategy import SmaCross
 
 peer = pytest.importorskip("tests.peers.backtesting_py", reason="backtesting.py (test extra) "
                            "is not installed")
@@ -37,7 +38,7 @@ def make_bars(seed: int, n: int) -> pl.DataFrame:
     })
 
 
-def ours(bars: pl.DataFrame, fast: int, slow: int):
+def ours(bars: pl.DataFrame, fast: int, slow: int, strategy: type[SmaCross] = SmaCross):
     p = StrategyParams(name="sma_cross")
     p.sma_cross.fast, p.sma_cross.slow = fast, slow
     p.risk.sizing, p.risk.fraction = "equity_fraction", 0.5
@@ -46,21 +47,69 @@ def ours(bars: pl.DataFrame, fast: int, slow: int):
     p.execution.latency_ms = 0
     p.execution.slippage_bps = 0
     ex = ExchangeConfig(fees=FeeSchedule(maker=0.001, taker=0.001))
-    return Backtester(p, ex, tick_size=0.01, lot_size=1e-8).run(bars=bars, bars_only=True)
+    return Backtester(p, ex, tick_size=0.01, lot_size=1e-8, strategy=strategy(p)).run(
+        bars=bars, bars_only=True)
+
+
+class SmaCrossReversing(SmaCross):
+    """Ours, long and short: the down-cross is a short entry (the long is closed first)."""
+
+    def signals(self, bars: pl.DataFrame) -> pl.DataFrame:
+        return super().signals(bars).with_columns(
+            pl.when(pl.col("action") == 0).then(-1).otherwise(pl.col("action"))
+            .cast(pl.Int8).alias("action"))
+
+
+def peer_reversing(bars: pl.DataFrame, fast: int, slow: int):
+    """backtesting.py, same rule long and short: ``position.close()`` then buy/sell half the
+    equity (the close is processed first, the new order sized from the margin left after it)."""
+    from backtesting.lib import FractionalBacktest, crossover
+
+    class Reversing(peer.SmaCross):
+        def next(self) -> None:
+            if crossover(self.fast, self.slow):
+                self.position.close()
+                self.buy(size=0.5)
+            elif crossover(self.slow, self.fast):
+                self.position.close()
+                self.sell(size=0.5)
+
+    df = peer.sma_cross_backtest(bars)._data  # the peer's own frame of our bars
+    bt = FractionalBacktest(df, Reversing, cash=10_000, commission=0.001, fractional_unit=1e-8)
+    return peer.run_sma_cross(bt, fast, slow)
 
 
 @pytest.mark.parametrize("seed, fast, slow", [(1, 5, 20), (2, 10, 30), (3, 3, 12)])
 def test_same_trades_and_final_equity_as_backtesting_py(seed: int, fast: int, slow: int) -> None:
     bars = make_bars(seed, 1500)
-    mine = ours(bars, fast, slow)
-    stats = peer.run_sma_cross(peer.sma_cross_backtest(bars), fast, slow)
+    check_same(ours(bars, fast, slow), peer.run_sma_cross(peer.sma_cross_backtest(bars), fast,
+                                                          slow))
+
+
+@pytest.mark.parametrize("seed, fast, slow", [(4, 5, 20), (5, 3, 12)])
+def test_reversals_same_trades_and_final_equity_as_backtesting_py(seed: int, fast: int,
+                                                                   slow: int) -> None:
+    # every cross reverses: the closed position and the new one share a bar open, and the new
+    # one is sized from the equity after the close, in both engines
+    bars = make_bars(seed, 1500)
+    mine = ours(bars, fast, slow, SmaCrossReversing)
+    check_same(mine, peer_reversing(bars, fast, slow))
+    sides = mine.trades["side"].to_list()
+    assert set(sides) == {"long", "short"}
+    assert all(a != b for a, b in zip(sides, sides[1:], strict=False))
+    assert (mine.trades["exit_ts"][:-1] == mine.trades["entry_ts"][1:]).all()
+    assert mine.orders.filter(pl.col("status") == "rejected").height == 0
+
+
+def check_same(mine, stats) -> None:
     ref = stats["_trades"]
     closed = ref[ref["ExitTime"].notna()] if "ExitTime" in ref else ref
     t = mine.trades
     assert t.height == len(closed) and t.height > 10
     assert t["entry_ts"].dt.replace_time_zone(None).to_list() == list(closed["EntryTime"])
     assert t["exit_ts"].dt.replace_time_zone(None).to_list() == list(closed["ExitTime"])
-    np.testing.assert_allclose(t["qty"].to_numpy(), closed["Size"].to_numpy(), rtol=1e-12)
+    signed = np.where(t["side"].to_numpy() == "short", -1.0, 1.0) * t["qty"].to_numpy()
+    np.testing.assert_allclose(signed, closed["Size"].to_numpy(), rtol=1e-12)  # short < 0
     np.testing.assert_allclose(t["entry_price"].to_numpy(), closed["EntryPrice"].to_numpy(),
                                rtol=1e-12)
     np.testing.assert_allclose(t["exit_price"].to_numpy(), closed["ExitPrice"].to_numpy(),
