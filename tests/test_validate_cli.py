@@ -113,6 +113,20 @@ def test_jobs_auto_is_the_default_and_says_what_it_chose(tmp_path, data_dir):
     # 3 folds x 4 sets: judged after the warm-up and 2 timed evaluations, 9 left
     assert re.fullmatch(r"est\. serial \S+ s \(9 evaluations x \S+ s\)(: \d+ workers would "
                         r"save \S+ s < pool start 2\.5 s|; 1 core available)", jobs["reason"])
+    # the log (-v) has each judgement and the choice
+    strategy, validation = _configs(tmp_path / "log")
+    log = tmp_path / "botclave.log"
+    res = CliRunner().invoke(app, [
+        "-v", "--log-file", str(log), "validate", "walk-forward", "--config", str(strategy),
+        "--validation", str(validation), "--exchange", "synth", "--from", "2024-01-01T00:00",
+        "--to", "2024-01-01T06:00", "--data-dir", str(data_dir), "--out-dir",
+        str(tmp_path / "log" / "reports")])
+    assert res.exit_code == 0, res.output
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    chosen = [r for r in records if r["msg"] == "validate jobs"]
+    assert len(chosen) == 1 and chosen[0]["jobs"]["requested"] == "auto"
+    judged = [r["msg"] for r in records if r["msg"].startswith("jobs auto: est. serial")]
+    assert f"jobs auto: {chosen[0]['jobs']['reason']}" in judged
     bad = _validate(tmp_path / "bad", data_dir, "walk-forward", "--jobs", "many")
     assert bad.exit_code == 2
     assert bad.stderr.strip() == ("error: --jobs 'many': expected auto, 0 (all cores) or a "
