@@ -168,8 +168,10 @@ class ProcessExecutor:
 #: each has returned its first evaluation, less one warm evaluation (interpreter start, imports,
 #: numba's cached kernels, the trades read once per worker). Measured on the project's 2-core
 #: machine with a real backtest evaluation of one synthetic day, by the "pool start-up" row of
-#: ``benchmarks/bench_validate.py``: 1.2-2.8 s for 2 workers (median 2.4 s, 1 worker 1.2-2.6 s)
-#: while other work kept a load of about 2 on the machine; rounded up a little.
+#: ``benchmarks/bench_validate.py`` (2026-11-26): 1.2-2.8 s for 2 workers (median 2.4 s; 1
+#: worker 1.2-2.6 s) while other work kept a load of about 2 on the machine, 2.4-5.0 s at a
+#: load of about 4. A typical figure, not a worst case: near the threshold either choice costs
+#: little, and an idle machine starts a pool faster (so auto errs towards serial there).
 POOL_START_S = 2.5
 #: evaluations timed serially before a batch is judged (one, if it alone outlasts POOL_START_S);
 #: in the executor's first batch one more runs first, untimed for the estimate, because it also
