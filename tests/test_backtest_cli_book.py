@@ -43,3 +43,15 @@ def test_imbalance_filter_without_book_is_one_line_exit_2(data_dir: Path, tmp_pa
     assert r.exit_code == 2
     assert "entry.book_imbalance_min needs book data" in r.output
     assert "Traceback" not in r.output
+
+
+def test_the_same_run_with_and_without_the_book_gets_two_run_ids(data_dir: Path,
+                                                                 tmp_path: Path) -> None:
+    with_book = json.loads(cli(data_dir, tmp_path).output)
+    without = json.loads(cli(data_dir, tmp_path, "--no-book").output)
+    assert with_book["run_id"] != without["run_id"]
+    assert Path(with_book["folder"]).exists() and Path(without["folder"]).exists()
+    coverage = json.loads((Path(with_book["folder"]) / "manifest.json").read_text())["coverage"]
+    assert coverage["mode"] == "trades+book" and coverage["book_samples"] > 0
+    again = json.loads(cli(data_dir, tmp_path).output)
+    assert again["run_id"] == with_book["run_id"]

@@ -118,6 +118,8 @@ class BacktestResult:
     input_rows: int
     final_equity: float
     open_positions: int
+    #: book samples the fills walked (book mode), 0 without a book; part of the run id
+    book_samples: int = 0
     notes: list[str] = field(default_factory=list)
     positions: list[Position] = field(default_factory=list)
 
@@ -179,6 +181,8 @@ class Backtester:
             mode = "trades"
         arrays = BookArrays.empty()
         if book is not None:
+            mode = "trades+book"
+        if book is not None:
             prog.start(None, "book")
             ex = self.params.execution
             arrays = book_arrays(book, self.tick_size, self.lot_size, market=self.market,
@@ -202,7 +206,8 @@ class Backtester:
             lot_size=self.lot_size, fee_maker=self.fee.maker, fee_taker=self.fee.taker,
             bars=bars, signals=signals, coverage_start_us=int(t_ts[0]),
             coverage_end_us=int(t_ts[-1]) + 1,
-            input_rows=int(bars.height if bars_only else len(t_ts)), notes=notes))
+            input_rows=int(bars.height if bars_only else len(t_ts)), book_samples=arrays.n,
+            notes=notes))
         interval_s = bar_us(self.params.execution.equity_interval) / 1e6
         out["metrics"] = MetricsCalculator().compute(
             out["equity"], out["trades"], periods_per_year=YEAR_S / interval_s,

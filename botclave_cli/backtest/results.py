@@ -48,8 +48,9 @@ def config_hash(result: BacktestResult, strategy_name: str | None = None) -> str
 
 
 def coverage(result: BacktestResult) -> dict[str, Any]:
+    """The data a run read: its span, rows and (book mode) the book samples its orders walked."""
     return {"start_us": result.coverage_start_us, "end_us": result.coverage_end_us,
-            "rows": result.input_rows, "mode": result.mode}
+            "rows": result.input_rows, "mode": result.mode, "book_samples": result.book_samples}
 
 
 @lru_cache(maxsize=1)

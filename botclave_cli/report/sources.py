@@ -109,7 +109,8 @@ def add_market(report: ReportInput, charts: ChartGenerator, store: Store,
     from botclave_cli.report.orderflow import add_footprint, footprint_spec
 
     dataset, cov = manifest.get("dataset"), manifest.get("coverage") or {}
-    if not dataset or cov.get("start_us") is None or cov.get("mode") != "trades":
+    trade_level = cov.get("mode") in ("trades", "trades+book")
+    if not dataset or cov.get("start_us") is None or not trade_level:
         return
     parts = Path(dataset).parts
     if len(parts) != 4:
