@@ -110,8 +110,9 @@ def test_jobs_auto_is_the_default_and_says_what_it_chose(tmp_path, data_dir):
     jobs = json.loads(res.stdout)["jobs"]
     assert jobs["requested"] == "auto" and jobs["used"] == 1
     assert 1 <= jobs["cores"] <= (os.cpu_count() or 1)
-    # 3 folds x 4 sets: judged after the warm-up and 2 timed evaluations, 9 left
-    assert re.fullmatch(r"est\. serial \S+ s \(9 evaluations x \S+ s\)(: \d+ workers would "
+    # 3 folds x 4 sets: judged after the warm-up and 2 timed evaluations: 9 left in the batch
+    # and the 3 out-of-sample runs announced after it
+    assert re.fullmatch(r"est\. serial \S+ s \(12 evaluations x \S+ s\)(: \d+ workers would "
                         r"save \S+ s < pool start 2\.5 s|; 1 core available)", jobs["reason"])
     # the log (-v) has each judgement and the choice
     strategy, validation = _configs(tmp_path / "log")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import pytest
 
@@ -104,6 +105,37 @@ def test_auto_judges_again_when_later_tasks_are_slower():
         assert ex.report()["reason"] == ("est. serial 20.1 s (35 evaluations x 0.575 s): "
                                          "2 workers save 9.78 s > pool start 2.5 s")
         assert [c.workers for c in ex._judged] == [1, 2]
+
+
+@dataclass(frozen=True)
+class Weighed:
+    weight: float
+    value: int
+
+
+def value_of(item: Weighed) -> int:
+    return item.value
+
+
+def test_auto_weighs_the_rest_of_the_batch_and_the_announced_work():
+    # 5 tasks: warm-up, 2 timed of 0.5 s; 2 left = 1 s: serial on its own
+    ex = AutoExecutor(cores=2, pool_start_s=2.5, clock=scripted_clock([1.0] + [0.5] * 4))
+    assert ex.map(abs, [-1, -2, -3, -4, -5]) == [1, 2, 3, 4, 5] and ex.jobs == 1
+    assert ex.report()["reason"].startswith("est. serial 1 s (2 evaluations x 0.5 s)")
+    # the same batch with 20 tasks of weight 20 announced to follow: 22 x 0.5 = 11 s, 2
+    # workers save 11 - 11 x 0.5 = 5.5 s
+    with AutoExecutor(cores=2, pool_start_s=2.5, clock=scripted_clock([1.0, 0.5, 0.5])) as ex:
+        ex.expect(20, 20.0)
+        assert ex.map(abs, [-1, -2, -3, -4, -5]) == [1, 2, 3, 4, 5] and ex.jobs == 2
+        assert ex.report()["reason"] == ("est. serial 11 s (22 evaluations x 0.5 s): 2 workers "
+                                         "save 5.5 s > pool start 2.5 s")
+    # weights: 2 timed tasks of weight 1 take 0.5 s each; the 3 left weigh 8 each: 3 x 4 s
+    # (counted as tasks they would be 3 x 0.5 s = 1.5 s: serial)
+    items = [Weighed(1.0, i) for i in range(3)] + [Weighed(8.0, i) for i in range(3, 6)]
+    with AutoExecutor(cores=2, pool_start_s=2.5, clock=scripted_clock([1.0, 0.5, 0.5])) as ex:
+        assert ex.map(value_of, items) == list(range(6)) and ex.jobs == 2
+        assert ex.report()["reason"] == ("est. serial 12 s (3 evaluations x 4 s): 2 workers "
+                                         "save 4 s > pool start 2.5 s")
 
 
 def test_auto_on_one_core_and_a_huge_first_timed_task():

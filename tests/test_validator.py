@@ -203,6 +203,37 @@ def test_make_executor():
         make_executor(-1)
 
 
+class ExpectingExecutor(SerialExecutor):
+    """Serial, and records what the validator announces before each batch."""
+
+    def __init__(self) -> None:
+        self.announced: list[tuple[int, int]] = []
+        self.batches: list[int] = []
+
+    def expect(self, tasks: int, weight: int) -> None:
+        self.announced.append((tasks, weight // BAR))
+
+    def map(self, fn, items, on_result=None):
+        self.batches.append(len(items))
+        return super().map(fn, items, on_result)
+
+
+def test_plan_and_what_the_validator_announces_to_jobs_auto():
+    ex = ExpectingExecutor()
+    v = _validator(make_market(900, seed=5), executor=ex)
+    # 900 bars, 6 sets. Walk-forward: 3 folds of 180 test bars after 2 segments of 180 less
+    # the 4-bar gap = 356 train bars; holdout: 270 test bars, 900 - 270 - 5 = 625 train bars
+    assert [(n, w // BAR) for n, w in v.plan("all")] == [
+        (18, 6 * 3 * 356), (3, 3 * 180), (6, 6 * 625), (1, 270), (6, 6 * 900)]
+    assert [(n, w // BAR) for n, w in v.plan("monte-carlo")] == [(1, 900)]
+    v.run("all")
+    # before each evaluation batch: the work of the batches after it (Monte Carlo's chunks
+    # are not evaluations and are judged on their own)
+    assert ex.announced == [(16, 540 + 3750 + 270 + 5400), (13, 3750 + 270 + 5400),
+                            (7, 270 + 5400), (6, 5400), (0, 0)]
+    assert ex.batches[:5] == [18, 3, 6, 1, 6]
+
+
 def test_write_replaces_the_folder_as_a_whole(tmp_path):
     market = make_market(900, seed=4, ar=0.2)
     target = tmp_path / "run" / "validation"

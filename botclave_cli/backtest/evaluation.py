@@ -111,6 +111,12 @@ class Task:
     end_us: int
     keep_series: bool
 
+    @property
+    def weight(self) -> int:
+        """The window's length in us: an evaluation's cost grows with the trades (bars) in its
+        window, so ``--jobs auto`` weighs the work still to come by it."""
+        return self.end_us - self.start_us
+
 
 def run_task(task: Task) -> Outcome:
     res = task.evaluator(task.params, task.start_us, task.end_us)

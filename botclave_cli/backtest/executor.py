@@ -239,9 +239,10 @@ class AutoExecutor:
     """``--jobs auto``: serial until the measured cost of the work says a pool pays.
 
     Each batch (one ``map``) runs its tasks here and times them; after ``TIMED_TASKS`` timed
-    tasks ``choose_workers`` weighs the rest of the batch (at the mean time so far) against
-    ``POOL_START_S``, and again after 2x, 4x, ... as many while it says serial (the tasks of a
-    batch differ: an anchored walk-forward's first folds are its shortest). When a pool pays,
+    tasks ``choose_workers`` weighs the rest of the batch, and the work announced to follow it
+    (``expect``), at the measured time per unit of the items' ``weight`` (an evaluation's
+    window length), against ``POOL_START_S``, and again after 2x, 4x, ... as many timed tasks
+    while it says serial (the estimate sharpens as the tasks vary). When a pool pays,
     it starts (at most ``available_cores()`` workers) and takes the rest of this batch and every
     later batch of two or more tasks. The results are the same functions' results in item
     order whichever way a task ran, so the output is identical to ``--jobs 1`` and ``--jobs N``.
@@ -256,15 +257,35 @@ class AutoExecutor:
         self._warm = False  # this process has run a task (its one-time costs are paid)
         self._started: JobsChoice | None = None
         self._judged: list[JobsChoice] = []
+        self._later = (0, 0.0)  # (tasks, weight) the caller will submit after the next batch
+
+    def expect(self, tasks: int, weight: float) -> None:
+        """Announce the work that will follow the next batch: ``tasks`` tasks of total
+        ``weight`` (in the items' ``weight``; see ``_weight``). A judgement then weighs the rest
+        of the batch and that work together: one pool start can pay over several batches
+        that would not pay for it one by one."""
+        self._later = (tasks, weight)
 
     @property
     def jobs(self) -> int:
         return self._pool.jobs if self._pool is not None else 1
 
-    def _timed(self, times: list[float]) -> list[float]:
-        """The timings that estimate a task: not the first one of this process (its one-time
-        costs can exceed a task many times over, e.g. numba compiling after a code change)."""
-        return times if self._warm else times[1:]
+    @staticmethod
+    def _weight(item: Any) -> float:
+        """An item's relative cost: its ``weight`` attribute (an evaluation task's window
+        length), else 1."""
+        return float(getattr(item, "weight", 1.0))
+
+    def _judge(self, times: list[float], weights: list[float], left: list[Any]) -> JobsChoice:
+        """Weigh the rest of the batch and the announced later work at the cost per weight of
+        the timed tasks. Not the first task of this process: its one-time costs can exceed a
+        task many times over (e.g. numba compiling after a code change)."""
+        if not self._warm:
+            times, weights = times[1:], weights[1:]
+        per_weight = sum(times) / max(sum(weights), 1e-300)
+        tasks = len(left) + self._later[0]
+        rest_s = per_weight * (sum(self._weight(x) for x in left) + self._later[1])
+        return choose_workers(rest_s / tasks, tasks, self.cores, self.pool_start_s)
 
     def map(self, fn: Callable[[T], R], items: Sequence[T],
             on_result: Callable[[], None] | None = None) -> list[R]:
@@ -274,20 +295,21 @@ class AutoExecutor:
         out: list[R] = []
         times: list[float] = []
         judge_at, judged = TIMED_TASKS, False
+        skip = 0 if self._warm else 1  # the first task of this process is not timed
         for i, item in enumerate(items):  # with a pool up, only a batch of one gets here
             started = self._clock()
             out.append(fn(item))
             times.append(self._clock() - started)
             if on_result is not None:
                 on_result()
-            left, timed = len(items) - i - 1, self._timed(times)
+            left, timed = len(items) - i - 1, times[skip:]
             # a first timed task that alone outlasts a pool start is judged at once
             if not left or not timed or (len(timed) < judge_at and (
                     judged or sum(timed) < self.pool_start_s)):
                 continue
             judge_at, judged = 2 * max(judge_at, len(timed)), True
-            choice = choose_workers(sum(timed) / len(timed), left, self.cores,
-                                    self.pool_start_s)
+            choice = self._judge(times, [self._weight(x) for x in items[:i + 1]],
+                                 items[i + 1:])
             self._judged.append(choice)
             log.info("jobs auto: %s", choice.reason, extra={"workers": choice.workers})
             if choice.workers > 1:
@@ -296,6 +318,7 @@ class AutoExecutor:
                 out.extend(self._pool.map(fn, items[i + 1:], on_result))
                 break
         self._warm = self._warm or bool(items)
+        self._later = (0, 0.0)  # announced for one batch
         return out
 
     def report(self) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from botclave_cli.backtest.evaluation import (
 from botclave_cli.backtest.executor import Executor, SerialExecutor
 from botclave_cli.backtest.montecarlo import monte_carlo
 from botclave_cli.backtest.param_space import ParameterSpace
-from botclave_cli.backtest.splits import Window, holdout_split, walk_forward_folds
+from botclave_cli.backtest.splits import Fold, Window, holdout_split, walk_forward_folds
 from botclave_cli.backtest.validation_config import WHICH, ValidationConfig
 from botclave_cli.backtest.verdict import ValidationResult, apply_verdict
 from botclave_cli.errors import BotclaveError, UsageError
@@ -68,11 +68,17 @@ class StrategyValidator:
         self.executor = executor or SerialExecutor()
         self.progress = or_null(progress)
         self.periods_per_year = YEAR_US / timeline.bar_us
+        self._plan: list[tuple[int, int]] = []  # (tasks, weight) of each batch still to come
 
     # helpers ------------------------------------------------------------------------------------
     def _evaluate(self, jobs: list[tuple[dict[str, Any], Window]], what: str,
                   keep_series: bool = True) -> list[Outcome]:
         tasks = [Task(self.evaluator, p, *self.timeline.times(w), keep_series) for p, w in jobs]
+        if self._plan:
+            self._plan.pop(0)  # this batch
+        expect = getattr(self.executor, "expect", None)
+        if expect is not None:  # the work after this batch, for --jobs auto
+            expect(sum(n for n, _ in self._plan), sum(w for _, w in self._plan))
         self.progress.start(len(tasks), what)
         results = self.executor.map(run_task, tasks, self.progress.advance)
         for (_, w), res in zip(jobs, results, strict=True):
@@ -105,15 +111,43 @@ class StrategyValidator:
         return ovf.probabilistic_sharpe_ratio(ovf.sharpe_per_period(returns), 0.0,
                                               len(returns), skew, kurt)
 
+    def _folds(self, folds: int | None, mode: str | None) -> list[Fold]:
+        wf = self.config.walk_forward
+        return walk_forward_folds(
+            self.timeline.n_bars, folds or wf.folds, mode or wf.mode,  # type: ignore[arg-type]
+            wf.train_segments, wf.gap_bars, wf.min_train_bars, wf.min_test_bars)
+
+    def _holdout(self) -> Fold:
+        cfg, wf = self.config.holdout, self.config.walk_forward
+        return holdout_split(self.timeline.n_bars, cfg.oos_fraction, cfg.gap_bars,
+                             wf.min_train_bars, wf.min_test_bars)
+
+    def plan(self, which: str, folds: int | None = None, mode: str | None = None
+             ) -> list[tuple[int, int]]:
+        """The evaluation batches ``run(which)`` submits, in order: (tasks, total window length
+        in us). Raises what the runs would raise for windows that do not fit."""
+        sets, bar = len(self.space.sets), self.timeline.bar_us
+        out: list[tuple[int, int]] = []
+        if which in ("walk-forward", "all"):
+            fl = self._folds(folds, mode)
+            out += [(len(fl) * sets, sets * bar * sum(f.train.bars for f in fl)),
+                    (len(fl), bar * sum(f.test.bars for f in fl))]
+        if which in ("oos", "all"):
+            fold = self._holdout()
+            out += [(sets, sets * bar * fold.train.bars), (1, bar * fold.test.bars)]
+        if which in ("pbo", "all"):
+            out.append((sets, sets * bar * self.timeline.n_bars))
+        if which == "monte-carlo":  # the base run; in ``all`` the stitched OOS is reused
+            out.append((1, bar * self.timeline.n_bars))
+        return out
+
     def _window_row(self, w_is: Window, w_oos: Window) -> dict[str, str]:
         (a, b), (c, d) = self.timeline.times(w_is), self.timeline.times(w_oos)
         return {"is_start": _iso(a), "is_end": _iso(b), "oos_start": _iso(c), "oos_end": _iso(d)}
 
     # validations --------------------------------------------------------------------------------
     def holdout(self, out: ValidationResult) -> None:
-        cfg, wf = self.config.holdout, self.config.walk_forward
-        fold = holdout_split(self.timeline.n_bars, cfg.oos_fraction, cfg.gap_bars,
-                             wf.min_train_bars, wf.min_test_bars)
+        fold = self._holdout()
         is_res = self._evaluate([(p, fold.train) for p in self.space.sets], "in-sample search",
                                 keep_series=False)
         best, selection = self._selection(is_res)
@@ -133,9 +167,7 @@ class StrategyValidator:
         """Optimise on each fold's in-sample window only, trade the choice out of sample;
         returns the stitched out-of-sample bar returns and trade returns."""
         wf = self.config.walk_forward
-        fold_list = walk_forward_folds(
-            self.timeline.n_bars, folds or wf.folds, mode or wf.mode,  # type: ignore[arg-type]
-            wf.train_segments, wf.gap_bars, wf.min_train_bars, wf.min_test_bars)
+        fold_list = self._folds(folds, mode)
         n = len(self.space.sets)
         jobs = [(p, f.train) for f in fold_list for p in self.space.sets]
         is_res = self._evaluate(jobs, "walk-forward in-sample search", keep_series=False)
@@ -239,6 +271,7 @@ class StrategyValidator:
         if which not in WHICH:
             raise UsageError(f"validation {which!r}: expected one of {', '.join(WHICH)}")
         out = ValidationResult(which)
+        self._plan = self.plan(which, folds, mode)
         out.sections["config"] = {"objective": self.config.objective, "bar": self.config.bar,
                                   "parameter_sets": len(self.space.sets),
                                   "start": _iso(self.timeline.start_us),
