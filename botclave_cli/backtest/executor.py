@@ -44,7 +44,11 @@ _ENV_LOCK = threading.Lock()
 
 
 class Executor(Protocol):
-    """Runs ``fn`` over ``items`` and returns the results in item order."""
+    """Runs ``fn`` over ``items`` and returns the results in item order.
+
+    Optional: ``expect(tasks, weight)``, which the validator calls (when present) before each
+    batch with the work that will follow it, for an executor that sizes itself to the run.
+    """
 
     @property
     def jobs(self) -> int: ...  # worker processes in use
