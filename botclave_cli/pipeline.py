@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from botclave_cli import __version__
 from botclave_cli.config import load_model
@@ -99,7 +99,16 @@ class ValidateStage(_Strict):
     enabled: bool = True
     folds: int | None = Field(None, ge=1, description="override walk_forward.folds")
     mc_runs: int | None = Field(None, ge=10, description="override monte_carlo.runs")
-    jobs: int = Field(0, ge=0, description="worker processes (0: all cores, 1: serial)")
+    jobs: int | Literal["auto"] = Field(
+        "auto", description="'auto' (a pool only when the measured work pays its start-up), "
+        "0: all cores, 1: serial, N: N processes")
+
+    @field_validator("jobs")
+    @classmethod
+    def _jobs_not_negative(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 0:
+            raise ValueError("expected auto, 0 (all cores) or a positive number")
+        return value
 
 
 class PipelineConfig(_Strict):
