@@ -248,7 +248,9 @@ class StrategyValidator:
             what = "base strategy parameters, whole range"
         else:
             what = "stitched walk-forward out of sample"
-        section: dict[str, Any] = {"source": what}
+        used_seed = mc.seed if seed is None else seed
+        # recorded: ``report --run`` redraws its fan with the seed the validation used
+        section: dict[str, Any] = {"source": what, "seed": used_seed}
         methods = ("reshuffle", "bootstrap") if mc.method == "both" else (mc.method,)
         for method in methods:
             data = source[1] if method == "reshuffle" else source[0]
@@ -259,7 +261,7 @@ class StrategyValidator:
                 continue
             self.progress.start(None, f"Monte Carlo {method}")
             result = monte_carlo(data, method, runs or mc.runs,  # type: ignore[arg-type]
-                                 mc.seed if seed is None else seed, mc.block_bars,
+                                 used_seed, mc.block_bars,
                                  mc.ruin_drawdown, self.periods_per_year, self.executor)
             section[method] = result.as_dict()
             out.tables[f"monte_carlo_{method}"] = result.runs

@@ -308,7 +308,7 @@ def monte_carlo_fan_settings(folder: Path) -> tuple[int, int]:
                if path.exists() else {})
     runs = [m["runs"] for m in (section.get("reshuffle"), section.get("bootstrap"))
             if isinstance(m, dict) and isinstance(m.get("runs"), int)]
-    return (runs[0] if runs else default.runs), default.seed
+    return (runs[0] if runs else default.runs), section.get("seed", default.seed)
 
 
 def add_monte_carlo_fan(report: ReportInput, charts: ChartGenerator, trades: pl.DataFrame,
