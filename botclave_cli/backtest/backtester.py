@@ -27,11 +27,15 @@ How a run works (units: prices in quote currency, quantities in base units, time
    the next trades by the rules of 2. A limit marketable at arrival walks up to its price the
    same way and rests with the rest (nothing ahead). A limit order takes as its queue the size
    resting at its price on its side at arrival; trades at the limit eat the queue first and
-   only their rest fills us (maker); a trade through the limit fills us regardless
-   (cancellations ahead of us
-   are not modelled: conservative). Without a valid sample (before the first snapshot, after a
-   gap) an order uses the rules of 2. Bars get a ``book_imbalance`` column (book.py, as of each
-   bar's end) for ``entry.book_imbalance_min``.
+   only their rest fills us (maker); a trade through the limit fills us regardless.
+   ``execution.queue_model``: ``risk_averse`` (default) ignores cancellations ahead of us (every
+   fall of the level that is not a trade is taken to be behind us: conservative);
+   ``prob_power`` compares each later sample of the level with the one before, and the part of
+   a fall the trades at the price do not explain is ahead of us with probability
+   front^n / (front^n + back^n), n = ``execution.queue_power`` (hftbacktest's ProbQueueModel
+   with PowerProbQueueFunc; fills.prob_queue_front). Without a valid sample (before the first
+   snapshot, after a gap) an order uses the rules of 2. Bars get a ``book_imbalance`` column
+   (book.py, as of each bar's end) for ``entry.book_imbalance_min``.
 5. Reversals (``exit.on_opposite_signal``): an entry signal against open positions closes them
    first (market orders, exit reason ``signal_exit``); the new entry fills only once they are
    flat and is sized from the equity and ``risk.max_position`` room left after the close (so
@@ -190,7 +194,9 @@ class Backtester:
                                  depth=ex.book_depth)
             notes.append(f"book: {arrays.n} samples every {ex.book_sample_ms:g} ms "
                          f"({int(arrays.valid.sum())} valid), depth {ex.book_depth}: market "
-                         "orders walk the book, limits queue")
+                         "orders walk the book, limits queue"
+                         + (f" (prob_power n={ex.queue_power:g})"
+                            if ex.queue_model == "prob_power" else ""))
         prog.start(None, "signals")
         bars = self._enrich(bars, None if bars_only else trades)
         if book is not None:
@@ -275,13 +281,15 @@ class Backtester:
                 K.P_PARTICIPATION, K.P_PER_TRADE, K.P_FRACTION, K.P_MAX_POSITION, K.P_MAX_CONC,
                 K.P_DAILY_LOSS, K.P_MAX_DD, K.P_COOLDOWN_LOSSES, K.P_COOLDOWN_US,
                 K.P_SIZING_FRACTION, K.P_TOUCH, K.P_CONTINUOUS, K.P_ON_OPPOSITE,
-                K.P_EQ_INTERVAL_US]] = [
+                K.P_EQ_INTERVAL_US, K.P_QUEUE_MODEL, K.P_QUEUE_POWER]] = [
             tick, lot, ex.initial_equity, self.fee.maker, self.fee.taker, ex.slippage_bps,
             ex.participation, r.per_trade, r.fraction, r.max_position, r.max_concurrent,
             r.max_daily_loss, r.max_drawdown, r.cooldown_losses, r.cooldown_minutes * 60e6,
             1.0 if r.sizing == "equity_fraction" else 0.0, 1.0 if ex.limit_fill == "touch" else 0.0,
             1.0 if continuous else 0.0, 1.0 if p.exit.on_opposite_signal else 0.0,
-            bar_us(ex.equity_interval)]
+            bar_us(ex.equity_interval),
+            K.Q_PROB_POWER if ex.queue_model == "prob_power" else K.Q_RISK_AVERSE,
+            ex.queue_power]
         interval = bar_us(ex.equity_interval)
         eq_start = (int(t_ts[0]) // interval) * interval
         n_marks = (int(t_ts[-1]) - eq_start) // interval + 2

@@ -20,8 +20,9 @@ Rules (the backtester's docstring has the user-facing version):
   between two path points fills at its own price, as the path passes through it.
 - Book mode (``b_*`` arrays from book.py, see ``run_kernel``): market and triggered stop orders
   walk the sampled book at their arrival instead (one taker fill per level, trade index -1),
-  limit orders wait for the queue ahead of them at their price. Without book arrays the kernel
-  behaves exactly as described above.
+  limit orders wait for the queue ahead of them at their price (``P_QUEUE_MODEL``: only trades
+  advance it, or also part of a fall of the level's size that trades do not explain). Without
+  book arrays the kernel behaves exactly as described above.
 - Risk limits are enforced here, not by the strategy: size from stop distance and lot, max
   notional, max concurrent positions, daily-loss and drawdown halts (close everything with market
   orders), cooldown after consecutive losses. An entry is sized at its first fill, from equity
@@ -82,8 +83,12 @@ FF_NCOL = 3
 (P_TICK, P_LOT, P_EQUITY0, P_MAKER, P_TAKER, P_SLIP_BPS, P_PARTICIPATION, P_PER_TRADE,
  P_FRACTION, P_MAX_POSITION, P_MAX_CONC, P_DAILY_LOSS, P_MAX_DD, P_COOLDOWN_LOSSES,
  P_COOLDOWN_US, P_SIZING_FRACTION, P_TOUCH, P_CONTINUOUS, P_ON_OPPOSITE,
- P_EQ_INTERVAL_US) = range(20)
-P_N = 20
+ P_EQ_INTERVAL_US, P_QUEUE_MODEL, P_QUEUE_POWER) = range(22)
+P_N = 22
+# book mode queue models (P_QUEUE_MODEL): only trades at the price advance a resting limit
+# (risk_averse), or a fall of the level's size not explained by trades is partly ours to
+# advance by (prob_power, queue_power n)
+Q_RISK_AVERSE, Q_PROB_POWER = 0, 1
 
 # run status
 OK, OVERFLOW = 0, 1
@@ -194,6 +199,46 @@ def _book_at(b_ts, t):
 
 
 @numba.njit(cache=True)
+def _level_qty(b_px, b_q, bi, lim, side):
+    """Lots resting at ``lim`` on ``side`` in sample ``bi``: the listed size, 0 when the price is
+    inside the listed levels (or the side lists fewer levels than the depth) but not listed,
+    -1 when it lies beyond the visible depth (unknown)."""
+    depth = b_px.shape[1]
+    for lv in range(depth):
+        if b_q[bi, lv] > 0 and b_px[bi, lv] == lim:
+            return b_q[bi, lv]
+    if b_q[bi, depth - 1] <= 0:
+        return 0
+    last = b_px[bi, depth - 1]
+    if (side > 0 and lim > last) or (side < 0 and lim < last):
+        return 0
+    return -1
+
+
+@numba.njit(cache=True)
+def prob_queue_front(front, prev_qty, new_qty, traded, n):
+    """Queue ahead of a resting order (lots, float) after the level went from ``prev_qty`` to
+    ``new_qty`` while ``traded`` lots printed at its price (trades already taken off ``front``).
+
+    hftbacktest's ProbQueueModel with PowerProbQueueFunc: the decrease trades do not explain,
+    ``chg = prev - new - traded``, came from behind us with probability
+    ``p = back^n / (back^n + front^n)``, so the front loses ``(1 - p) chg`` (and whatever the
+    back cannot hold); an increase leaves the front alone. The front never exceeds the new size.
+    One deliberate difference: hftbacktest takes ``back = prev - front``, which counts the lots
+    already traded away as still behind us; here ``back = prev - traded - front`` (the level
+    just before the unexplained change), never below 0."""
+    chg = prev_qty - new_qty - traded
+    if chg <= 0.0:
+        return min(front, float(new_qty))
+    back = max(prev_qty - traded - front, 0.0)
+    fb = back ** n
+    ff = front ** n
+    prob = fb / (fb + ff) if fb + ff > 0.0 else 1.0
+    est = front - (1.0 - prob) * chg + min(back - prob * chg, 0.0)
+    return max(min(est, float(new_qty)), 0.0)
+
+
+@numba.njit(cache=True)
 def run_kernel(t_ts, t_px, t_qty, s_dec, s_arr, s_action, s_otype, s_limit, s_stop, s_target,
                s_trail, s_hold_us, s_expiry, f_ts, f_rate, p, cap_orders, cap_fills, cap_trades,
                eq_start, n_marks, b_ts, b_valid, b_bpx, b_bq, b_apx, b_aq):
@@ -208,7 +253,11 @@ def run_kernel(t_ts, t_px, t_qty, s_dec, s_arr, s_action, s_otype, s_limit, s_st
     following trades by the trade-price rules. A limit order notes the quantity resting at its
     price on its side at arrival (queue ahead); a trade AT the limit first eats that queue and
     only the rest of the trade can fill us (maker, at the limit); a trade THROUGH the limit
-    fills us whatever the queue. Book fills have trade index -1.
+    fills us whatever the queue. Book fills have trade index -1. Queue models
+    (``p[P_QUEUE_MODEL]``): ``Q_RISK_AVERSE`` only trades at the price advance the queue (a
+    cancellation is always behind us); ``Q_PROB_POWER`` also compares each later sample of the
+    level with the previous one and moves the queue by ``prob_queue_front`` (power
+    ``p[P_QUEUE_POWER]``), queue kept in fractional lots, filled lots floored.
     """
     tick = p[P_TICK]
     lot = p[P_LOT]
@@ -252,6 +301,17 @@ def run_kernel(t_ts, t_px, t_qty, s_dec, s_arr, s_action, s_otype, s_limit, s_st
     depth = b_bpx.shape[1]
     cons = np.zeros((2, depth), np.int64)
     cons_bi = -1
+    # queue model state per order (prob_power only; risk_averse keeps O_QUEUE in whole lots):
+    # lots ahead (fractional), the last sample compared, the level's size there (-1 unknown),
+    # lots traded at the price since that sample
+    qmodel = int(p[P_QUEUE_MODEL]) if use_book else Q_RISK_AVERSE
+    qpow = p[P_QUEUE_POWER]
+    nq = cap_orders if qmodel != Q_RISK_AVERSE else 0
+    n_b = b_ts.shape[0]
+    q_front = np.zeros(nq, np.float64)
+    q_traded = np.zeros(nq, np.float64)
+    q_bi = np.zeros(nq, np.int64)
+    q_prev = np.zeros(nq, np.int64)
     for j in range(t_ts.shape[0]):
         ts = t_ts[j]
         px = t_px[j]
@@ -440,6 +500,13 @@ def run_kernel(t_ts, t_px, t_qty, s_dec, s_arr, s_action, s_otype, s_limit, s_st
                         if walk:
                             orders[o, O_QSET] = 1
                             orders[o, O_QUEUE] = 0
+                            if qmodel != Q_RISK_AVERSE:
+                                q_front[o] = 0.0
+                                q_traded[o] = 0.0
+                                q_bi[o] = bi
+                                q_prev[o] = _level_qty(b_bpx if side > 0 else b_apx,
+                                                       b_bq if side > 0 else b_aq, bi,
+                                                       orders[o, O_LIMIT], side)
                 if walk:
                     orders[o, O_TRIG] = 0
                     if bi != cons_bi:
@@ -461,12 +528,45 @@ def run_kernel(t_ts, t_px, t_qty, s_dec, s_arr, s_action, s_otype, s_limit, s_st
                             elif side < 0 and b_apx[bq, lv] == lim:
                                 ahead = b_aq[bq, lv]
                         orders[o, O_QUEUE] = ahead
-                if orders[o, O_QSET] == 1:
+                        if qmodel != Q_RISK_AVERSE:
+                            q_front[o] = float(ahead)
+                            q_traded[o] = 0.0
+                            q_bi[o] = bq
+                            q_prev[o] = _level_qty(b_bpx if side > 0 else b_apx,
+                                                   b_bq if side > 0 else b_aq, bq, lim, side)
+                if orders[o, O_QSET] == 1 and qmodel == Q_RISK_AVERSE:
                     through = side * (lim - px) > 0
                     if not through and px == lim:
                         eat = min(orders[o, O_QUEUE], t_qty[j])
                         orders[o, O_QUEUE] -= eat
                         cap = min(avail, t_qty[j] - eat)
+                        through = cap > 0
+                elif orders[o, O_QSET] == 1:
+                    # the samples taken before this trade: a fall of the level's size beyond
+                    # the lots traded at the price since the previous one moves us up
+                    # (prob_queue_front); a trade at the sample's time is in that sample
+                    while q_bi[o] + 1 < n_b and b_ts[q_bi[o] + 1] < ts:
+                        q_bi[o] += 1
+                        sb = q_bi[o]
+                        if b_valid[sb] != 1:
+                            continue
+                        new_q = _level_qty(b_bpx if side > 0 else b_apx,
+                                           b_bq if side > 0 else b_aq, sb, lim, side)
+                        if new_q < 0 or new_q == q_prev[o]:
+                            # unknown, or no change at the level (hftbacktest's depth event
+                            # comes only with one): the trades since keep counting
+                            continue
+                        if q_prev[o] >= 0:
+                            q_front[o] = prob_queue_front(q_front[o], float(q_prev[o]),
+                                                          float(new_q), q_traded[o], qpow)
+                        q_prev[o] = new_q
+                        q_traded[o] = 0.0
+                    through = side * (lim - px) > 0
+                    if not through and px == lim:
+                        eatf = min(q_front[o], float(t_qty[j]))
+                        q_front[o] -= eatf
+                        q_traded[o] += t_qty[j]
+                        cap = min(avail, np.int64(np.floor(t_qty[j] - eatf + 1e-9)))
                         through = cap > 0
                 else:
                     through = side * (lim - px) > 0 or (p[P_TOUCH] != 0.0 and px == lim)

@@ -167,6 +167,15 @@ class ExecutionParams(_Strict):
                                   "or before its arrival (at most this stale)")
     book_depth: int = Field(20, ge=1, le=1000, description="with book data: levels per side a "
                             "market order can walk (and where a limit finds its queue)")
+    queue_model: Literal["risk_averse", "prob_power"] = Field(
+        "risk_averse", description="with book data: what moves a resting limit up its queue: "
+        "risk_averse = only trades at its price (a cancellation is always behind us); "
+        "prob_power = also the part of a fall of the level's size (between samples) that "
+        "trades do not explain, ahead of us with probability front^n / (front^n + back^n) "
+        "(hftbacktest's ProbQueueModel + PowerProbQueueFunc)")
+    queue_power: float = Field(2.0, gt=0, le=100, description="with book data and queue_model "
+                               "prob_power: the power n (larger = cancellations come more from "
+                               "the longer side of our order)")
     equity_interval: str = Field("1m", pattern=r"^[1-9][0-9]*(s|m|h|d)$",
                                  description="equity marked to market at this interval")
 
