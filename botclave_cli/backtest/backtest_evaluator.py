@@ -9,6 +9,7 @@ folder, beside which ``botclave validate`` puts ``validation/``.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from botclave_cli.backtest.checkpoint import Checkpoint
 from botclave_cli.backtest.evaluation import (
     YEAR_US,
     EvaluationResult,
@@ -57,6 +59,17 @@ class TradeSource:
             _TRADES[key] = (df, df["ts"].dt.epoch("us").to_numpy())
         return _TRADES[key]
 
+    def content_hash(self) -> str:
+        """sha256 of the trades the range holds (ts in us, price, qty, side): a re-imported or
+        extended dataset gives another hash, so a checkpoint never reuses outcomes of old data."""
+        df, ts = self.load()
+        h = hashlib.sha256(str(df.height).encode())
+        h.update(np.ascontiguousarray(ts, dtype="<i8").tobytes())
+        for name in ("price", "qty"):
+            h.update(np.ascontiguousarray(df[name].to_numpy(), dtype="<f8").tobytes())
+        h.update((df["side"] == "buy").to_numpy().astype(np.uint8).tobytes())
+        return h.hexdigest()
+
 
 @dataclass(frozen=True)
 class BacktestEvaluator:
@@ -76,6 +89,17 @@ class BacktestEvaluator:
     lot_size: float | None
     bar: str
     source: str = VALIDATION_CONFIG
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What decides this evaluator's outcomes, for the validation checkpoint: every field
+        (strategy and exchange config, symbol, tick/lot, bar) and the dataset, range and content
+        of its trades (not the store's folder: moving the store keeps the outcomes)."""
+        t = self.trades
+        return {"class": "BacktestEvaluator", "base_params": self.base_params,
+                "exchange_config": self.exchange_config, "symbol": self.symbol,
+                "tick_size": self.tick_size, "lot_size": self.lot_size, "bar": self.bar,
+                "trades": {"ref": str(t.ref), "start_us": t.start_us, "end_us": t.end_us,
+                           "sha256": t.content_hash()}}
 
     def strategy_params(self, params: dict[str, Any]) -> StrategyParams:
         """The validated strategy config for one parameter set (ConfigError names the key)."""
@@ -118,7 +142,7 @@ def backtest_validator(
     store: Store, ref: DatasetRef, start: dt.datetime, end: dt.datetime,
     strategy: StrategyParams, exchange_config: ExchangeConfig, config: ValidationConfig, *,
     source: str = VALIDATION_CONFIG, executor: Executor | None = None,
-    progress: Progress | None = None,
+    progress: Progress | None = None, checkpoint: Checkpoint | None = None,
 ) -> StrategyValidator:
     """A validator of the real backtester on a stored trades dataset over ``[start, end)``.
 
@@ -138,7 +162,8 @@ def backtest_validator(
         manifest.tick_size if manifest else None, manifest.lot_size if manifest else None,
         config.bar, source)
     space = build_space(config, source, check=evaluator.strategy_params)
-    return StrategyValidator(evaluator, timeline, config, space, executor, progress)
+    return StrategyValidator(evaluator, timeline, config, space, executor, progress,
+                             checkpoint)
 
 
 def base_backtest(validator: StrategyValidator, strategy: StrategyParams, out_dir: Path

@@ -7,6 +7,10 @@ in-sample windows while it optimises, so no out-of-sample bar can reach a parame
 Work runs through an ``Executor`` (serial or a process pool); tasks are deterministic and the
 results come back in task order, so ``--jobs 1``, ``--jobs N`` and ``--jobs auto`` write
 identical files.
+
+With a ``Checkpoint`` every evaluation's outcome is saved as it completes and a rerun of the
+same run takes the saved ones instead of evaluating again (``checkpoint.py``); the outcomes are
+the same either way, so a resumed run writes the same files as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import numpy as np
 import polars as pl
 
 from botclave_cli.backtest import overfitting as ovf
+from botclave_cli.backtest.checkpoint import Checkpoint, run_saved
 from botclave_cli.backtest.evaluation import (
     METRIC_KEYS,
     YEAR_US,
@@ -59,9 +64,10 @@ class StrategyValidator:
     def __init__(
         self, evaluator: Evaluator, timeline: Timeline, config: ValidationConfig,
         space: ParameterSpace, executor: Executor | None = None,
-        progress: Progress | None = None,
+        progress: Progress | None = None, checkpoint: Checkpoint | None = None,
     ) -> None:
         self.evaluator = evaluator
+        self.checkpoint = checkpoint
         self.timeline = timeline
         self.config = config
         self.space = space
@@ -80,12 +86,30 @@ class StrategyValidator:
         if expect is not None:  # the work after this batch, for --jobs auto
             expect(sum(n for n, _ in self._plan), sum(w for _, w in self._plan))
         self.progress.start(len(tasks), what)
-        results = self.executor.map(run_task, tasks, self.progress.advance)
+        results = self._run(tasks)
         for (_, w), res in zip(jobs, results, strict=True):
             if res.n_bars != w.bars:
                 raise BotclaveError(f"the evaluator returned {res.n_bars} bar returns for "
                                     f"a window of {w.bars} bars ({what})")
         return results
+
+    def _run(self, tasks: list[Task]) -> list[Outcome]:
+        """The outcomes of ``tasks`` in order: the checkpoint's where it has them, the others
+        evaluated by the executor (and saved as each completes)."""
+        ck = self.checkpoint
+        if ck is None:
+            return self.executor.map(run_task, tasks, self.progress.advance)
+        found = [ck.lookup(t) for t in tasks]
+        todo = [i for i, o in enumerate(found) if o is None]
+        ck.reused += len(tasks) - len(todo)
+        ck.evaluated += len(todo)
+        if len(todo) < len(tasks):
+            self.progress.advance(len(tasks) - len(todo))
+        new = self.executor.map(run_saved, [ck.pending(tasks[i]) for i in todo],
+                                self.progress.advance)
+        for i, outcome in zip(todo, new, strict=True):
+            found[i] = outcome
+        return [o for o in found if o is not None]
 
     def _score(self, res: Outcome) -> float:
         return objective_value(res.metrics, self.config.objective)

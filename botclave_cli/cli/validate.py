@@ -4,6 +4,10 @@ A thin shell over ``botclave_cli.backtest.validator``: it loads the three config
 validator on the stored trades with a worker pool, writes ``reports/runs/<run id>/validation/``
 (Parquet tables + ``validation.json``) beside the base backtest of the same run id, and turns
 the verdict into the exit code: 0 pass or warn (reasons printed), 1 fail.
+
+Resumable: each evaluation is saved as it completes in ``<run folder>/.validation-partial/``
+(``backtest/checkpoint.py``); a rerun of an interrupted command takes those instead of
+evaluating again (``--no-resume`` discards them), and the folder goes once the results are in.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ if TYPE_CHECKING:  # the library is imported in the command (cli/defaults.py say
     from botclave_cli.backtest.verdict import ValidationResult
 
 MODES = ("rolling", "anchored")
+#: in the run folder: the evaluations of a validation still running (or interrupted)
+PARTIAL_DIR = ".validation-partial"
 log = get_logger(__name__)
 
 
@@ -72,13 +78,17 @@ def validate(
     = None,
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Results go to <out-dir>/runs/<run "
                                           "id>/validation/.")] = Path("reports"),
+    no_resume: Annotated[bool, typer.Option(
+        "--no-resume", help="Evaluate everything again: discard the evaluations an "
+        "interrupted run of the same command saved.")] = False,
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Validate a strategy: out-of-sample, walk-forward, Monte Carlo, PBO/DSR, and a verdict.
 
-    Exit code 0 for pass or warn (reasons printed), 1 for fail, 2 for bad input.
+    Exit code 0 for pass or warn (reasons printed), 1 for fail, 2 for bad input. An
+    interrupted run resumes: its finished evaluations are reused by the same command.
     Example: botclave validate all --config configs/strategy_params.yaml --exchange synth
     --symbol BTC/USDT --from 2024-01-01 --to 2024-01-02 --folds 3 --runs 200 --json
     """
@@ -87,6 +97,8 @@ def validate(
 
         jobs_value = parse_jobs(jobs)  # a bad --jobs stops before the heavy imports below
         from botclave_cli.backtest.backtest_evaluator import backtest_validator, base_backtest
+        from botclave_cli.backtest.checkpoint import Checkpoint, run_key
+        from botclave_cli.backtest.results import code_version
         from botclave_cli.backtest.validation_config import WHICH, ValidationConfig
         from botclave_cli.config import load_exchange_config, load_model
         from botclave_cli.data.store import Store, find_trades
@@ -116,14 +128,25 @@ def validate(
             validator = backtest_validator(store, ref, lo, hi, params, ex_cfg, vcfg,
                                            source=str(validation), executor=executor,
                                            progress=out.progress())
+            validator.plan(which, folds, mode)  # windows that do not fit: before any write
+            # the run folder first: the checkpoint of the evaluations lives in it
+            rid, run_folder = base_backtest(validator, params, out_dir)
+            checkpoint = Checkpoint(run_folder / PARTIAL_DIR,
+                                    run_key(validator.evaluator, code_version()),
+                                    resume=not no_resume)
+            validator.checkpoint = checkpoint
             result = validator.run(which, folds=folds, mode=mode, runs=runs, seed=seed)
             jobs_used = executor.report()
-        log.info("validate jobs", extra={"jobs": jobs_used})
-        rid, run_folder = base_backtest(validator, params, out_dir)
+        log.info("validate jobs", extra={"jobs": jobs_used, "resume": checkpoint.report()})
         folder = run_folder / "validation"
         result.write(folder)
+        checkpoint.remove()  # the results are in: nothing left to resume
+        for warning in checkpoint.warnings:
+            out.warn(warning)
         # beside the results, not in validation.json: that file is the same for every --jobs
-        data = {"run_id": rid, "folder": str(folder), **result.as_dict(), "jobs": jobs_used}
+        # and for a resumed run
+        data = {"run_id": rid, "folder": str(folder), **result.as_dict(), "jobs": jobs_used,
+                "resume": checkpoint.report()}
         reasons = f" ({len(result.reasons)} reason(s))" if result.reasons else ""
         out.emit(data, f"validate {which}: {result.verdict}{reasons} -> {folder}",
                  rows=_rows(result), title=f"validation {which}: {result.verdict}")
