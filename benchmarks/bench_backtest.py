@@ -105,7 +105,8 @@ def run() -> list[Result]:
 
 def book_mode() -> list[Result]:
     """One synthetic day (default SynthConfig: ~400k trades, 50-level book every 250 ms):
-    the same run without and with the book (replay + sampling + walk/queue fills)."""
+    the same run without and with the book (replay + sampling + walk/queue fills), then with
+    limit entries (resting orders that queue) under both queue models."""
     from botclave_cli.data.synth import SynthConfig, generate
 
     market = generate(SynthConfig())
@@ -113,10 +114,18 @@ def book_mode() -> list[Result]:
     book = {"book_snapshot": market.book_snapshot, "book_diff": market.book_diff}
     n = market.trades.height
     out = []
-    for label, sample_ms, depth in (("no book", None, None), ("book 1000 ms x 20", 1000.0, 20),
-                                    ("book 250 ms x 10", 250.0, 10)):
+    for label, sample_ms, depth, otype, model in (
+            ("no book", None, None, "market", "risk_averse"),
+            ("book 1000 ms x 20", 1000.0, 20, "market", "risk_averse"),
+            ("book 250 ms x 10", 250.0, 10, "market", "risk_averse"),
+            ("book 250 ms x 10, limit entries, risk_averse queue", 250.0, 10, "limit",
+             "risk_averse"),
+            ("book 250 ms x 10, limit entries, prob_power queue", 250.0, 10, "limit",
+             "prob_power")):
         p = StrategyParams()
         p.entry.setups = ["bos", "absorption"]
+        p.entry.order_type = otype
+        p.execution.queue_model = model
         p.risk.max_daily_loss = p.risk.max_drawdown = 1.0
         p.risk.cooldown_losses = 0
         if sample_ms is not None:
@@ -129,8 +138,9 @@ def book_mode() -> list[Result]:
             res = tester.run(market.trades, book=book if sample_ms is not None else None)
             took = min(took, time.perf_counter() - started)
         walks = int((res.fills["trade_index"] == -1).sum())
+        makers = int((res.fills["liquidity"] == "maker").sum())
         out.append(Result("backtest", f"synth day, {label} ({n / 1e3:.0f}k trades, "
                           f"{market.book_diff.height / 1e6:.1f}M diff rows)", n / took / 1e6,
                           "M trades/s", note=f"{took:.2f} s, {res.trades.height} trades, "
-                          f"{walks} book-walk fills, best of 2"))
+                          f"{walks} book-walk fills, {makers} maker fills, best of 2"))
     return out
