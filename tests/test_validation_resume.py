@@ -142,14 +142,17 @@ def test_corrupt_or_truncated_files_are_warned_and_evaluated_again(tmp_path, ref
     other = json.loads(files[2].read_text())
     other["key"] = "0" * 64  # a file under the wrong name
     files[2].write_text(json.dumps(other))
+    bad = json.loads(files[3].read_text())
+    bad["returns"] = "AAAA"  # base64, but not a compressed series
+    files[3].write_text(json.dumps(bad))
     ev = Counting(_toy())
     ck = _checkpoint(tmp_path)
     _validator(ev, ck).run("all").write(tmp_path / "validation")
-    assert len(ev.calls) == 3 and ck.reused == total - 3
-    assert len(ck.warnings) == 3
+    assert len(ev.calls) == 4 and ck.reused == total - 4
+    assert len(ck.warnings) == 4
     assert all("corrupt or truncated" in w and "evaluated again" in w for w in ck.warnings)
     assert {Path(w.split()[1].rstrip(":")).name for w in ck.warnings} == \
-        {f.name for f in files[:3]}
+        {f.name for f in files[:4]}
     assert _files(tmp_path / "validation") == ref_files
 
 
