@@ -161,3 +161,19 @@ def test_queue_model_config_is_checked(tmp_path) -> None:
     ok.write_text("execution:\n  queue_model: prob_power\n  queue_power: 3\n")
     p = load_model(ok, StrategyParams)
     assert (p.execution.queue_model, p.execution.queue_power) == ("prob_power", 3.0)
+
+
+def test_level_size_known_only_inside_the_visible_depth() -> None:
+    import numpy as np
+
+    from botclave_cli.backtest.fills import _level_qty
+
+    # depth 3: bids 100, 99, 97 (ticks) with 5, 6, 7 lots; asks 101, 102 and one empty slot
+    bpx, bq = np.array([[100, 99, 97]]), np.array([[5, 6, 7]])
+    apx, aq = np.array([[101, 102, 0]]), np.array([[1, 2, 0]])
+    assert _level_qty(bpx, bq, 0, 99, 1) == 6
+    assert _level_qty(bpx, bq, 0, 98, 1) == 0  # between listed levels: nothing rests there
+    assert _level_qty(bpx, bq, 0, 101, 1) == 0  # above the best bid
+    assert _level_qty(bpx, bq, 0, 96, 1) == -1  # beyond the visible depth: unknown
+    assert _level_qty(apx, aq, 0, 105, -1) == 0  # the ask side lists fewer levels: all of it
+    assert _level_qty(apx, aq, 0, 102, -1) == 2
