@@ -283,3 +283,15 @@ def test_cli_plain_prints_one_summary_line_quiet_prints_nothing(tmp_path):
     assert "truth.json" in lines[0]
     quiet = CliRunner().invoke(app, [*args, "--quiet"])
     assert quiet.exit_code == 0 and quiet.stdout == ""
+
+
+def test_a_store_that_cannot_be_written_is_one_line_exit_1_not_an_internal_error(tmp_path):
+    from botclave_cli.cli.app import app
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    r = CliRunner().invoke(app, ["synth", "--data-dir", str(blocker / "data"),
+                                 "--trades-per-day", "5000"])
+    assert r.exit_code == 1
+    assert "Not a directory" in r.output and str(blocker) in r.output
+    assert "internal error" not in r.output and "Traceback" not in r.output

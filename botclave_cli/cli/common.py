@@ -228,6 +228,11 @@ def run(json_mode: bool = False, quiet: bool = False) -> Iterator[Output]:
     except KeyboardInterrupt:
         out.error("interrupted")
         raise typer.Exit(130) from None
+    except OSError as exc:  # the machine's, not a bug: a full disk, no permission, a lost mount
+        log.info("command failed", extra={"error": str(exc), "exit_code": 1})
+        where = f"{exc.filename}: " if exc.filename else ""
+        out.error(f"{where}{exc.strerror or exc}")
+        raise typer.Exit(1) from None
     except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into a clean line
         log.exception("internal error")
         out.error(f"internal error: {type(exc).__name__}: {exc} (details in the log file)")

@@ -296,10 +296,8 @@ def add_validation(report: ReportInput, charts: ChartGenerator, folder: Path,
 
 
 def monte_carlo_fan_settings(folder: Path) -> tuple[int, int]:
-    """(runs, seed) of the Monte Carlo fan: the runs per method the validation in ``folder``
-    drew (its ``validation.json``), else the validation config's default; the default seed
-    (``validation.json`` does not record one), which is the seed the pipeline draws with
-    unless its validation config sets another."""
+    """(runs, seed) of the Monte Carlo fan: the runs per method and the seed the validation in
+    ``folder`` drew with (its ``validation.json``), else the validation config's defaults."""
     from botclave_cli.backtest.validation_config import MonteCarloConfig
 
     default = MonteCarloConfig()
