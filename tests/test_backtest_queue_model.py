@@ -1,5 +1,6 @@
 """Queue models of book mode (``execution.queue_model``): ``risk_averse`` (only trades at the
-price move a resting limit up) and ``prob_power`` (hftbacktest's ProbQueueModel with
+price move a resting limit up; the queue ahead is capped at the level's size, hftbacktest's
+RiskAdverseQueueModel) and ``prob_power`` (hftbacktest's ProbQueueModel with
 PowerProbQueueFunc: part of a fall of the level that trades do not explain is ahead of us).
 Every expected number is worked out by hand in the comments (tick 0.01, lot 0.001 -> 1 BTC =
 1000 lots, latency 0, book sampled every 100 ms; the book of test_backtest_book: bids 99.95 x5,
@@ -20,7 +21,7 @@ from tests.test_backtest_fills import at, trades
 def test_brief_example_ten_ahead_thirty_behind() -> None:
     # 10 ahead, 30 behind (level 40); 5 trade at the price (ahead 10 -> 5), then the level is
     # seen at 20: a fall of 20, 5 of it the trade, chg = 40 - 20 - 5 = 15 unexplained.
-    # risk_averse: the 15 are all behind us -> ahead 5.
+    # risk_averse: the 15 are all behind us -> ahead 5 (the level, 20, holds the 5).
     # prob_power n=2: front 5, back = 40 - 5 traded - 5 front = 30;
     #   p(behind) = 30^2 / (30^2 + 5^2) = 900 / 925 = 36/37; ahead loses (1 - 36/37) x 15 = 15/37;
     #   back - p x chg = 30 - 540/37 > 0 (the back can hold its share) -> 5 - 15/37 = 170/37
@@ -94,11 +95,15 @@ CANCEL_TAPE = [(10, 100.0, 1), (63, 99.95, 2.0), (64, 99.95, 3.0), (65, 99.95, 1
 
 
 def test_cancellations_ahead_fill_us_earlier_under_prob_power() -> None:
-    # risk_averse: the 5 cancelled are taken to be behind us: ahead 5000 lots; 63 s eats 2000,
-    # 64 s eats 3000: nothing for us until 65 s, which fills all 4 BTC
+    # risk_averse: the cancellations are taken to be behind us as far as the level allows:
+    # ahead 5000 lots, but at 62 s only 2000 rest at 99.95, so at most 2000 are ahead of us
+    # (capped: min(5000, 2000) = 2000; before the cap we waited behind 5000 and 65 s filled
+    # all 4 BTC). 63 s, 2000 at 99.95: all queue, nothing for us; 64 s, 3000: nothing ahead,
+    # 3 BTC fill (maker at 99.95); 65 s fills the last 1 BTC
     ra = run("risk_averse", CANCEL_DIFFS, CANCEL_TAPE).fills
-    assert ra["ts"].to_list() == [at(65)]
-    assert ra["qty"].to_list() == pytest.approx([4.0], abs=1e-12)
+    assert ra["ts"].to_list() == [at(64), at(65)]
+    assert ra["qty"].to_list() == pytest.approx([3.0, 1.0], abs=1e-12)
+    assert ra["liquidity"].to_list() == ["maker", "maker"]
     # prob_power n=2: 61 s: 5000 -> 7000 (growth, front 5000); 62 s: 7000 -> 2000, 0 traded:
     # chg 5000, front 5000, back 2000, p(behind) = 2000^2 / (2000^2 + 5000^2) = 4/29;
     # ahead loses 25/29 x 5000 = 4310.34; back - p x chg = 2000 - 689.66 >= 0 ->
@@ -117,6 +122,40 @@ def test_cancellations_ahead_fill_us_earlier_under_prob_power() -> None:
     assert p4["qty"].to_list() == pytest.approx([1.875, 2.125], abs=1e-12)
 
 
+# buy limit at 99.90 (4 BTC): 10 BTC rest there at arrival (59 s), 30 join behind us at 61 s
+# (level 40), then at 62 s the level shows 6 with nothing traded at 99.90
+CAP_DIFFS = [(59.0, "bid", 99.90, 10.0), (61.0, "bid", 99.90, 40.0), (62.0, "bid", 99.90, 6.0)]
+CAP_TAPE = [(10, 100.0, 1), (63, 99.90, 6.0), (64, 99.90, 5.0)]
+
+
+def test_risk_averse_caps_the_queue_at_the_level_size() -> None:
+    # risk_averse: ahead 10000 lots at arrival; the 61 s growth is behind us (ahead 10000); at
+    # 62 s only 6000 lots rest at 99.90, so at most 6000 can be ahead of us: ahead
+    # min(10000, 6000) = 6000 (before the cap: still 10000, more than the level holds).
+    # 63 s: 6000 trade at 99.90, all queue (ahead 0, no fill: the 6000 are the whole level);
+    # 64 s: 5000 trade, nothing ahead: we fill min(4000, 5000) = 4000 lots = all 4 BTC, maker
+    # at 99.90 (fee 99.90 x 4 x 0.0002). Uncapped it would be 10000 - 6000 = 4000 ahead at
+    # 64 s and only 1 BTC of the 5 for us.
+    ra = run("risk_averse", CAP_DIFFS, CAP_TAPE, price=99.90).fills
+    assert ra["ts"].to_list() == [at(64)]
+    assert ra["qty"].to_list() == pytest.approx([4.0], abs=1e-12)
+    assert ra["price"].to_list() == pytest.approx([99.90], abs=1e-12)
+    assert ra["liquidity"].to_list() == ["maker"]
+    assert ra["fee"].to_list() == pytest.approx([99.90 * 4.0 * 0.0002], rel=1e-12)
+    # prob_power n=2 reaches the same 6000: 40000 -> 6000, 0 traded: chg 34000, front 10000,
+    # back 30000, p = 9e8 / (9e8 + 1e8) = 0.9; 10000 - 0.1 x 34000 + min(30000 - 30600, 0)
+    # = 10000 - 3400 - 600 = 6000 (the back cannot hold its 30600), under the new size 6000
+    assert prob_queue_front(10000.0, 40000.0, 6000.0, 0.0, 2.0) == pytest.approx(6000.0)
+    pp = run("prob_power", CAP_DIFFS, CAP_TAPE, price=99.90).fills
+    assert pp.equals(ra)
+    # the level emptied (qty 0 at 62 s; 99.90 is inside the listed bids, so nothing rests
+    # there): nothing is ahead, and the 6000 at 63 s fill all 4 BTC at once
+    gone = run("risk_averse", [*CAP_DIFFS[:2], (62.0, "bid", 99.90, 0.0)], CAP_TAPE,
+               price=99.90).fills
+    assert gone["ts"].to_list() == [at(63)]
+    assert gone["qty"].to_list() == pytest.approx([4.0], abs=1e-12)
+
+
 def test_prob_power_equals_risk_averse_when_nothing_is_cancelled() -> None:
     # the book of test_limit_fills_only_after_the_queue_ahead_is_consumed (no diff at 99.95):
     # only trades move the queue, both models fill 1.5 at 63 s and 2.5 at 64 s
@@ -131,7 +170,7 @@ def test_prob_power_equals_risk_averse_when_nothing_is_cancelled() -> None:
     assert grow.equals(ra)
 
 
-def test_risk_averse_is_the_default_and_ignores_cancellations() -> None:
+def test_risk_averse_is_the_default() -> None:
     default = run(None, CANCEL_DIFFS, CANCEL_TAPE)
     explicit = run("risk_averse", CANCEL_DIFFS, CANCEL_TAPE)
     for name in ("fills", "orders", "trades", "equity"):

@@ -21,7 +21,8 @@ Rules (the backtester's docstring has the user-facing version):
 - Book mode (``b_*`` arrays from book.py, see ``run_kernel``): market and triggered stop orders
   walk the sampled book at their arrival instead (one taker fill per level, trade index -1),
   limit orders wait for the queue ahead of them at their price (``P_QUEUE_MODEL``: only trades
-  advance it, or also part of a fall of the level's size that trades do not explain). Without
+  advance it, capped at the level's size, or also part of a fall of the level's size that trades
+  do not explain). Without
   book arrays the kernel behaves exactly as described above.
 - Risk limits are enforced here, not by the strategy: size from stop distance and lot, max
   notional, max concurrent positions, daily-loss and drawdown halts (close everything with market
@@ -47,8 +48,9 @@ import numpy as np
 O_SIG, O_SLOT, O_SIDE, O_TYPE, O_PURPOSE, O_LIMIT, O_QTY, O_FILLED = 0, 1, 2, 3, 4, 5, 6, 7
 O_STATUS, O_CREATED, O_ARRIVAL, O_DONE, O_REASON, O_EXPIRY, O_SEEN, O_TRIG = (
     8, 9, 10, 11, 12, 13, 14, 15)
-# book mode: lots ahead of a resting limit at its price; queue model state (0 not yet looked
-# up, 1 queue model on, 2 no valid book at arrival -> trade-price rules)
+# book mode: lots ahead of a resting limit at its price at arrival (the kernel then keeps it in
+# q_front); queue model state (0 not yet looked up, 1 queue model on, 2 no valid book at
+# arrival -> trade-price rules)
 O_QUEUE, O_QSET = 16, 17
 # entries: 0 never waited; -1 waiting for an opposite position to close; else the time (us) the
 # close completed, which stands in for the arrival (book sample, queue) from then on
@@ -85,9 +87,9 @@ FF_NCOL = 3
  P_COOLDOWN_US, P_SIZING_FRACTION, P_TOUCH, P_CONTINUOUS, P_ON_OPPOSITE,
  P_EQ_INTERVAL_US, P_QUEUE_MODEL, P_QUEUE_POWER) = range(22)
 P_N = 22
-# book mode queue models (P_QUEUE_MODEL): only trades at the price advance a resting limit
-# (risk_averse), or a fall of the level's size not explained by trades is partly ours to
-# advance by (prob_power, queue_power n)
+# book mode queue models (P_QUEUE_MODEL): only trades at the price advance a resting limit, the
+# queue ahead capped at the level's size (risk_averse), or a fall of the level's size not
+# explained by trades is partly ours to advance by (prob_power, queue_power n)
 Q_RISK_AVERSE, Q_PROB_POWER = 0, 1
 
 # run status
@@ -255,9 +257,11 @@ def run_kernel(t_ts, t_px, t_qty, s_dec, s_arr, s_action, s_otype, s_limit, s_st
     only the rest of the trade can fill us (maker, at the limit); a trade THROUGH the limit
     fills us whatever the queue. Book fills have trade index -1. Queue models
     (``p[P_QUEUE_MODEL]``): ``Q_RISK_AVERSE`` only trades at the price advance the queue (a
-    cancellation is always behind us); ``Q_PROB_POWER`` also compares each later sample of the
-    level with the previous one and moves the queue by ``prob_queue_front`` (power
-    ``p[P_QUEUE_POWER]``), queue kept in fractional lots, filled lots floored.
+    cancellation is behind us, unless the level's size falls below the queue ahead: the queue
+    is then capped at that size, hftbacktest's RiskAdverseQueueModel); ``Q_PROB_POWER``
+    moves the queue by ``prob_queue_front`` (power ``p[P_QUEUE_POWER]``) instead, queue kept in
+    fractional lots, filled lots floored. Both compare each later sample of the level with
+    the previous one.
     """
     tick = p[P_TICK]
     lot = p[P_LOT]
@@ -301,12 +305,12 @@ def run_kernel(t_ts, t_px, t_qty, s_dec, s_arr, s_action, s_otype, s_limit, s_st
     depth = b_bpx.shape[1]
     cons = np.zeros((2, depth), np.int64)
     cons_bi = -1
-    # queue model state per order (prob_power only; risk_averse keeps O_QUEUE in whole lots):
-    # lots ahead (fractional), the last sample compared, the level's size there (-1 unknown),
-    # lots traded at the price since that sample
+    # queue model state per order (book mode): lots ahead (fractional under prob_power, whole
+    # under risk_averse), the last sample compared, the level's size there (-1 unknown), lots
+    # traded at the price since that sample
     qmodel = int(p[P_QUEUE_MODEL]) if use_book else Q_RISK_AVERSE
     qpow = p[P_QUEUE_POWER]
-    nq = cap_orders if qmodel != Q_RISK_AVERSE else 0
+    nq = cap_orders if use_book else 0
     n_b = b_ts.shape[0]
     q_front = np.zeros(nq, np.float64)
     q_traded = np.zeros(nq, np.float64)
@@ -500,13 +504,12 @@ def run_kernel(t_ts, t_px, t_qty, s_dec, s_arr, s_action, s_otype, s_limit, s_st
                         if walk:
                             orders[o, O_QSET] = 1
                             orders[o, O_QUEUE] = 0
-                            if qmodel != Q_RISK_AVERSE:
-                                q_front[o] = 0.0
-                                q_traded[o] = 0.0
-                                q_bi[o] = bi
-                                q_prev[o] = _level_qty(b_bpx if side > 0 else b_apx,
-                                                       b_bq if side > 0 else b_aq, bi,
-                                                       orders[o, O_LIMIT], side)
+                            q_front[o] = 0.0
+                            q_traded[o] = 0.0
+                            q_bi[o] = bi
+                            q_prev[o] = _level_qty(b_bpx if side > 0 else b_apx,
+                                                   b_bq if side > 0 else b_aq, bi,
+                                                   orders[o, O_LIMIT], side)
                 if walk:
                     orders[o, O_TRIG] = 0
                     if bi != cons_bi:
@@ -528,23 +531,16 @@ def run_kernel(t_ts, t_px, t_qty, s_dec, s_arr, s_action, s_otype, s_limit, s_st
                             elif side < 0 and b_apx[bq, lv] == lim:
                                 ahead = b_aq[bq, lv]
                         orders[o, O_QUEUE] = ahead
-                        if qmodel != Q_RISK_AVERSE:
-                            q_front[o] = float(ahead)
-                            q_traded[o] = 0.0
-                            q_bi[o] = bq
-                            q_prev[o] = _level_qty(b_bpx if side > 0 else b_apx,
-                                                   b_bq if side > 0 else b_aq, bq, lim, side)
-                if orders[o, O_QSET] == 1 and qmodel == Q_RISK_AVERSE:
-                    through = side * (lim - px) > 0
-                    if not through and px == lim:
-                        eat = min(orders[o, O_QUEUE], t_qty[j])
-                        orders[o, O_QUEUE] -= eat
-                        cap = min(avail, t_qty[j] - eat)
-                        through = cap > 0
-                elif orders[o, O_QSET] == 1:
-                    # the samples taken before this trade: a fall of the level's size beyond
-                    # the lots traded at the price since the previous one moves us up
-                    # (prob_queue_front); a trade at the sample's time is in that sample
+                        q_front[o] = float(ahead)
+                        q_traded[o] = 0.0
+                        q_bi[o] = bq
+                        q_prev[o] = _level_qty(b_bpx if side > 0 else b_apx,
+                                               b_bq if side > 0 else b_aq, bq, lim, side)
+                if orders[o, O_QSET] == 1:
+                    # the samples taken before this trade (a trade at a sample's time is in
+                    # that sample): risk_averse caps the queue ahead at the level's size (what
+                    # rests there is at most the lots ahead of us: hftbacktest's
+                    # RiskAdverseQueueModel.depth), prob_power moves it by prob_queue_front
                     while q_bi[o] + 1 < n_b and b_ts[q_bi[o] + 1] < ts:
                         q_bi[o] += 1
                         sb = q_bi[o]
@@ -556,7 +552,9 @@ def run_kernel(t_ts, t_px, t_qty, s_dec, s_arr, s_action, s_otype, s_limit, s_st
                             # unknown, or no change at the level (hftbacktest's depth event
                             # comes only with one): the trades since keep counting
                             continue
-                        if q_prev[o] >= 0:
+                        if qmodel == Q_RISK_AVERSE:
+                            q_front[o] = min(q_front[o], float(new_q))
+                        elif q_prev[o] >= 0:
                             q_front[o] = prob_queue_front(q_front[o], float(q_prev[o]),
                                                           float(new_q), q_traded[o], qpow)
                         q_prev[o] = new_q
