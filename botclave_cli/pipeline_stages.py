@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import math
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -327,12 +328,30 @@ def _duration_us(text: str) -> int:
 
 
 # validation ------------------------------------------------------------------------------------
+def partial_dir(run_folder: Path) -> Path:
+    """Where the pipeline keeps the evaluations of a validation still running (or killed:
+    SIGTERM from cron's timeout, a reboot): beside the run folder, ``runs/.<run id>.validation-
+    partial/``, not in it as ``botclave validate`` does, because the backtest stage rewrites the
+    run folder as a whole on every pipeline run (``atomic_dir``) and drops hidden entries. Not
+    a temporary name (``.tmp-``), so ``clean_stale_temp`` leaves it; no ``manifest.json``, so it
+    is never taken for a run."""
+    return run_folder.parent / f".{run_folder.name}.validation-partial"
+
+
 def validate_stage(ctx: Context) -> StageResult:
-    """Walk-forward, PBO/DSR, Monte Carlo and the verdict, saved beside the base run."""
+    """Walk-forward, PBO/DSR, Monte Carlo and the verdict, saved beside the base run.
+
+    Resumable like ``botclave validate``: each evaluation is saved as it completes in
+    ``runs/.<run id>.validation-partial/`` (``partial_dir``, ``backtest/checkpoint.py``), so a
+    rerun of the same window after a kill takes those instead of evaluating again and writes
+    the same files; the folder goes once the results are written. The detail says how many
+    evaluations were reused.
+    """
     cfg = ctx.cfg
     if not cfg.validate_.enabled:
         return _result("validate", "skipped", "disabled in the pipeline config")
     from botclave_cli.backtest.backtest_evaluator import backtest_validator, base_backtest
+    from botclave_cli.backtest.checkpoint import Checkpoint
     from botclave_cli.backtest.executor import make_executor
     from botclave_cli.backtest.results import read_results
     from botclave_cli.backtest.validation_config import ValidationConfig
@@ -355,9 +374,16 @@ def validate_stage(ctx: Context) -> StageResult:
         validator = backtest_validator(ctx.store, ref, ctx.start, ctx.end, params, exchange_cfg,
                                        vcfg, source=str(cfg.validation_config),
                                        executor=executor, progress=ctx.progress)
+        validator.plan("all", cfg.validate_.folds)  # windows that do not fit: before any write
+        # the run folder first: the checkpoint of the evaluations lives in it
+        run_id, folder = base_backtest(validator, params, cfg.reports_dir)
+        checkpoint = Checkpoint(partial_dir(folder), pipeline_run_key(validator, vcfg, cfg))
+        validator.checkpoint = checkpoint
         result = validator.run("all", folds=cfg.validate_.folds, runs=cfg.validate_.mc_runs)
-    run_id, folder = base_backtest(validator, params, cfg.reports_dir)
     result.write(folder / VALIDATION_DIR)  # replaces the folder as a whole
+    checkpoint.remove()  # the results are in: nothing left to resume
+    for warning in checkpoint.warnings:
+        log.warning(warning)
     base = read_results(folder)
     if ctx.run_id is None:
         ctx.run_id = run_id
@@ -371,7 +397,32 @@ def validate_stage(ctx: Context) -> StageResult:
                    quote=quote)
     ctx.state.setdefault("configs", {})["validation"] = vcfg.model_dump(mode="json")
     return _result("validate", "ok", f"verdict {result.verdict} ({len(result.reasons)} "
-                   f"reason(s)), run {run_id}")
+                   f"reason(s)), run {run_id}; {_resume_detail(checkpoint)}")
+
+
+def pipeline_run_key(validator: Any, vcfg: Any, cfg: Any) -> str:
+    """The checkpoint's run key for the pipeline: ``checkpoint.run_key`` (the evaluator's
+    fingerprint - strategy and exchange config, symbol, tick/lot, bar, the content of the
+    trades read - and the code version) plus this validation's settings (the validation config
+    and the stage's folds/mc_runs overrides). A changed setting reuses nothing, even an
+    evaluation it happens to share (the holdout's after a change of folds): an interrupted
+    pipeline resumes only the very validation it was running. ``jobs`` is left out: the
+    results are the same for every value."""
+    from botclave_cli.backtest.checkpoint import run_key, sha256
+    from botclave_cli.backtest.results import code_version
+
+    settings = {"validation": vcfg.model_dump(mode="json"),
+                "folds": cfg.validate_.folds, "mc_runs": cfg.validate_.mc_runs}
+    return sha256({"run": run_key(validator.evaluator, code_version()),
+                   "pipeline_validate": settings})
+
+
+def _resume_detail(checkpoint: Any) -> str:
+    total = checkpoint.reused + checkpoint.evaluated
+    text = f"{checkpoint.reused} of {total} evaluation(s) reused"
+    if checkpoint.warnings:
+        text += f" ({len(checkpoint.warnings)} unreadable checkpoint file(s) evaluated again)"
+    return text
 
 
 def _strategy_params(ctx: Context) -> Any:
