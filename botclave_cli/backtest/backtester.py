@@ -29,7 +29,8 @@ How a run works (units: prices in quote currency, quantities in base units, time
    resting at its price on its side at arrival; trades at the limit eat the queue first and
    only their rest fills us (maker); a trade through the limit fills us regardless.
    ``execution.queue_model``: ``risk_averse`` (default) ignores cancellations ahead of us (every
-   fall of the level that is not a trade is taken to be behind us: conservative);
+   fall of the level that is not a trade is taken to be behind us: conservative) as far as the
+   level allows: the queue ahead is capped at the level's size in each later sample;
    ``prob_power`` compares each later sample of the level with the one before, and the part of
    a fall the trades at the price do not explain is ahead of us with probability
    front^n / (front^n + back^n), n = ``execution.queue_power`` (hftbacktest's ProbQueueModel

@@ -169,7 +169,8 @@ class ExecutionParams(_Strict):
                             "market order can walk (and where a limit finds its queue)")
     queue_model: Literal["risk_averse", "prob_power"] = Field(
         "risk_averse", description="with book data: what moves a resting limit up its queue: "
-        "risk_averse = only trades at its price (a cancellation is always behind us); "
+        "risk_averse = only trades at its price (a cancellation is behind us; the queue ahead is "
+        "capped at the level's size); "
         "prob_power = also the part of a fall of the level's size (between samples) that "
         "trades do not explain, ahead of us with probability front^n / (front^n + back^n) "
         "(hftbacktest's ProbQueueModel + PowerProbQueueFunc)")
