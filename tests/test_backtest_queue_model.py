@@ -14,7 +14,7 @@ from botclave_cli.backtest.fills import prob_queue_front
 from botclave_cli.config import load_model
 from botclave_cli.errors import ConfigError
 from tests.test_backtest_book import book, book_tester, limit_sig
-from tests.test_backtest_fills import at, trades
+from tests.test_backtest_fills import at, sig, trades
 
 
 # --- the update rule itself (lots) -------------------------------------------------------------
@@ -216,3 +216,19 @@ def test_level_size_known_only_inside_the_visible_depth() -> None:
     assert _level_qty(bpx, bq, 0, 96, 1) == -1  # beyond the visible depth: unknown
     assert _level_qty(apx, aq, 0, 105, -1) == 0  # the ask side lists fewer levels: all of it
     assert _level_qty(apx, aq, 0, 102, -1) == 2
+
+
+def test_risk_averse_cap_on_the_ask_side() -> None:
+    # sell limit at 100.10 (stop 101.10: 10000 x 0.0004 / 1.00 = 4 BTC) behind the 5 BTC resting
+    # there; at 62 s the level shows 2 with nothing traded: ahead min(5000, 2000) = 2000 lots.
+    # 63 s: 2000 trade at 100.10, all queue; 64 s: 3000, nothing ahead: 3 BTC fill (maker at
+    # 100.10); 65 s fills the last 1 BTC. Uncapped: 5000 ahead, 63 s + 64 s eat it all and
+    # 65 s fills the 4 BTC.
+    bt = book_tester([sig(60, -1, order_type="limit", limit_price=100.10, stop_price=101.10)],
+                     risk__per_trade=0.0004)
+    f = bt.run(trades([(10, 100.0, 1), (63, 100.10, 2.0), (64, 100.10, 3.0),
+                       (65, 100.10, 5.0)]), book=book([(62.0, "ask", 100.10, 2.0)])).fills
+    assert f["ts"].to_list() == [at(64), at(65)]
+    assert f["qty"].to_list() == pytest.approx([3.0, 1.0], abs=1e-12)
+    assert f["price"].to_list() == pytest.approx([100.10, 100.10], abs=1e-12)
+    assert f["liquidity"].to_list() == ["maker", "maker"]
