@@ -4,14 +4,19 @@ same validation files and report; a changed validation setting starts over."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from botclave_cli.backtest import backtest_evaluator as be
+from botclave_cli.backtest import results
 from botclave_cli.pipeline import PipelineConfig, Terminated, run_pipeline
 from botclave_cli.pipeline_stages import partial_dir
 from tests.test_cron import make_store
@@ -20,6 +25,16 @@ ORIGINAL = be.BacktestEvaluator.__call__
 # 4 parameter sets, 2 walk-forward folds: the walk-forward's searches (2 x 4) and out-of-sample
 # runs (2), the holdout's search (4) and out-of-sample run (1), PBO's whole-range runs (4)
 TOTAL = 2 * 4 + 2 + 4 + 1 + 4
+
+
+#: the code version every run here has: the real one names the git commit, and others commit
+#: to this clone while the tests run (a new commit rightly reuses nothing, and is another run id)
+CODE = "0.0.0+resume-test"
+
+
+@pytest.fixture(autouse=True)
+def _fixed_code_version(monkeypatch):
+    monkeypatch.setattr(results, "code_version", lambda: CODE)
 
 
 def _count(monkeypatch, limit: int | None = None) -> list[int]:
@@ -59,13 +74,18 @@ def _files(folder: Path) -> dict[str, bytes]:
             if p.is_file()}
 
 
+def _report(html: Path) -> tuple[str, str]:
+    """``report.html`` and ``report.json`` without what differs between any two runs."""
+    return _html(html), _html(html.with_name("report.json"))
+
+
 def _html(path: Path) -> str:
     """The report without what differs between any two runs: when it and the base run (the
     backtest stage writes it each time) were created, the stages' timings, and the validate
     stage's detail (how many evaluations were reused)."""
     text = path.read_text(encoding="utf-8")
     text = re.sub(r"[\d-]+ [\d:]+ UTC &middot; botclave", "# &middot; botclave", text)
-    text = re.sub(r"(created_at(?:&#34;|\W)+)[\d:T+-]+", r"\1#", text)
+    text = re.sub(r"(created(?:_at)?(?:&#34;|\W)+)[\d:T.+-]+", r"\1#", text)
     text = re.sub(r"(seconds(?:&#34;|\W)+)[0-9.e-]+", r"\1#", text)
     return re.sub(r"\d+ of \d+ evaluation\(s\) reused", "#", text)
 
@@ -77,6 +97,7 @@ def reference(tmp_path_factory):
     make_store(tmp / "ds", hours=6, n=6000, seed=3)
     mp = pytest.MonkeyPatch()
     try:
+        mp.setattr(results, "code_version", lambda: CODE)
         calls = _count(mp)
         result = run_pipeline(_config(tmp))
     finally:
@@ -86,7 +107,7 @@ def reference(tmp_path_factory):
     validation = _files(run_folder / "validation")
     assert "validation.json" in validation
     assert not partial_dir(run_folder).exists()
-    html = _html(result.report)
+    html = _report(result.report)
     shutil.rmtree(tmp / "reports")  # the store stays: the runs below see the same data
     return tmp, result, validation, html
 
@@ -116,7 +137,7 @@ def test_killed_validation_resumes_with_the_same_files(reference, monkeypatch):
         assert _validate_detail(again).endswith(f"; 7 of {TOTAL} evaluation(s) reused")
         assert again.run_id == ref.run_id
         assert _files(run_folder / "validation") == ref_validation
-        assert _html(again.report) == ref_html
+        assert _report(again.report) == ref_html
         assert not partial_dir(run_folder).exists()
     finally:
         shutil.rmtree(tmp / "reports", ignore_errors=True)
@@ -140,5 +161,54 @@ def test_changed_validation_setting_reuses_nothing(reference, monkeypatch):
             assert len(calls) == total
             assert _validate_detail(again).endswith(f"; 0 of {total} evaluation(s) reused")
             assert not partial_dir(run_folder).exists()
+    finally:
+        shutil.rmtree(tmp / "reports", ignore_errors=True)
+
+
+# the CLI as cron runs it, in a child process that gets a real SIGTERM after 5 evaluations
+PRELUDE = f"""
+from botclave_cli.backtest import results
+from botclave_cli.cli.app import main
+results.code_version = lambda: {CODE!r}
+"""
+KILLED = PRELUDE + """
+import os, signal
+from botclave_cli.backtest import backtest_evaluator as be
+
+original, calls = be.BacktestEvaluator.__call__, []
+
+def counted(self, params, start_us, end_us):
+    if len(calls) == 5:
+        os.kill(os.getpid(), signal.SIGTERM)  # cron's timeout
+    calls.append(1)
+    return original(self, params, start_us, end_us)
+
+be.BacktestEvaluator.__call__ = counted
+main()
+"""
+
+
+def test_sigterm_during_validation_then_cli_rerun(reference, tmp_path):
+    tmp, ref, ref_validation, _ = reference
+    cfg = _config(tmp)
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json", by_alias=True)), encoding="utf-8")
+    args = ["--log-file", str(tmp_path / "botclave.log"), "report", "--pipeline", str(path)]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    run_folder = tmp / "reports" / "runs" / ref.run_id
+    try:
+        killed = subprocess.run([sys.executable, "-c", KILLED, *args], capture_output=True,
+                                text=True, env=env, timeout=300)
+        assert killed.returncode == 143, killed.stderr
+        assert "terminated by SIGTERM" in killed.stderr
+        assert not (run_folder / "validation").exists()
+        assert len(list(partial_dir(run_folder).glob("*.json"))) == 5
+        again = subprocess.run([sys.executable, "-c", PRELUDE + "main()", *args, "--json"],
+                               capture_output=True, text=True, env=env, timeout=300)
+        assert again.returncode == 0, again.stderr
+        stages = {s["name"]: s for s in json.loads(again.stdout)["stages"]}
+        assert stages["validate"]["detail"].endswith(f"; 5 of {TOTAL} evaluation(s) reused")
+        assert _files(run_folder / "validation") == ref_validation
+        assert not partial_dir(run_folder).exists()
     finally:
         shutil.rmtree(tmp / "reports", ignore_errors=True)
