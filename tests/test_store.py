@@ -300,3 +300,29 @@ def test_clean_stale_temp_removes_dead_writers_folders_and_puts_back_a_folder_le
     assert _tree(runs / "r2") == {"manifest.json": "r2"}
     assert _tree(runs / "r3") == {"manifest.json": "new r3"}
     assert clean_stale_temp(tmp_path) == 0
+
+
+def test_cli_datasets_compact_folds_parts_and_removes_dead_writers_temp_files(store):
+    import json
+
+    from typer.testing import CliRunner
+
+    from botclave_cli.cli.app import app
+
+    store.write(REF, _trades([1, 2]), new_manifest=_manifest)
+    store.append(REF, _trades([3]))
+    store.append(REF, _trades([4, 5]))
+    day = store.path(REF) / "date=2024-08-08"
+    stale = day / ".part-000009.parquet.tmp-999999999"  # a killed writer's (no such pid)
+    stale.write_bytes(b"half")
+    r = CliRunner().invoke(app, ["datasets", "compact", "binance/spot", "--data-dir",
+                                 str(store.root), "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["datasets"] == [{"dataset": str(REF.relpath()), "days_compacted": ["2024-08-08"]}]
+    assert out["temp_files_removed"] == 1 and not stale.exists()
+    assert [p.name for p in store.partition_files(REF)["2024-08-08"]] == ["data.parquet"]
+    assert store.scan(REF).collect()["agg_id"].to_list() == [1, 2, 3, 4, 5]
+    assert verify_dataset(store, REF).ok
+    again = CliRunner().invoke(app, ["datasets", "compact", "--data-dir", str(store.root)])
+    assert again.exit_code == 0 and "0 day(s) compacted" in again.output

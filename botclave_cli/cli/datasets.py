@@ -1,4 +1,5 @@
-"""``botclave datasets ls|info|verify``: what the store holds, and whether it is whole."""
+"""``botclave datasets ls|info|verify|compact``: what the store holds, whether it is whole, and
+folding a recorded day's part files into one."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ if TYPE_CHECKING:  # the library is imported in the command (cli/defaults.py say
 
 datasets_app = typer.Typer(
     help=(
-        "List, describe and verify datasets.\n\n"
+        "List, describe, verify and compact datasets.\n\n"
         "Example: botclave datasets ls binance/spot"
     ),
     no_args_is_help=True,
@@ -132,6 +133,35 @@ def verify(
             what = (first.corrupt or first.problems or
                     [f"{len(first.gaps)} gap(s), first: {first.gaps[0].detail}"])[0]
             raise DataError(f"{first.ref.relpath()}: {what}")
+
+
+@datasets_app.command("compact")
+def compact(
+    dataset: DatasetArg = None,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Fold each day's appended part files (a live recording's) into its data.parquet, and
+    remove temporary files that interrupted writes left behind.
+
+    The recorder compacts by itself when a day ends and when it stops; this is for a recorder
+    that was killed. Safe while a recorder writes: parts it adds later stay as they are.
+    Example: botclave datasets compact binance/usdm
+    """
+    with run(json_, quiet) as out:
+        from botclave_cli.data.atomic import clean_stale_temp
+        from botclave_cli.data.store import Store
+
+        store = Store(data_dir)
+        refs = _select(store, dataset)
+        removed = sum(clean_stale_temp(store.path(ref)) for ref in refs)
+        rows = [{"dataset": str(ref.relpath()), "days_compacted": store.compact(ref)}
+                for ref in refs]
+        days = sum(len(r["days_compacted"]) for r in rows)
+        out.emit({"datasets": rows, "temp_files_removed": removed},
+                 f"{days} day(s) compacted in {len(rows)} dataset(s); {removed} leftover "
+                 "temporary file(s) removed", rows=[r for r in rows if r["days_compacted"]])
 
 
 def register(app: typer.Typer) -> None:
