@@ -326,3 +326,20 @@ def test_cli_datasets_compact_folds_parts_and_removes_dead_writers_temp_files(st
     assert verify_dataset(store, REF).ok
     again = CliRunner().invoke(app, ["datasets", "compact", "--data-dir", str(store.root)])
     assert again.exit_code == 0 and "0 day(s) compacted" in again.output
+
+
+def test_in_sort_order_compares_the_files_first_and_last_keys(tmp_path):
+    from botclave_cli.data import partition
+    from botclave_cli.data.schemas import normalise
+
+    def put(name, ids):
+        path = tmp_path / name
+        normalise(_trades(ids), "agg_trades").write_parquet(path, row_group_size=3)
+        return path
+
+    a, b = put("a.parquet", list(range(0, 10))), put("b.parquet", list(range(10, 17)))
+    overlap = put("c.parquet", list(range(9, 12)))
+    assert partition._end_keys(a, ["agg_id"]) == ((0,), (9,))  # 4 row groups of <= 3 rows
+    assert partition.in_sort_order([a, b], "agg_trades")
+    assert not partition.in_sort_order([a, overlap], "agg_trades")
+    assert not partition.in_sort_order([b, a], "agg_trades")

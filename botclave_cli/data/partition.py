@@ -123,15 +123,28 @@ def in_sort_order(files: list[Path], kind: str) -> bool:
     cols = list(spec(kind).sort)
     previous_last: tuple | None = None
     for path in files:
-        keys = pl.scan_parquet(path).select(cols)
-        first = keys.head(1).collect().rows()
-        last = keys.tail(1).collect().rows()
-        if not first:
+        first, last = _end_keys(path, cols)
+        if first is None or last is None:
             continue
-        if previous_last is not None and not _sort_key(previous_last) < _sort_key(first[0]):
+        if previous_last is not None and not _sort_key(previous_last) < _sort_key(first):
             return False
-        previous_last = last[0]
+        previous_last = last
     return True
+
+
+def _end_keys(path: Path, cols: list[str]) -> tuple[tuple | None, tuple | None]:
+    """The first and the last row's sort key, reading only the first and the last row group
+    (a day's compacted file may hold tens of millions of rows)."""
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(path)
+    groups = [g for g in range(parquet.num_row_groups) if parquet.metadata.row_group(g).num_rows]
+    if not groups:
+        return None, None
+    head = parquet.read_row_group(groups[0], columns=cols).slice(0, 1).to_pylist()[0]
+    last_group = parquet.read_row_group(groups[-1], columns=cols)
+    tail = last_group.slice(last_group.num_rows - 1).to_pylist()[0]
+    return tuple(head[c] for c in cols), tuple(tail[c] for c in cols)
 
 
 def _sort_key(row: tuple) -> tuple:
