@@ -48,6 +48,17 @@ def stream(messages, tick=0.5, lot=0.1):
 SNAP = ("snap", 10, [(100.0, 1.0), (99.5, 2.0), (99.0, 3.0)], [(100.5, 1.5), (101.0, 2.5)])
 
 
+def apply_diff(ref, msg):
+    """Apply a diff message's levels to a plain dict book {"bid": {px: qty}, "ask": {...}}
+    (qty 0 removes the level): the independent reference the kernel is checked against."""
+    for side, levels in (("bid", msg[5]), ("ask", msg[6])):
+        for p, q in levels:
+            if q == 0:
+                ref[side].pop(p, None)
+            else:
+                ref[side][p] = q
+
+
 def book(builder, depth=10):
     s = builder.state(depth)
     return (s.valid, list(zip(s.bid_price, s.bid_qty, strict=True)),
@@ -170,12 +181,7 @@ def test_small_capacity_grows_and_gives_the_same_book():
     for side, levels in (("bid", SNAP[2]), ("ask", SNAP[3])):
         ref[side].update(dict(levels))
     for m in msgs[1:]:
-        for side, levels in (("bid", m[5]), ("ask", m[6])):
-            for p, q in levels:
-                if q == 0:
-                    ref[side].pop(p, None)
-                else:
-                    ref[side][p] = q
+        apply_diff(ref, m)
     valid, bids, asks = book(big, 500)
     assert [p for p, _ in bids] == sorted(ref["bid"], reverse=True)
     assert [p for p, _ in asks] == sorted(ref["ask"])
@@ -233,12 +239,7 @@ def test_random_stream_matches_a_dict_book_after_every_diff():
     ref = {"bid": dict(msgs[0][2]), "ask": dict(msgs[0][3])}
     smp = replay.samples
     for i, m in enumerate(msgs[1:]):
-        for side, levels in (("bid", m[5]), ("ask", m[6])):
-            for p, q in levels:
-                if q == 0:
-                    ref[side].pop(p, None)
-                else:
-                    ref[side][p] = q
+        apply_diff(ref, m)
         k = i  # the sample at (i + 1) ms, the first one, holds the book after diff i (ts i + 1 ms)
         if k >= len(smp["ts"]):
             break
