@@ -48,12 +48,20 @@ def all_parts(day_dir: Path) -> list[Path]:
 def live_files(day_dir: Path) -> list[Path]:
     """The files that hold the partition's rows: ``data.parquet`` first, then the parts in
     order. Empty when the partition does not exist."""
-    compacted = day_dir / PARTITION_FILE
     parts = all_parts(day_dir)
-    if parts:
-        upto = parts_upto(compacted)
-        parts = [p for p in parts if part_number(p) > upto]
-    return [compacted, *parts] if compacted.exists() else parts
+    return _live(day_dir, parts, parts_upto(day_dir / PARTITION_FILE) if parts else -1)
+
+
+def _live(day_dir: Path, parts: list[Path], folded: int) -> list[Path]:
+    """``data.parquet`` (if any) and the parts numbered past ``folded``."""
+    compacted = day_dir / PARTITION_FILE
+    unfolded = [p for p in parts if part_number(p) > folded]
+    return [compacted, *unfolded] if compacted.exists() else unfolded
+
+
+def _highest(day_dir: Path, parts: list[Path]) -> int:
+    """The highest part number the partition has used (folded in or still a file); -1: none."""
+    return max([parts_upto(day_dir / PARTITION_FILE), *(part_number(p) for p in parts)])
 
 
 def row_count(files: list[Path]) -> int:
@@ -73,7 +81,7 @@ def read(day_dir: Path, kind: str) -> pl.DataFrame:
 def replace(day_dir: Path, df: pl.DataFrame) -> None:
     """Write ``df`` as the partition's whole content (``data.parquet``) and drop its parts."""
     parts = all_parts(day_dir)
-    upto = max([parts_upto(day_dir / PARTITION_FILE), *(part_number(p) for p in parts)])
+    upto = _highest(day_dir, parts)
     with atomic.atomic_path(day_dir / PARTITION_FILE) as tmp:
         df.write_parquet(tmp, compression="zstd", statistics=True,
                          metadata={PARTS_UPTO: str(upto)} if upto >= 0 else None)
@@ -82,8 +90,7 @@ def replace(day_dir: Path, df: pl.DataFrame) -> None:
 
 def append(day_dir: Path, df: pl.DataFrame) -> Path:
     """Write ``df`` (already normalised) as the partition's next part file; returns its path."""
-    used = [part_number(p) for p in all_parts(day_dir)]
-    number = max([parts_upto(day_dir / PARTITION_FILE), *used]) + 1
+    number = _highest(day_dir, all_parts(day_dir)) + 1
     target = day_dir / f"{PART_PREFIX}{number:06d}.parquet"
     atomic.write_parquet(target, df)
     return target
@@ -99,9 +106,9 @@ def compact(day_dir: Path, kind: str) -> bool:
     parts = all_parts(day_dir)
     if not parts:
         return False
-    files = live_files(day_dir)
-    upto = max([parts_upto(day_dir / PARTITION_FILE), *(part_number(p) for p in parts)])
-    metadata = {PARTS_UPTO: str(upto)}
+    folded = parts_upto(day_dir / PARTITION_FILE)
+    files = _live(day_dir, parts, folded)
+    metadata = {PARTS_UPTO: str(max(folded, part_number(parts[-1])))}
     if files:
         with atomic.atomic_path(day_dir / PARTITION_FILE) as tmp:
             if in_sort_order(files, kind):
