@@ -69,17 +69,18 @@ class RecordSink:
         (what a restart missed becomes gaps); returns the last stored receive time (us)."""
         top: dict[str, int] = {}
         last_us: int | None = None
-        for kind, column in (("book_snapshot", "seq"), ("book_diff", "seq"), ("quotes", "seq"),
-                             ("book_diff", "last_update_id"), ("trades", "trade_id")):
+        for kind, columns in (("book_snapshot", ("seq",)), ("book_diff", ("seq", "last_update_id")),
+                              ("quotes", ("seq",)), ("trades", ("trade_id",))):
             ref = self._ref(kind)
             if not self.store.exists(ref):
                 continue
-            value = self.store.scan(ref).select(pl.col(column).max()).collect().item()
-            if value is not None:
-                top[column] = max(int(value), top.get(column, int(value)))
-            stamp = self.store.scan(ref).select(pl.col("ts_local").max()).collect().item()
-            if stamp is not None:
-                us = int(stamp.timestamp() * 1_000_000)
+            row = self.store.scan(ref).select(
+                *(pl.col(c).max() for c in columns), pl.col("ts_local").max()).collect().row(0)
+            for column, value in zip(columns, row[:-1], strict=True):
+                if value is not None:
+                    top[column] = max(int(value), top.get(column, int(value)))
+            if row[-1] is not None:
+                us = int(row[-1].timestamp() * 1_000_000)
                 last_us = us if last_us is None else max(last_us, us)
         self.seq = self.result.first_seq = top.get("seq", -1) + 1
         self._last_diff_u = top.get("last_update_id")
