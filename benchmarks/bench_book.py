@@ -23,8 +23,8 @@ USDM = SHARED / "usdm_btcusdt_20240808.gz"
 
 
 def _rebuild(stream, market: str, runs: int = 5) -> tuple[float, int]:
-    from botclave_cli.engine import book_kernel as K
-    from botclave_cli.engine.dom_builder import DOMBuilder
+    from botclave_cli.engine.book import kernel as K
+    from botclave_cli.engine.book.dom_builder import DOMBuilder
 
     DOMBuilder(market).replay(stream)  # warm-up
     best, updates = float("inf"), 0
@@ -43,7 +43,7 @@ def _bench_capture() -> list[Result]:
         return [Result(AREA, "rebuild USD-M capture", 0.0, "level updates/s",
                        note="skipped: ../shared/data/binance-ws absent")]
     from botclave_cli.data.importers.capture import read_capture
-    from botclave_cli.engine.book_stream import BookStream
+    from botclave_cli.engine.book.stream import BookStream
 
     cap = read_capture([USDM])
     stream = BookStream.from_frames(cap.book_snapshot, cap.book_diff)
@@ -54,9 +54,9 @@ def _bench_capture() -> list[Result]:
 
 def _bench_synth() -> list[Result]:
     from botclave_cli.data.synth import SynthConfig, generate
-    from botclave_cli.engine.book_stream import BookStream
-    from botclave_cli.engine.depth import DepthAnalyzer, DepthParams
-    from botclave_cli.engine.dom_builder import DOMBuilder
+    from botclave_cli.engine.book.dom_builder import DOMBuilder
+    from botclave_cli.engine.book.stream import BookStream
+    from botclave_cli.engine.depth.analyzer import DepthAnalyzer, DepthParams
 
     market = generate(SynthConfig())
     stream = BookStream.from_frames(market.book_snapshot, market.book_diff)

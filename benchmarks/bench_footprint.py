@@ -27,8 +27,8 @@ import polars as pl
 from benchmarks.run import Result
 from botclave_cli.data.manifest import Manifest
 from botclave_cli.data.store import DatasetRef, Store
-from botclave_cli.engine.footprint import FootprintSpec, build_footprint, freqtrade_columns
-from botclave_cli.engine.footprint_store import build_from_store
+from botclave_cli.engine.footprint.builder import FootprintSpec, build_footprint, freqtrade_columns
+from botclave_cli.engine.footprint.store import build_from_store
 
 AREA = "footprint"
 N_TRADES = 10_000_000
@@ -69,7 +69,7 @@ def _child_peak(root: Path) -> tuple[float, float]:
         "import sys, time, json\n"
         "from botclave_cli.data.store import Store\n"
         "from benchmarks.bench_footprint import REF, SPEC\n"
-        "from botclave_cli.engine.footprint_store import build_from_store\n"
+        "from botclave_cli.engine.footprint.store import build_from_store\n"
         "t = time.perf_counter()\n"
         "build_from_store(Store(sys.argv[1]), REF, SPEC, keep=False)\n"
         "dt = time.perf_counter() - t\n"

@@ -60,7 +60,8 @@ def run() -> list[Result]:
 
 def _live() -> list[Result]:
     from botclave_cli.data.store import Store
-    from botclave_cli.exchange.recorder import RecordConfig, Recorder, ccxt_snapshot_fetcher
+    from botclave_cli.exchange.record_config import RecordConfig
+    from botclave_cli.exchange.recorder import Recorder, ccxt_snapshot_fetcher
     from tests.emulator.binance_ws import BinanceWsEmulator
 
     checkpoints: list[float] = []
@@ -141,8 +142,8 @@ def _long_sink() -> list[Result]:
     import re
 
     from botclave_cli.data.store import Store
+    from botclave_cli.exchange.record_config import RecordConfig, RecordResult
     from botclave_cli.exchange.record_sink import RecordSink
-    from botclave_cli.exchange.recorder import RecordConfig, RecordResult
 
     lines = gzip.decompress(USDM.read_bytes()).decode().splitlines()
     span_ns = int(lines[-1][:19]) - int(lines[0][:19]) + 1_000_000_000

@@ -27,23 +27,23 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.run import Result
-from botclave_cli.backtest.evaluation import (
+from botclave_cli.validate.config import ValidationConfig
+from botclave_cli.validate.evaluation import (
     EvaluationResult,
     Task,
     Timeline,
     evaluation_metrics,
     run_task,
 )
-from botclave_cli.backtest.executor import (
+from botclave_cli.validate.executor import (
     POOL_START_S,
     AutoExecutor,
     ProcessExecutor,
     SerialExecutor,
 )
-from botclave_cli.backtest.montecarlo import monte_carlo
-from botclave_cli.backtest.param_space import build_space
-from botclave_cli.backtest.validation_config import ValidationConfig
-from botclave_cli.backtest.validator import StrategyValidator
+from botclave_cli.validate.montecarlo import monte_carlo
+from botclave_cli.validate.param_space import build_space
+from botclave_cli.validate.validator import StrategyValidator
 
 ROOT = Path(__file__).resolve().parents[1]  # the CLI runs find configs/ here
 BAR_US = 60_000_000
@@ -164,11 +164,11 @@ def _pool_start(data_dir: Path, workers: int) -> tuple[float, float]:
     """(seconds from starting a pool of ``workers`` until each has returned its first backtest
     evaluation of 8 hours of the synthetic day, less one warm evaluation here; that warm
     evaluation): how ``executor.POOL_START_S`` is defined."""
-    from botclave_cli.backtest.backtest_evaluator import backtest_validator
-    from botclave_cli.backtest.validation_config import ValidationConfig
     from botclave_cli.config import ExchangeConfig
     from botclave_cli.data.store import Store, find_trades
     from botclave_cli.strategy.params import StrategyParams
+    from botclave_cli.validate.backtest_evaluator import backtest_validator
+    from botclave_cli.validate.config import ValidationConfig
 
     store = Store(data_dir)
     day = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)

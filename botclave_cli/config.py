@@ -88,9 +88,6 @@ class ExchangeConfig(StrictModel):
         return next((s for s in self.symbols if s.symbol == symbol), None)
 
 
-# The full schema lives with the strategy layer; re-exported here for loaders and config check.
-from botclave_cli.strategy.params import StrategyParams  # noqa: E402
-
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -169,15 +166,6 @@ def load_exchange_config(path: Path | None = None) -> ExchangeConfig:
     return load_model(path, ExchangeConfig)
 
 
-def load_strategy_params(path: Path | None = None) -> StrategyParams:
-    if path is None:
-        default = CONFIG_DIR / STRATEGY_PARAMS
-        return load_model(default, StrategyParams) if default.exists() else StrategyParams()
-    return load_model(path, StrategyParams)
-
-
-#: file name in configs/ -> model, for ``botclave config check``
-CONFIG_MODELS: dict[str, type[BaseModel]] = {
-    EXCHANGE_CONFIG: ExchangeConfig,
-    STRATEGY_PARAMS: StrategyParams,
-}
+#: file name in configs/ -> model of this module, for ``botclave config check`` (the strategy,
+#: validation and pipeline models live in their own layers and are added by the CLI)
+CONFIG_MODELS: dict[str, type[BaseModel]] = {EXCHANGE_CONFIG: ExchangeConfig}

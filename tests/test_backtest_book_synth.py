@@ -11,9 +11,9 @@ import pytest
 from botclave_cli.backtest.backtester import Backtester
 from botclave_cli.config import ExchangeConfig
 from botclave_cli.data.synth import SynthConfig, generate
-from botclave_cli.engine.book_stream import BookStream
-from botclave_cli.engine.depth import DepthAnalyzer, DepthParams
-from botclave_cli.engine.dom_builder import DOMBuilder
+from botclave_cli.engine.book.dom_builder import DOMBuilder
+from botclave_cli.engine.book.stream import BookStream
+from botclave_cli.engine.depth.analyzer import DepthAnalyzer, DepthParams
 from botclave_cli.strategy.params import StrategyParams
 
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from botclave_cli.data.importers.capture import read_capture
-from botclave_cli.engine import book_kernel as K
-from botclave_cli.engine.book_stream import BookStream
-from botclave_cli.engine.dom_builder import DOMBuilder
+from botclave_cli.engine.book import kernel as K
+from botclave_cli.engine.book.dom_builder import DOMBuilder
+from botclave_cli.engine.book.stream import BookStream
 from tests.conftest import shared_file
 
 # checkable bookTickers per file (../shared/README.md); a correct rebuild matches all of them

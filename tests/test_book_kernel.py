@@ -6,10 +6,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from botclave_cli.engine import book_kernel as K
-from botclave_cli.engine.book_stream import BookStream
-from botclave_cli.engine.dom_builder import DOMBuilder
-from botclave_cli.engine.tick_grid import infer_step, to_grid
+from botclave_cli.engine.book import kernel as K
+from botclave_cli.engine.book.dom_builder import DOMBuilder
+from botclave_cli.engine.book.stream import BookStream
+from botclave_cli.engine.book.tick_grid import infer_step, to_grid
 from botclave_cli.errors import DataError
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from botclave_cli.engine import book_kernel as K
-from botclave_cli.engine.dom_builder import DOMBuilder
+from botclave_cli.engine.book import kernel as K
+from botclave_cli.engine.book.dom_builder import DOMBuilder
 from tests.test_book_kernel import stream
 
 row = st.tuples(st.sampled_from(["bid", "ask"]), st.integers(0, 40),

@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 from matplotlib.patches import Rectangle
 
-from botclave_cli.engine.footprint import FootprintSpec, build_footprint
+from botclave_cli.engine.footprint.builder import FootprintSpec, build_footprint
 from botclave_cli.report.charts import BUY_COLOR, SELL_COLOR, ChartGenerator
 from botclave_cli.report.footprint_chart import footprint_figure
 from botclave_cli.report.heatmap import depth_heatmap
@@ -90,7 +90,7 @@ def test_footprint_imbalance_and_poc_rows(result):
 
 
 def test_report_sections_show_the_engines_numbers(result):
-    from botclave_cli.engine.indicators import OrderFlowIndicators
+    from botclave_cli.engine.signals.indicators import OrderFlowIndicators
 
     report = ReportInput("r", "t", {})
     found = add_footprint(report, ChartGenerator(dpi=40), result, png_bars=5, quote="USDT",

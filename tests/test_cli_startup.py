@@ -63,12 +63,12 @@ def test_building_the_app_and_its_help_imports_no_heavy_package():
 
 
 def test_cli_defaults_equal_the_library_values():
-    from botclave_cli.backtest.validation_config import VALIDATION_CONFIG
     from botclave_cli.config import CONFIG_DIR
     from botclave_cli.data.importers.badrows import DEFAULT_MAX_DISORDER_MS
     from botclave_cli.data.store import DATA_DIR_ENV
     from botclave_cli.data.synth import SynthConfig
     from botclave_cli.exchange.writer import DEFAULT_CHUNK_ROWS
+    from botclave_cli.validate.config import VALIDATION_CONFIG
 
     assert defaults.DATA_DIR_ENV == DATA_DIR_ENV
     assert defaults.CONFIG_DIR == CONFIG_DIR

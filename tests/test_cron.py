@@ -254,8 +254,8 @@ def test_validation_fail_exits_1_after_writing_the_report(tmp_path: Path, verdic
                                                           monkeypatch):
     from typer.testing import CliRunner
 
-    from botclave_cli import pipeline_stages
     from botclave_cli.cli.app import app
+    from botclave_cli.pipeline import stages as pipeline_stages
     from botclave_cli.report.report import Validation
 
     def failing(ctx):

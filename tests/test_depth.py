@@ -7,9 +7,9 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from botclave_cli.engine.depth import DepthAnalyzer, DepthParams
-from botclave_cli.engine.depth_series import DepthSnapshot, ofi_events
-from botclave_cli.engine.dom_builder import DOMBuilder
+from botclave_cli.engine.book.dom_builder import DOMBuilder
+from botclave_cli.engine.depth.analyzer import DepthAnalyzer, DepthParams
+from botclave_cli.engine.depth.series import DepthSnapshot, ofi_events
 from tests.test_book_kernel import SNAP, stream
 
 # snapshot (untimed): bids 100.0 x 1, 99.5 x 2, 99.0 x 3; asks 100.5 x 1.5, 101.0 x 2.5

@@ -8,9 +8,9 @@ from types import SimpleNamespace
 import pytest
 
 from botclave_cli.data.synth import SynthConfig, generate
-from botclave_cli.engine.book_stream import BookStream
-from botclave_cli.engine.depth import DepthAnalyzer, DepthParams
-from botclave_cli.engine.dom_builder import DOMBuilder
+from botclave_cli.engine.book.dom_builder import DOMBuilder
+from botclave_cli.engine.book.stream import BookStream
+from botclave_cli.engine.depth.analyzer import DepthAnalyzer, DepthParams
 
 SECOND = 1_000_000
 

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from botclave_cli.engine.bars import parse_bar_spec
-from botclave_cli.engine.footprint import (
+from botclave_cli.engine.footprint.bars import parse_bar_spec
+from botclave_cli.engine.footprint.builder import (
     FootprintChart,
     FootprintSpec,
     build_footprint,

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from botclave_cli.cli.app import app
 from botclave_cli.data.manifest import Manifest
 from botclave_cli.data.store import DatasetRef, Store
-from botclave_cli.engine.footprint import FootprintSpec, build_footprint
+from botclave_cli.engine.footprint.builder import FootprintSpec, build_footprint
 
 T0 = dt.datetime(2024, 1, 1, 23, 50, tzinfo=dt.UTC)
 REF = DatasetRef("binance", "spot", "BTC/USDT", "trades")

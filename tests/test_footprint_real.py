@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from botclave_cli.engine.footprint import FootprintSpec, build_footprint, freqtrade_columns
+from botclave_cli.engine.footprint.builder import FootprintSpec, build_footprint, freqtrade_columns
 from tests.conftest import shared_file
 
 

@@ -9,9 +9,9 @@ import polars as pl
 import pytest
 
 from botclave_cli.data.synth import SynthConfig, generate
-from botclave_cli.engine.flow_events import absorption, liquidity_voids
-from botclave_cli.engine.footprint import FootprintSpec, build_footprint
-from botclave_cli.engine.indicators import delta_divergence
+from botclave_cli.engine.footprint.builder import FootprintSpec, build_footprint
+from botclave_cli.engine.signals.flow_events import absorption, liquidity_voids
+from botclave_cli.engine.signals.indicators import delta_divergence
 
 
 def us(t: dt.datetime) -> int:

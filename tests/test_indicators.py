@@ -10,17 +10,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from botclave_cli.engine.flow_events import absorption, liquidity_voids, track_revisits
-from botclave_cli.engine.footprint import FootprintSpec, build_footprint
-from botclave_cli.engine.indicators import (
+from botclave_cli.engine.footprint.builder import FootprintSpec, build_footprint
+from botclave_cli.engine.signals.flow_events import absorption, liquidity_voids, track_revisits
+from botclave_cli.engine.signals.indicators import (
     OrderFlowIndicators,
     cvd_bars,
     cvd_trades,
     delta_divergence,
     developing_poc,
-    to_signals,
     volume_profile,
 )
+from botclave_cli.engine.signals.order_flow_signal import to_signals
 from botclave_cli.errors import UsageError
 
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)

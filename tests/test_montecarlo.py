@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from polars.testing import assert_frame_equal
 
-from botclave_cli.backtest.executor import ProcessExecutor
-from botclave_cli.backtest.montecarlo import monte_carlo, path_stats
 from botclave_cli.errors import UsageError
+from botclave_cli.validate.executor import ProcessExecutor
+from botclave_cli.validate.montecarlo import monte_carlo, path_stats
 
 
 def test_path_stats_by_hand():

@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from botclave_cli.backtest.overfitting import (
+from botclave_cli.errors import UsageError
+from botclave_cli.validate.overfitting import (
     deflated_sharpe_ratio,
     expected_max_sharpe,
     moments,
@@ -16,7 +17,6 @@ from botclave_cli.backtest.overfitting import (
     probabilistic_sharpe_ratio,
     sharpe_per_period,
 )
-from botclave_cli.errors import UsageError
 
 
 def test_dsr_reproduces_the_papers_worked_example():

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from botclave_cli.backtest import backtest_evaluator as be
 from botclave_cli.backtest import results
 from botclave_cli.pipeline import PipelineConfig, Terminated, run_pipeline
-from botclave_cli.pipeline_stages import partial_dir
+from botclave_cli.pipeline.stages import partial_dir
+from botclave_cli.validate import backtest_evaluator as be
 from tests.test_cron import make_store
 
 ORIGINAL = be.BacktestEvaluator.__call__
@@ -173,7 +173,7 @@ results.code_version = lambda: {CODE!r}
 """
 KILLED = PRELUDE + """
 import os, signal
-from botclave_cli.backtest import backtest_evaluator as be
+from botclave_cli.validate import backtest_evaluator as be
 
 original, calls = be.BacktestEvaluator.__call__, []
 

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from botclave_cli.data.store import DatasetRef, Store
-from botclave_cli.engine.replay_report import replay_capture
-from botclave_cli.exchange.recorder import RecordConfig, Recorder, ccxt_snapshot_fetcher
+from botclave_cli.engine.book.replay_report import replay_capture
+from botclave_cli.exchange.record_config import RecordConfig
+from botclave_cli.exchange.recorder import Recorder, ccxt_snapshot_fetcher
 from tests.conftest import PROJECT_ROOT, shared_file
 from tests.emulator.binance_ws import BinanceWsEmulator
 

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from botclave_cli.backtest.results import read_results, write_results
-from botclave_cli.backtest.validation_config import MonteCarloConfig
-from botclave_cli.backtest.verdict import ValidationResult
 from botclave_cli.data.store import Store
 from botclave_cli.pipeline import run_pipeline
 from botclave_cli.report.sources import monte_carlo_fan_settings, report_for_run
+from botclave_cli.validate.config import MonteCarloConfig
+from botclave_cli.validate.verdict import ValidationResult
 from tests.test_backtest_run import random_trades, run
 from tests.test_cron import make_store
 from tests.test_report_depth import capture

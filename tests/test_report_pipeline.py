@@ -124,7 +124,7 @@ def full_run(tmp_path: Path, monkeypatch):
 
 
 def test_footprint_profile_cvd_and_validation_sections(full_run):
-    from botclave_cli.engine.indicators import cvd_bars
+    from botclave_cli.engine.signals.indicators import cvd_bars
 
     result, report, tmp_path = full_run
     stages = {s.name: s for s in result.stages}

@@ -10,8 +10,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from botclave_cli.backtest import verdict
-from botclave_cli.backtest.verdict import ValidationResult
+from botclave_cli.validate import verdict
+from botclave_cli.validate.verdict import ValidationResult
 
 
 def result(verdict_: str, **tables: list[int]) -> ValidationResult:

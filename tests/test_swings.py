@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from botclave_cli.engine.swings import (
+from botclave_cli.engine.signals.swings import (
     confirmed_swing_high,
     confirmed_swing_low,
     last_confirmed_swing_high,

@@ -188,11 +188,11 @@ def test_config_check_knows_validation_yaml(tmp_path):
 def test_backtest_evaluator_never_sees_poisoned_oos_trades(tmp_path):
     """The real backtester through the library: trades from the first purged bar of the last
     fold on are replaced by another market; every fold's choice and in-sample figures stay."""
-    from botclave_cli.backtest.backtest_evaluator import backtest_validator
-    from botclave_cli.backtest.splits import walk_forward_folds
-    from botclave_cli.backtest.validation_config import ValidationConfig
     from botclave_cli.config import ExchangeConfig
     from botclave_cli.strategy.params import StrategyParams
+    from botclave_cli.validate.backtest_evaluator import backtest_validator
+    from botclave_cli.validate.config import ValidationConfig
+    from botclave_cli.validate.splits import walk_forward_folds
 
     cfg = ValidationConfig.model_validate(yaml.safe_load(_configs(tmp_path)[1].read_text()))
     params = StrategyParams.model_validate({"name": "sma_cross", "risk": {

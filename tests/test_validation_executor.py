@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from botclave_cli.backtest.executor import (
+from botclave_cli.errors import UsageError
+from botclave_cli.validate.executor import (
     POOL_START_S,
     AutoExecutor,
     ProcessExecutor,
@@ -17,7 +18,6 @@ from botclave_cli.backtest.executor import (
     make_executor,
     parse_jobs,
 )
-from botclave_cli.errors import UsageError
 
 
 def test_small_job_stays_serial():

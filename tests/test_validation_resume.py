@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from botclave_cli.backtest.checkpoint import Checkpoint, decode, encode, run_key
-from botclave_cli.backtest.evaluation import Outcome, Timeline
-from botclave_cli.backtest.executor import ProcessExecutor
-from botclave_cli.backtest.param_space import build_space
-from botclave_cli.backtest.validator import StrategyValidator
+from botclave_cli.validate.checkpoint import Checkpoint, decode, encode, run_key
+from botclave_cli.validate.evaluation import Outcome, Timeline
+from botclave_cli.validate.executor import ProcessExecutor
+from botclave_cli.validate.param_space import build_space
+from botclave_cli.validate.validator import StrategyValidator
 from tests.conftest import PROJECT_ROOT
 from tests.test_validation_toy import ToyEvaluator, make_market
 from tests.test_validator import BAR, START, _config

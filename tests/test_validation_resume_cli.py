@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from botclave_cli.backtest import backtest_evaluator as be
 from botclave_cli.cli.validate import PARTIAL_DIR
+from botclave_cli.validate import backtest_evaluator as be
 from tests.test_validate_cli import _validate, data_dir  # noqa: F401 - the fixture
 
 ORIGINAL = be.BacktestEvaluator.__call__

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from botclave_cli.backtest.montecarlo import reshuffled_paths
 from botclave_cli.backtest.results import write_results
-from botclave_cli.backtest.validation_config import MonteCarloConfig
 from botclave_cli.report.sources import monte_carlo_fan_settings, report_for_run
+from botclave_cli.validate.config import MonteCarloConfig
+from botclave_cli.validate.montecarlo import reshuffled_paths
 from tests.test_backtest_run import random_trades, run
 from tests.test_report_depth import capture
 from tests.test_validation_toy import make_market

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from botclave_cli.backtest.splits import (
+from botclave_cli.errors import UsageError
+from botclave_cli.validate.splits import (
     Fold,
     Window,
     holdout_split,
@@ -13,7 +14,6 @@ from botclave_cli.backtest.splits import (
     walk_forward_folds,
     window_times,
 )
-from botclave_cli.errors import UsageError
 
 
 def test_rolling_folds_exact_boundaries():

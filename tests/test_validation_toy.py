@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from botclave_cli.backtest.evaluation import EvaluationResult, Timeline, evaluation_metrics
+from botclave_cli.validate.evaluation import EvaluationResult, Timeline, evaluation_metrics
 
 
 def make_market(n_bars: int, seed: int = 0, drift: float = 0.0, vol: float = 0.01,

@@ -8,19 +8,19 @@ import numpy as np
 import polars as pl
 import pytest
 
-from botclave_cli.backtest.evaluation import Timeline
-from botclave_cli.backtest.executor import (
+from botclave_cli.errors import ConfigError, UsageError
+from botclave_cli.validate.config import Thresholds, ValidationConfig, VerdictConfig
+from botclave_cli.validate.evaluation import Timeline
+from botclave_cli.validate.executor import (
     AutoExecutor,
     ProcessExecutor,
     SerialExecutor,
     make_executor,
 )
-from botclave_cli.backtest.param_space import build_space
-from botclave_cli.backtest.splits import walk_forward_folds
-from botclave_cli.backtest.validation_config import Thresholds, ValidationConfig, VerdictConfig
-from botclave_cli.backtest.validator import StrategyValidator
-from botclave_cli.backtest.verdict import ValidationResult, apply_verdict, check_thresholds
-from botclave_cli.errors import ConfigError, UsageError
+from botclave_cli.validate.param_space import build_space
+from botclave_cli.validate.splits import walk_forward_folds
+from botclave_cli.validate.validator import StrategyValidator
+from botclave_cli.validate.verdict import ValidationResult, apply_verdict, check_thresholds
 from tests.conftest import PROJECT_ROOT
 from tests.test_validation_toy import ToyEvaluator, make_market
 
@@ -268,7 +268,7 @@ def test_default_config_matches_the_shipped_file_and_fits_the_strategy_schema():
 
 
 def test_evaluation_metrics_by_hand():
-    from botclave_cli.backtest.evaluation import evaluation_metrics, objective_value
+    from botclave_cli.validate.evaluation import evaluation_metrics, objective_value
 
     # bars +10 %, -10 %, +20 %: equity 1.1, 0.99, 1.188; drawdown 0.99 / 1.1 - 1 = -0.1
     m = evaluation_metrics(np.array([0.1, -0.1, 0.2]), np.array([0.1, -0.1, 0.2]), 1.0)

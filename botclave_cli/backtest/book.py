@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from botclave_cli.engine.book_stream import BookStream
-from botclave_cli.engine.dom_builder import DOMBuilder
+from botclave_cli.engine.book.dom_builder import DOMBuilder
+from botclave_cli.engine.book.stream import BookStream
 from botclave_cli.errors import DataError, UsageError
 
 BookInput = Mapping[str, pl.DataFrame | None] | tuple

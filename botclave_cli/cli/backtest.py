@@ -64,9 +64,9 @@ def load_inputs(store: Store, exchange: str, market: str, symbol: str, start: An
 def load_book_inputs(store: Store, exchange: str, market: str, symbol: str, start: Any,
                      end: Any, kind: str | None) -> dict[str, pl.DataFrame] | None:
     """``book_snapshot`` + ``book_diff`` for the window (from the last snapshot at or before
-    the start, engine.depth_store.load_book), or None when the store has no book for the symbol."""
+    the start, engine.depth.store.load_book), or None when the store has no book for the symbol."""
     from botclave_cli.data.store import DatasetRef, to_us
-    from botclave_cli.engine.depth_store import load_book
+    from botclave_cli.engine.depth.store import load_book
 
     refs = [DatasetRef(exchange, market, symbol, k) for k in ("book_snapshot", "book_diff")]
     if not all(store.exists(r) for r in refs):

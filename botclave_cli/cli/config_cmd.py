@@ -26,13 +26,16 @@ DirOpt = Annotated[Path, typer.Option("--dir", help="Folder of config files.")]
 
 
 def config_models() -> dict[str, type[BaseModel]]:
-    """Every file ``config check`` knows, in this order: the library's (``config.CONFIG_MODELS``),
-    then the validation and pipeline configs (imported here, not when the CLI is built)."""
-    from botclave_cli.backtest.validation_config import VALIDATION_CONFIG, ValidationConfig
-    from botclave_cli.config import CONFIG_MODELS
+    """Every file ``config check`` knows, in this order: the exchange config
+    (``config.CONFIG_MODELS``), then the strategy, validation and pipeline configs, each from its
+    own layer (imported here, not when the CLI is built)."""
+    from botclave_cli.config import CONFIG_MODELS, STRATEGY_PARAMS
     from botclave_cli.pipeline import PIPELINE_CONFIG, PipelineConfig
+    from botclave_cli.strategy.params import StrategyParams
+    from botclave_cli.validate.config import VALIDATION_CONFIG, ValidationConfig
 
     models = dict(CONFIG_MODELS)
+    models.setdefault(STRATEGY_PARAMS, StrategyParams)
     models.setdefault(VALIDATION_CONFIG, ValidationConfig)
     models.setdefault(PIPELINE_CONFIG, PipelineConfig)
     return models

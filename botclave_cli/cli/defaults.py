@@ -18,7 +18,7 @@ from pathlib import Path
 DATA_DIR_ENV = "BOTCLAVE_DATA_DIR"
 #: folder of the YAML config files (``botclave_cli.config.CONFIG_DIR``)
 CONFIG_DIR = Path("configs")
-#: validation config file name (``botclave_cli.backtest.validation_config.VALIDATION_CONFIG``)
+#: validation config file name (``botclave_cli.validate.config.VALIDATION_CONFIG``)
 VALIDATION_CONFIG = "validation.yaml"
 #: rows per store write of ``fetch`` (``botclave_cli.exchange.writer.DEFAULT_CHUNK_ROWS``)
 DEFAULT_CHUNK_ROWS = 50_000

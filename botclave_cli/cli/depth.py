@@ -85,8 +85,8 @@ def depth(
         return
     with run(json_, quiet) as out:
         from botclave_cli.data.store import Store, to_us
-        from botclave_cli.engine.depth import DepthParams, analyze_book
-        from botclave_cli.engine.depth_store import load_book, write_depth
+        from botclave_cli.engine.depth.analyzer import DepthParams, analyze_book
+        from botclave_cli.engine.depth.store import load_book, write_depth
 
         if symbol is None:
             raise UsageError("--symbol is required (or use: botclave depth replay FILE...)")
@@ -147,7 +147,7 @@ def replay(
     """
     with run(json_, quiet) as out:
         from botclave_cli.data.store import Store, symbol_from_folder
-        from botclave_cli.engine.replay_report import replay_capture, replay_dataset
+        from botclave_cli.engine.book.replay_report import replay_capture, replay_dataset
 
         if market is not None:
             check_market(market)

@@ -27,8 +27,8 @@ if TYPE_CHECKING:  # the library is imported in the command (cli/defaults.py say
     import polars as pl
 
     from botclave_cli.data.store import Store
-    from botclave_cli.engine.footprint import FootprintSpec
-    from botclave_cli.engine.indicators import Reset
+    from botclave_cli.engine.footprint.builder import FootprintSpec
+    from botclave_cli.engine.signals.indicators import Reset
 
 INDICATORS = ("cvd", "profile", "divergence", "absorption", "voids")
 
@@ -48,7 +48,7 @@ def footprint_spec(**fields: Any) -> FootprintSpec:
     """FootprintSpec from options; a rejected value becomes one usage line (exit 2)."""
     from pydantic import ValidationError
 
-    from botclave_cli.engine.footprint import FootprintSpec
+    from botclave_cli.engine.footprint.builder import FootprintSpec
 
     try:
         return FootprintSpec(**fields)
@@ -72,13 +72,9 @@ def _indicators(names: list[str], run_, store: Store, start, end, session: str,
     import polars as pl
 
     from botclave_cli.data.scalars import as_float
-    from botclave_cli.engine.flow_events import absorption, liquidity_voids, track_revisits
-    from botclave_cli.engine.indicators import (
-        cvd_bars,
-        delta_divergence,
-        signals_frame,
-        volume_profile,
-    )
+    from botclave_cli.engine.signals.flow_events import absorption, liquidity_voids, track_revisits
+    from botclave_cli.engine.signals.indicators import cvd_bars, delta_divergence, volume_profile
+    from botclave_cli.engine.signals.order_flow_signal import signals_frame
 
     result = run_.result
     spec = result.spec
@@ -98,7 +94,7 @@ def _indicators(names: list[str], run_, store: Store, start, end, session: str,
     if "divergence" in names:
         signals.append(delta_divergence(result.bars, k=swing_bars, reset=_session(session)))
     if "absorption" in names:
-        from botclave_cli.engine.footprint_store import partition_chunks
+        from botclave_cli.engine.footprint.store import partition_chunks
 
         trades = pl.concat([c.collect() for c in partition_chunks(store, run_.source, start, end)])
         signals.append(absorption(trades, spec.tick_size))
@@ -163,13 +159,13 @@ def footprint(
     """
     with run(json_, quiet) as out:
         from botclave_cli.data.store import Store, find_trades
-        from botclave_cli.engine.bars import parse_bar_spec
-        from botclave_cli.engine.footprint_store import (
+        from botclave_cli.engine.footprint.bars import parse_bar_spec
+        from botclave_cli.engine.footprint.store import (
             build_from_store,
             resolve_tick,
             row_size_ticks,
         )
-        from botclave_cli.engine.indicators import session_key
+        from botclave_cli.engine.signals.indicators import session_key
 
         check_market(market)
         parse_bar_spec(bar)

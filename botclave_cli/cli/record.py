@@ -60,7 +60,7 @@ def record(
     """
     with run(json_, quiet) as out:
         from botclave_cli.data.store import Store
-        from botclave_cli.exchange.recorder import RecordConfig
+        from botclave_cli.exchange.record_config import RecordConfig
         from botclave_cli.exchange.recorder import record as record_streams
 
         check_market(market)

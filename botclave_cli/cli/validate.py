@@ -1,12 +1,12 @@
 """``botclave validate oos|walk-forward|monte-carlo|pbo|all``: is the backtest real?
 
-A thin shell over ``botclave_cli.backtest.validator``: it loads the three configs, runs the
+A thin shell over ``botclave_cli.validate.validator``: it loads the three configs, runs the
 validator on the stored trades with a worker pool, writes ``reports/runs/<run id>/validation/``
 (Parquet tables + ``validation.json``) beside the base backtest of the same run id, and turns
 the verdict into the exit code: 0 pass or warn (reasons printed), 1 fail.
 
 Resumable: each evaluation is saved as it completes in ``<run folder>/.validation-partial/``
-(``backtest/checkpoint.py``); a rerun of an interrupted command takes those instead of
+(``validate/checkpoint.py``); a rerun of an interrupted command takes those instead of
 evaluating again (``--no-resume`` discards them), and the folder goes once the results are in.
 """
 
@@ -34,7 +34,7 @@ from botclave_cli.errors import UsageError, ValidationFailed
 from botclave_cli.logs import get_logger
 
 if TYPE_CHECKING:  # the library is imported in the command (cli/defaults.py says why)
-    from botclave_cli.backtest.verdict import ValidationResult
+    from botclave_cli.validate.verdict import ValidationResult
 
 MODES = ("rolling", "anchored")
 #: in the run folder: the evaluations of a validation still running (or interrupted)
@@ -93,16 +93,16 @@ def validate(
     --symbol BTC/USDT --from 2024-01-01 --to 2024-01-02 --folds 3 --runs 200 --json
     """
     with run(json_, quiet) as out:
-        from botclave_cli.backtest.executor import make_executor, parse_jobs  # light
+        from botclave_cli.validate.executor import make_executor, parse_jobs  # light
 
         jobs_value = parse_jobs(jobs)  # a bad --jobs stops before the heavy imports below
-        from botclave_cli.backtest.backtest_evaluator import backtest_validator, base_backtest
-        from botclave_cli.backtest.checkpoint import Checkpoint, run_key
         from botclave_cli.backtest.results import code_version
-        from botclave_cli.backtest.validation_config import WHICH, ValidationConfig
         from botclave_cli.config import load_exchange_config, load_model
         from botclave_cli.data.store import Store, find_trades
         from botclave_cli.strategy.params import StrategyParams, params_with_overrides
+        from botclave_cli.validate.backtest_evaluator import backtest_validator, base_backtest
+        from botclave_cli.validate.checkpoint import Checkpoint, run_key
+        from botclave_cli.validate.config import WHICH, ValidationConfig
 
         if which not in WHICH:
             raise UsageError(f"validate {which!r}: expected one of {', '.join(WHICH)}")

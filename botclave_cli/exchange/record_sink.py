@@ -26,7 +26,7 @@ from botclave_cli.data.store import DatasetRef, Store
 from botclave_cli.logs import get_logger
 
 if TYPE_CHECKING:
-    from botclave_cli.exchange.recorder import RecordConfig, RecordResult
+    from botclave_cli.exchange.record_config import RecordConfig, RecordResult
 
 log = get_logger(__name__)
 

@@ -19,7 +19,7 @@ from matplotlib.patches import Rectangle  # noqa: E402
 
 from botclave_cli.data.atomic import atomic_path  # noqa: E402
 from botclave_cli.data.scalars import as_float  # noqa: E402
-from botclave_cli.engine.footprint import FootprintResult  # noqa: E402
+from botclave_cli.engine.footprint.builder import FootprintResult  # noqa: E402
 from botclave_cli.errors import DataError, UsageError  # noqa: E402
 
 BUY = "#1a9850"

@@ -3,7 +3,7 @@
 ``add_footprint`` takes a built ``FootprintResult`` (engine) and adds the three charts and the
 findings tables (profile levels, divergences, stacked imbalances) to a ``ReportInput``. The
 footprint picture itself is drawn by ``report.footprint_chart``; the indicators come from
-``engine.indicators``. The pipeline and ``botclave report --run`` both call it.
+``engine.signals.indicators``. The pipeline and ``botclave report --run`` both call it.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ SWING_K = 3  # bars that confirm a swing for the divergence marks (the engine's 
 
 def footprint_spec(manifest: Manifest | None, bar: str, row_size: int) -> Any:
     """Footprint parameters on the dataset's own grid (tick and lot from its manifest)."""
-    from botclave_cli.engine.footprint import FootprintSpec
-    from botclave_cli.engine.footprint_store import resolve_tick
+    from botclave_cli.engine.footprint.builder import FootprintSpec
+    from botclave_cli.engine.footprint.store import resolve_tick
 
     return FootprintSpec(bar=bar, tick_size=resolve_tick(manifest, None), row_size=row_size,
                          qty_step=manifest.lot_size if manifest else None)
@@ -65,7 +65,7 @@ def _rows(frame: pl.DataFrame, limit: int = 50) -> list[dict[str, Any]]:
 def add_footprint(report: ReportInput, charts: ChartGenerator, result: Any, png_bars: int,
                   quote: str = "quote", base: str = "base") -> dict[str, int]:
     """Footprint picture, volume profile and CVD charts plus findings; returns counts."""
-    from botclave_cli.engine.indicators import OrderFlowIndicators, volume_profile
+    from botclave_cli.engine.signals.indicators import OrderFlowIndicators, volume_profile
     from botclave_cli.report.footprint_chart import footprint_figure
 
     bar = result.spec.bar

@@ -27,7 +27,7 @@ from botclave_cli.report.index import report_dir, write_index
 from botclave_cli.report.report import ReportInput, Validation, key_metrics, write_report
 
 if TYPE_CHECKING:
-    from botclave_cli.engine.depth import DepthParams, DepthResult
+    from botclave_cli.engine.depth.analyzer import DepthParams, DepthResult
 
 RUNS_DIR = "runs"
 VALIDATION_DIR = "validation"
@@ -105,7 +105,7 @@ def add_market(report: ReportInput, charts: ChartGenerator, store: Store,
                manifest: dict[str, Any], footprint_rows: int = 10, png_bars: int = 30) -> None:
     """Candles and the order-flow sections (footprint, profile, CVD) of the run's trades when
     the store still holds them (``dataset`` and coverage from the run manifest)."""
-    from botclave_cli.engine.footprint_store import build_from_store
+    from botclave_cli.engine.footprint.store import build_from_store
     from botclave_cli.report.orderflow import add_footprint, footprint_spec
 
     dataset, cov = manifest.get("dataset"), manifest.get("coverage") or {}
@@ -148,8 +148,8 @@ def book_depth(store: Store, exchange: str, market: str, symbol: str, start_us: 
     """Replay the stored book over ``[start_us, end_us)`` and run the depth analytics on it
     (engine.depth: series, walls, absorption zones); a window without a valid book is a
     DataError. The pipeline's depth stage and ``report --run`` both start here."""
-    from botclave_cli.engine.depth import analyze_book
-    from botclave_cli.engine.depth_store import load_book
+    from botclave_cli.engine.depth.analyzer import analyze_book
+    from botclave_cli.engine.depth.store import load_book
 
     book = load_book(store, exchange, market, symbol, start_us, end_us)
     result = analyze_book(book["book_snapshot"], book["book_diff"], book["trades"], market,
@@ -178,7 +178,7 @@ def add_stored_depth(report: ReportInput, store: Store, exchange: str, market: s
                      start: dt.datetime, end: dt.datetime) -> None:
     """``add_depth`` for a stored run's window (default DepthParams: 1 s samples, as the
     pipeline's default) when the store has book data there; otherwise a note says why not."""
-    from botclave_cli.engine.depth import DepthParams
+    from botclave_cli.engine.depth.analyzer import DepthParams
 
     if not has_book(store, exchange, market, symbol, start, end):
         folder = store.path(DatasetRef(exchange, market, symbol, "book_diff"))
@@ -298,7 +298,7 @@ def add_validation(report: ReportInput, charts: ChartGenerator, folder: Path,
 def monte_carlo_fan_settings(folder: Path) -> tuple[int, int]:
     """(runs, seed) of the Monte Carlo fan: the runs per method and the seed the validation in
     ``folder`` drew with (its ``validation.json``), else the validation config's defaults."""
-    from botclave_cli.backtest.validation_config import MonteCarloConfig
+    from botclave_cli.validate.config import MonteCarloConfig
 
     default = MonteCarloConfig()
     path = folder / "validation.json"
@@ -313,10 +313,10 @@ def add_monte_carlo_fan(report: ReportInput, charts: ChartGenerator, trades: pl.
                         initial_equity: float, runs: int, seed: int, quote: str = "quote"
                         ) -> None:
     """The Monte Carlo fan of a run: its closed trades' P&L (quote currency) in ``runs`` random
-    orders (``backtest.montecarlo.reshuffled_paths``, ``numpy.random.default_rng(seed)``) as
+    orders (``validate.montecarlo.reshuffled_paths``, ``numpy.random.default_rng(seed)``) as
     equity paths from ``initial_equity``. The pipeline's validate stage and ``report --run``
     both draw it here; with fewer than 2 closed trades a note says why there is none."""
-    from botclave_cli.backtest.montecarlo import reshuffled_paths
+    from botclave_cli.validate.montecarlo import reshuffled_paths
 
     pnl = (trades["pnl"].drop_nulls().to_numpy() if "pnl" in trades.columns
            else np.zeros(0))

@@ -1,7 +1,7 @@
 """Time bars the strategy decides on, from trades or from stored OHLCV.
 
 Only what decisions need (OHLC, volume, aggressor split, delta); the price-level footprint is
-``engine/footprint.py``'s job. A bar ``[bar_start, bar_end)`` is complete at ``bar_end``, which is
+``engine/footprint/``'s job. A bar ``[bar_start, bar_end)`` is complete at ``bar_end``, which is
 the earliest time a decision based on it can be made.
 """
 

@@ -2,7 +2,7 @@
 
 Each column is known at its bar's END (``bar_end``), so a decision at that time may use it:
 - ``poc``, ``poc_high`` / ``poc_low`` (highest / lowest bar POC over ``target.poc_lookback_bars``
-  bars), ``stacked_buy_count`` / ``stacked_sell_count``: engine/footprint.py on the trades.
+  bars), ``stacked_buy_count`` / ``stacked_sell_count``: engine/footprint/builder.py on the trades.
 - ``absorption_side`` ("bid" absorbed selling, "ask" absorbed buying), ``absorption_price``
   (the absorbing level), ``absorption_strength``: engine/flow_events.absorption; an event is put
   on the first bar ending at or after the event's ``time`` (when the detector knows it).
@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import polars as pl
 
-from botclave_cli.engine.flow_events import absorption
-from botclave_cli.engine.footprint import FootprintSpec, build_footprint
-from botclave_cli.engine.indicators import delta_divergence, session_key
+from botclave_cli.engine.footprint.builder import FootprintSpec, build_footprint
+from botclave_cli.engine.signals.flow_events import absorption
+from botclave_cli.engine.signals.indicators import delta_divergence, session_key
 from botclave_cli.strategy.params import StrategyParams
 
 FOOTPRINT_COLUMNS = ("poc", "stacked_buy_count", "stacked_sell_count")

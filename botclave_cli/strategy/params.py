@@ -13,6 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from botclave_cli.config import validate_data
 from botclave_cli.errors import ConfigError
 
 
@@ -80,7 +81,7 @@ class EntryParams(_Strict):
 
 
 class OrderFlowParams(_Strict):
-    """Footprint and detector settings (engine/footprint.py, engine/flow_events.py)."""
+    """Footprint and detector settings (engine/footprint/, engine/signals/)."""
 
     row_size_ticks: int = Field(10, ge=1, description="footprint row height in ticks")
     imbalance_ratio: float = Field(3.0, gt=0, description="diagonal volume ratio of an imbalance")
@@ -243,8 +244,6 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 def params_with_overrides(params: StrategyParams, overrides: list[str]) -> StrategyParams:
     """A validated copy of ``params`` with ``--set`` overrides applied."""
-    from botclave_cli.config import validate_data
-
     data = apply_overrides(params.model_dump(mode="json"), overrides)
     return validate_data(data, StrategyParams, "--set")
 

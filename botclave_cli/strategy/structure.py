@@ -1,7 +1,8 @@
 """Market structure on a bar series, without look-ahead.
 
-Built on ``engine/swings.py`` (a swing is known ``k`` bars after its pivot). Per bar ``i``, every
-column below depends only on bars ``0..i`` (tests cut the series at every ``t`` and compare):
+Built on ``engine/signals/swings.py`` (a swing is known ``k`` bars after its pivot). Per bar
+``i``, every column below depends only on bars ``0..i`` (tests cut the series at every ``t``
+and compare):
 
 - ``swing_high`` / ``swing_low``: the swing's price on the bar where it becomes known;
   ``high_label`` (``HH``/``LH``) and ``low_label`` (``HL``/``LL``) against the previous known swing.
@@ -25,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from botclave_cli.engine import swings
+from botclave_cli.engine.signals import swings
 from botclave_cli.strategy.params import StructureParams
 
 
