@@ -60,7 +60,21 @@ def test_capture_import_writes_datasets_and_manifests(tmp_path: Path) -> None:
         "book_diff": 5,
         "quotes": 1,
     }
-    assert (out["tick_size"], out["lot_size"], out["tick_source"]) == (0.01, 0.00001, "config")
+    (stream,) = out["streams"]
+    assert (stream["tick_size"], stream["lot_size"], stream["tick_source"]) == (
+        0.01,
+        0.00001,
+        "config",
+    )
+    assert {k: stream[k] for k in ("market", "symbol", "files", "rows", "days", "gaps")} == {
+        "market": "spot",
+        "symbol": "BTC/USDT",
+        "files": 1,
+        "rows": 11,
+        "days": ["2024-08-08"],
+        "gaps": 0,
+    }
+    assert (stream["bad_rows"], stream["sources"]) == (0, ["c.txt"])
     store = Store(data)
     m = store.manifest(DatasetRef("binance", "spot", "BTC/USDT", "trades"))
     assert (m.source, m.sources, m.row_count) == ("capture", ["c.txt"], 2)

@@ -22,6 +22,7 @@ from botclave_cli.cli.defaults import DEFAULT_MAX_DISORDER_MS
 from botclave_cli.errors import UsageError
 
 if TYPE_CHECKING:  # the library is imported in the commands (cli/defaults.py says why)
+    from botclave_cli.data.importers.imports import CaptureImport
     from botclave_cli.data.importers.writer import ImportResult
 
 import_app = typer.Typer(
@@ -33,6 +34,13 @@ import_app = typer.Typer(
 )
 
 FilesArg = Annotated[list[Path], typer.Argument(help="Input files, read in the order given.")]
+CaptureArgs = Annotated[
+    list[str],
+    typer.Argument(
+        help="Capture files, folders (every .gz/.txt/.jsonl/.json/.log/.zip under them) or "
+        "glob patterns; grouped by stream, each stream's files in time order.",
+    ),
+]
 MarketOverride = Annotated[
     str | None, typer.Option("--market", "-m", help="spot | usdm | coinm (default: detected).")
 ]
@@ -50,6 +58,17 @@ DisorderOpt = Annotated[
     float,
     typer.Option(
         "--max-disorder", help="Ms a trade may lie behind an earlier one (else bad)."
+    ),
+]
+#: ms without a message between two files that is a gap (kept equal to
+#: ``botclave_cli.data.importers.capture_streams.DEFAULT_MAX_FILE_GAP_MS`` by a test; light here
+#: for the reason cli/defaults.py gives)
+DEFAULT_MAX_FILE_GAP_MS = 1000
+FileGapOpt = Annotated[
+    float,
+    typer.Option(
+        "--max-file-gap",
+        help="Ms without any message between two files of a stream that is a gap.",
     ),
 ]
 
@@ -111,13 +130,14 @@ def _emit(out: Output, result: ImportResult, what: str) -> None:
 
 @import_app.command("capture")
 def capture(
-    files: FilesArg,
+    files: CaptureArgs,
     market: MarketOverride = None,
     symbol: SymbolOverride = None,
     tick_size: TickOpt = None,
     lot_size: LotOpt = None,
     skip_bad: SkipBadOpt = False,
     max_disorder: DisorderOpt = DEFAULT_MAX_DISORDER_MS,
+    max_file_gap: FileGapOpt = DEFAULT_MAX_FILE_GAP_MS,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     json_: JsonOpt = False,
@@ -126,14 +146,60 @@ def capture(
     """Import raw Binance WebSocket captures ("<receive time> <JSON>" per line, plain or gzip).
 
     Trades -> trades, depth diffs -> book_diff, the REST snapshot -> book_snapshot, bookTickers
-    -> quotes. Files that continue one another are one stream: give them in order.
+    -> quotes. Files are grouped by stream (market + symbol, from their messages); each stream's
+    files are read in time order as one capture, messages repeated by overlapping files once.
 
-    Example: botclave import capture usdm_btcusdt_20240808.gz usdm_btcusdt_20240809.gz
+    Example: botclave import capture captures/  (or: captures/*.gz, or one file)
     """
+    from botclave_cli.config import load_exchange_config
+    from botclave_cli.data.importers.files import CAPTURE_SUFFIXES, expand_paths
+    from botclave_cli.data.importers.imports import import_capture
+    from botclave_cli.data.importers.writer import finite
+    from botclave_cli.data.store import Store
+
     with run(json_, quiet) as out:
-        _import(out, "capture", "capture", files, config=config, data_dir=data_dir,
-                market=market, tick_size=tick_size, lot_size=lot_size, skip_bad=skip_bad,
-                symbol=symbol, max_disorder_ms=max_disorder)
+        if market is not None:
+            check_market(market)
+        exchange_config = load_exchange_config(config)
+        result = import_capture(
+            Store(data_dir),
+            expand_paths(files, CAPTURE_SUFFIXES),
+            progress=out.progress(),
+            market=market,
+            symbol=symbol,
+            config=exchange_config,
+            tick_size=finite(tick_size, "--tick-size"),
+            lot_size=finite(lot_size, "--lot-size"),
+            skip_bad=skip_bad,
+            max_disorder_ms=max_disorder,
+            max_file_gap_ms=max_file_gap,
+        )
+        _emit_streams(out, result)
+
+
+def _emit_streams(out: Output, result: CaptureImport) -> None:
+    """One line per stream (rows, days, gaps, bad rows), then the totals."""
+    for warning in result.warnings:
+        out.warn(warning)
+    rows, lines = [], []
+    for stream in result.streams:
+        s = stream.summary()
+        days = s["days"]
+        span = f" ({days[0]}..{days[-1]})" if len(days) > 1 else f" ({days[0]})" if days else ""
+        lines.append(
+            f"{s['market']} {s['symbol']}: {s['rows']} row(s), {len(days)} day(s){span}, "
+            f"{s['gaps']} gap(s), {s['bad_rows']} bad row(s), {s['files']} file(s)"
+            + (f", {s['repeated_lines']} repeated line(s) read once" if s["repeated_lines"] else "")
+        )
+        rows.append({k: s[k] for k in ("market", "symbol", "files", "rows", "gaps", "bad_rows")}
+                    | {"days": len(days)})
+    total = sum(r["rows"] for r in rows)
+    summary = (f"imported {total} row(s) of capture from {len(rows)} stream(s) into "
+               f"{len(result.datasets)} dataset(s)")
+    if result.bad_rows:
+        reports = ", ".join(str(s.report) for s in result.streams if s.report)
+        summary += f"; skipped {result.bad_rows} bad row(s), listed in {reports}"
+    out.emit(result.as_dict(), "\n".join([*lines, summary]), rows=rows, title="import capture")
 
 
 @import_app.command("binance-archive")

@@ -76,6 +76,8 @@ class ImportResult:
     tick_source: str | None
     warnings: list[str]
     notes: list[str] = field(default_factory=list)
+    #: kind -> the gaps written to its manifest by this import
+    gaps: dict[str, list[Gap]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -214,9 +216,11 @@ def write_import(
     tick, lot, tick_source, warnings = resolve_grid(parsed, tick_size, lot_size, config)
     prog.start(len(parsed.frames), f"writing {parsed.symbol}")
     written = []
+    all_gaps: dict[str, list[Gap]] = {}
     for kind, levels, df in parsed.frames:
         ref = DatasetRef(parsed.exchange, parsed.market, parsed.symbol, kind, levels)
         gaps = [*parsed.gaps.get(kind, []), *find_gaps(kind, df, parsed.market, dict(levels))]
+        all_gaps[kind] = gaps
         span = _coverage(df)
 
         def new_manifest(kind: str = kind) -> Manifest:
@@ -264,7 +268,7 @@ def write_import(
         )
         prog.advance(1)
     return ImportResult(
-        written, len(parsed.bad), report, tick, lot, tick_source, warnings, parsed.notes
+        written, len(parsed.bad), report, tick, lot, tick_source, warnings, parsed.notes, all_gaps
     )
 
 
