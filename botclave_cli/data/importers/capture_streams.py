@@ -43,9 +43,27 @@ class StreamFile:
     first_us: int | None = None
     first_local_us: int | None = None
 
-    def order_key(self) -> tuple[int, int, str]:
-        first = self.first_us if self.first_us is not None else self.first_local_us
-        return (first or 0, self.first_local_us or 0, self.label)
+
+
+def in_time_order(files: list[StreamFile]) -> list[StreamFile]:
+    """Files of one stream by first exchange time, then receive time, then label.
+
+    A file without any exchange time (a spot snapshot, spot bookTickers) is placed by its
+    receive time moved by the stream's clock offset (the median of exchange minus receive time
+    over the files that have both), so that it is not compared raw with the other clock.
+    """
+    offsets = sorted(
+        f.first_us - f.first_local_us
+        for f in files
+        if f.first_us is not None and f.first_local_us is not None
+    )
+    offset = offsets[len(offsets) // 2] if offsets else 0
+
+    def key(f: StreamFile) -> tuple[int, int, str]:
+        local = f.first_local_us or 0
+        return (f.first_us if f.first_us is not None else local + offset, local, f.label)
+
+    return sorted(files, key=key)
 
 
 def labels(paths: Sequence[Path]) -> list[str]:
@@ -86,7 +104,8 @@ def group(
     """The files by stream (sorted by market, symbol), each stream's files in time order.
 
     ``market`` overrides the detected market of every file; ``symbol`` (a unified symbol) says
-    that all the files are one stream of that symbol. A single file is one stream unread here.
+    that all the files are one stream of that symbol (capture.py then requires one symbol and
+    one market in their messages). A single file is one stream unread here.
     """
     given = [Path(p) for p in paths]
     if not given:
@@ -95,19 +114,21 @@ def group(
     if len(given) == 1:
         return [[StreamFile(given[0], names[0])]]
     files = [peek(p, n) for p, n in zip(given, names, strict=True)]
+    if symbol is not None:
+        return [in_time_order(files)]
     streams: dict[tuple[str, str], list[StreamFile]] = {}
     for f in files:
-        streams.setdefault(_key(f, market, symbol), []).append(f)
-    return [sorted(streams[k], key=StreamFile.order_key) for k in sorted(streams)]
+        streams.setdefault(_key(f, market), []).append(f)
+    return [in_time_order(streams[k]) for k in sorted(streams)]
 
 
-def _key(f: StreamFile, market: str | None, symbol: str | None) -> tuple[str, str]:
-    if symbol is None and f.raw_symbol is None:
+def _key(f: StreamFile, market: str | None) -> tuple[str, str]:
+    if f.raw_symbol is None:
         raise UsageError(f"{f.label}: no stream name or message tells the symbol; pass --symbol")
     mkt = market or f.market
     if mkt is None:
         raise UsageError(f"{f.label}: cannot tell spot from futures; pass --market")
-    return mkt, symbol if symbol is not None else str(f.raw_symbol)
+    return mkt, f.raw_symbol
 
 
 def file_gaps(
