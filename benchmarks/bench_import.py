@@ -92,6 +92,46 @@ def _best(fn, repeat: int = 3) -> tuple[float, object]:
     return best, out
 
 
+def _pieces(src: Path, folder: Path, count: int = 24) -> list[Path]:
+    """``src`` cut into ``count`` gzip files at line boundaries, listed in reverse time order."""
+    with gzip.open(src, "rt") as fh:
+        lines = fh.readlines()
+    step = -(-len(lines) // count)
+    paths = []
+    for i in range(count):
+        paths.append(folder / f"piece{i:02d}.gz")
+        with gzip.open(paths[-1], "wt") as fh:
+            fh.write("".join(lines[i * step : (i + 1) * step]))
+    return paths[::-1]
+
+
+def _one_vs_many(src: Path, tmp: Path, note: str) -> Result:
+    """``import capture`` of one file and of the same lines in 24 files (rows/s, parse + write):
+    many files must stay within 10 % of one."""
+    folder = tmp / "pieces"
+    folder.mkdir()
+    pieces = _pieces(src, folder)
+
+    def run_import(paths: list[Path]) -> object:
+        with tempfile.TemporaryDirectory() as root:
+            return import_capture(Store(root), paths, tick_size=0.1, lot_size=0.001)
+
+    one_secs, one = _best(lambda: run_import([src]), repeat=3)
+    many_secs, many = _best(lambda: run_import(pieces), repeat=3)
+    rows = sum(d["rows"] for d in one.datasets)  # type: ignore[attr-defined]
+    assert rows == sum(d["rows"] for d in many.datasets)  # type: ignore[attr-defined]
+    return Result(
+        "import",
+        f"import capture, {len(pieces)} files (parse + write)",
+        rows / many_secs,
+        "rows/s",
+        "the same rows in one file",
+        rows / one_secs,
+        f"{note}: {rows} rows; one file {one_secs:.2f} s, {len(pieces)} files {many_secs:.2f} s, "
+        f"many/one rows/s = {one_secs / many_secs:.3f}",
+    )
+
+
 def _agg_archive(path: Path, rows: int = 1_000_000) -> Path:
     t0 = 1_723_075_200_000
     with open(path, "w") as fh:
@@ -138,6 +178,8 @@ def run() -> list[Result]:
                 note=f"{note}: {secs:.2f} s",
             )
         )
+
+        results.append(_one_vs_many(src, Path(tmp), note))
 
         arch = _agg_archive(Path(tmp) / "BTCUSDT-aggTrades-2024-08-08.csv")
         secs, parsed = _best(lambda: read_binance_archive([arch]), repeat=2)
