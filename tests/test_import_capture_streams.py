@@ -271,3 +271,25 @@ def test_a_real_time_gap_between_files_is_in_the_manifest(tmp_path: Path) -> Non
         assert ("time", start, end) in [(g.kind, g.start, g.end) for g in m.gaps], kind
     trades = Store(data).manifest(DatasetRef("binance", "spot", "ETH/USDT", "trades"))
     assert trades is not None and sorted(g.kind for g in trades.gaps) == ["time", "trade_id"]
+
+
+def test_skip_bad_stream_without_a_good_row_is_listed(tmp_path: Path) -> None:
+    good = write_capture(tmp_path / "btc.txt", messages())
+    bad = write_capture(tmp_path / "eth.txt", [eth(trade(1, "100", "-1", T0, False))])
+    data = tmp_path / "store"
+    refused = invoke("import", "capture", good, bad, "--data-dir", data)
+    assert refused.exit_code == 3
+    assert refused.stderr.strip() == (
+        "error: eth.txt:1: negative qty q -1 (--skip-bad to import the rest)"
+    )
+    assert not Store(data).exists(DatasetRef("binance", "spot", "BTC/USDT", "trades"))
+    result = invoke("import", "capture", good, bad, "--data-dir", data, "--skip-bad", "--json")
+    assert result.exit_code == 0, result.stderr
+    btc, eth_stream = json.loads(result.stdout)["streams"]
+    assert (btc["rows"], btc["bad_rows"], btc["bad_rows_report"]) == (11, 0, None)
+    assert (eth_stream["rows"], eth_stream["bad_rows"], eth_stream["datasets"]) == (0, 1, [])
+    report = Path(eth_stream["bad_rows_report"])
+    assert report.parent == data / "binance" / "spot" / "ETH-USDT" / "bad_rows"
+    assert report.read_text().splitlines() == ["file,line,reason", "eth.txt,1,negative qty q -1"]
+    only_bad = invoke("import", "capture", bad, bad, "--data-dir", data, "--skip-bad")
+    assert only_bad.exit_code == 3 and "no good row to import" in only_bad.stderr
