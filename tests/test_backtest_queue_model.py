@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from botclave_cli.backtest.fills import prob_queue_front
 from botclave_cli.config import load_model
 from botclave_cli.errors import ConfigError
+from botclave_cli.execution.queue import prob_queue_front
 from tests.test_backtest_book import book, book_tester, limit_sig
 from tests.test_backtest_fills import at, sig, trades
 
@@ -205,7 +205,7 @@ def test_queue_model_config_is_checked(tmp_path) -> None:
 def test_level_size_known_only_inside_the_visible_depth() -> None:
     import numpy as np
 
-    from botclave_cli.backtest.fills import _level_qty
+    from botclave_cli.execution.queue import level_qty as _level_qty
 
     # depth 3: bids 100, 99, 97 (ticks) with 5, 6, 7 lots; asks 101, 102 and one empty slot
     bpx, bq = np.array([[100, 99, 97]]), np.array([[5, 6, 7]])

@@ -5,13 +5,13 @@
 How a run works (units: prices in quote currency, quantities in base units, times UTC us):
 1. Bars of ``bars.timeframe`` are built from the trades (or taken from ``bars`` in bars-only
    mode). The strategy returns signals decided at bar ends (no bar is seen before it completes).
-2. Each signal reaches the simulated exchange ``execution.latency_ms`` later and is executed by
-   the fill kernel (fills.py) on the trades that follow: market orders take the next trades'
-   prices (partially, at most ``participation`` of each trade), limit orders fill when price
+2. Each signal reaches the simulated exchange ``execution.latency_ms`` later and is executed by the
+   execution core (execution/kernel.py) on the trades that follow: market orders take the next
+   trades' prices (partially, at most ``participation`` of each trade), limit orders fill when price
    trades through, stops trigger on trades; SL and TP inside one bar are resolved by the trades'
-   actual order. Fees from ``FeeSchedule.for_symbol`` (maker for resting limits, taker
-   otherwise), fixed slippage in bps on taker fills, funding payments when a funding frame is
-   given (perpetuals).
+   actual order. Fees from ``FeeSchedule.for_symbol`` (maker for resting limits, taker otherwise),
+   fixed slippage in bps on taker fills, funding payments when a funding frame is given
+   (perpetuals).
 3. Bars-only mode (no trades): each bar becomes four pseudo-trades along an assumed path,
    ``execution.bars_path``: ``ohlc`` (open, high, low, close), ``olhc`` (open, low, high, close)
    or ``nearest`` (the extreme nearer the open first), at bar_start + 0, 1/4, 2/4, 3/4 of the
@@ -34,8 +34,8 @@ How a run works (units: prices in quote currency, quantities in base units, time
    ``prob_power`` compares each later sample of the level with the one before, and the part of
    a fall the trades at the price do not explain is ahead of us with probability
    front^n / (front^n + back^n), n = ``execution.queue_power`` (hftbacktest's ProbQueueModel
-   with PowerProbQueueFunc; fills.prob_queue_front). Without a valid sample (before the first
-   snapshot, after a gap) an order uses the rules of 2. Bars get a ``book_imbalance`` column
+   with PowerProbQueueFunc; execution.queue.prob_queue_front). Without a valid sample (before the
+   first snapshot, after a gap) an order uses the rules of 2. Bars get a ``book_imbalance`` column
    (book.py, as of each bar's end) for ``entry.book_imbalance_min``.
 5. Reversals (``exit.on_opposite_signal``): an entry signal against open positions closes them
    first (market orders, exit reason ``signal_exit``); the new entry fills only once they are
@@ -57,11 +57,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from botclave_cli.backtest import fills as K
 from botclave_cli.backtest.book import BookArrays, BookInput, book_arrays, imbalance_asof
 from botclave_cli.backtest.metrics import MetricsCalculator
 from botclave_cli.config import ExchangeConfig
 from botclave_cli.errors import ConfigError, DataError
+from botclave_cli.execution import layout as K
+from botclave_cli.execution.core import Book, CoreInputs, ExecutionCore, Signals
 from botclave_cli.progress import Progress, or_null
 from botclave_cli.strategy.bars import bars_from_trades
 from botclave_cli.strategy.base import Position, Strategy, StrategyError, check_signals
@@ -250,9 +251,10 @@ class Backtester:
         return signals.with_row_index("signal_id").with_columns(pl.col("signal_id")
                                                                 .cast(pl.Int64))
 
-    def _execute(self, t_ts: np.ndarray, t_px: np.ndarray, t_qty: np.ndarray,
-                 signals: pl.DataFrame, funding: pl.DataFrame | None, continuous: bool,
-                 book: BookArrays | None = None) -> dict[str, Any]:
+    def core_inputs(self, signals: pl.DataFrame, funding: pl.DataFrame | None,
+                    continuous: bool, book: BookArrays | None = None) -> CoreInputs:
+        """What the execution core is fed for these signals: its parameter vector, the signals
+        as order submissions (ticks, us), the book samples and the funding."""
         bk = book or BookArrays.empty()
         p = self.params
         ex = p.execution
@@ -291,35 +293,51 @@ class Backtester:
             bar_us(ex.equity_interval),
             K.Q_PROB_POWER if ex.queue_model == "prob_power" else K.Q_RISK_AVERSE,
             ex.queue_power]
-        interval = bar_us(ex.equity_interval)
-        eq_start = (int(t_ts[0]) // interval) * interval
-        n_marks = (int(t_ts[-1]) - eq_start) // interval + 2
-        n_sig = signals.height
-        caps = [4 * n_sig + 64, 8 * n_sig + 1024, n_sig + 16]
-        while True:
-            res = K.run_kernel(
-                t_ts, t_px, t_qty, dec, arr, signals["action"].to_numpy().astype(np.int64),
-                otype.astype(np.int64), ticks("limit_price"), ticks("stop_price"),
-                ticks("target_price"), ticks("trail_dist"), hold, expiry.astype(np.int64),
-                f_ts, f_rate, params, caps[0], caps[1], caps[2], eq_start, n_marks,
-                bk.ts, bk.valid, bk.bid_px, bk.bid_qty, bk.ask_px, bk.ask_qty)
-            if res[0] == K.OK:
-                break
-            caps = [c * 4 for c in caps]
-        (_, o, n_o, fi, ff, n_f, ti, tf, n_t, m_eq, m_cash, m_pos, n_m, s_i, s_f, cash) = res
+        submissions = Signals(
+            dec, arr, signals["action"].to_numpy().astype(np.int64), otype.astype(np.int64),
+            ticks("limit_price"), ticks("stop_price"), ticks("target_price"),
+            ticks("trail_dist"), hold, expiry.astype(np.int64))
+        samples = Book(bk.ts, bk.valid, bk.bid_px, bk.bid_qty, bk.ask_px, bk.ask_qty) \
+            if bk.n else None
+        return CoreInputs(params, submissions, samples, f_ts, f_rate)
+
+    def new_core(self, inputs: CoreInputs) -> ExecutionCore:
+        """An execution core for this backtester's symbol, parameters and book depth."""
+        depth = inputs.book.bid_px.shape[1] if inputs.book is not None else 0
+        return ExecutionCore(inputs.params, depth=depth, symbol=self.symbol)
+
+    def _execute(self, t_ts: np.ndarray, t_px: np.ndarray, t_qty: np.ndarray,
+                 signals: pl.DataFrame, funding: pl.DataFrame | None, continuous: bool,
+                 book: BookArrays | None = None) -> dict[str, Any]:
+        """The driver of a backtest: every event fed to the core at once, then the frames."""
+        tick, lot = self.tick_size, self.lot_size
+        inputs = self.core_inputs(signals, funding, continuous, book)
+        core = self.new_core(inputs)
+        core.submit(inputs.signals)
+        if inputs.book is not None:
+            core.add_book(inputs.book)
+        core.add_funding(inputs.funding_ts, inputs.funding_rate)
+        core.trades_ticks(t_ts, t_px, t_qty)
+        interval = bar_us(self.params.execution.equity_interval)
+        n_marks = (int(t_ts[-1]) - (int(t_ts[0]) // interval) * interval) // interval + 2
+        m_eq, m_cash, m_pos, eq_start = core.marks(n_marks)
+        out = core.outputs()
+        o, fi, ff, ti, tf = (out[k] for k in ("orders", "fills_i", "fills_f", "trades_i",
+                                              "trades_f"))
+        s_i, s_f, cash = out["slots_i"], out["slots_f"], float(core.state.fv[K.V_CASH])
         last_px = float(t_px[-1]) * tick
         open_mask = s_i[:, K.S_ACTIVE] == 1
         final = cash + float(np.sum(s_i[open_mask, K.S_SIDE] * s_i[open_mask, K.S_QTY])) * lot \
             * last_px
         return dict(
-            orders=_orders_frame(o[:n_o], signals, tick, lot),
-            fills=_fills_frame(fi[:n_f], ff[:n_f], lot),
-            trades=_trades_frame(ti[:n_t], tf[:n_t], signals, tick, lot),
+            orders=_orders_frame(o, signals, tick, lot),
+            fills=_fills_frame(fi, ff, lot),
+            trades=_trades_frame(ti, tf, signals, tick, lot),
             equity=pl.DataFrame({
-                "ts": pl.Series(eq_start + np.arange(n_m, dtype=np.int64) * interval)
+                "ts": pl.Series(eq_start + np.arange(n_marks, dtype=np.int64) * interval)
                 .cast(pl.Datetime("us")).dt.replace_time_zone("UTC"),
-                "equity": m_eq[:n_m], "cash": m_cash[:n_m],
-                "position_qty": m_pos[:n_m].astype(np.float64) * lot}),
+                "equity": m_eq, "cash": m_cash,
+                "position_qty": m_pos.astype(np.float64) * lot}),
             final_equity=float(final), open_positions=int(open_mask.sum()),
             positions=_positions(s_i, s_f, signals, tick, lot))
 

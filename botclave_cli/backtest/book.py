@@ -1,12 +1,12 @@
-"""Book data for the backtester: the rebuilt L2 book as arrays the fill kernel can index.
+"""Book data for the backtester: the rebuilt L2 book as arrays the execution core can index.
 
-Why arrays on a grid: the fill kernel (fills.py) must not call Python per event, so the book is
-replayed once by the engine's ``DOMBuilder`` and sampled every ``execution.book_sample_ms``
-(the sample at grid time t is the book after every message with exchange ``ts <= t``, engine
-rule). The kernel then looks up, for an order reaching the exchange at time a, the last sample
-with ``ts <= a``: never a book from after the order's arrival, at most one interval stale.
-Samples taken while the book was not synced (before the first snapshot, after a sequence gap)
-are flagged invalid and the kernel falls back to the trade-price rules for that order.
+Why arrays on a grid: the execution core (execution/kernel.py) must not call Python per event, so
+the book is replayed once by the engine's ``DOMBuilder`` and sampled every
+``execution.book_sample_ms`` (the sample at grid time t is the book after every message with
+exchange ``ts <= t``, engine rule). The kernel then looks up, for an order reaching the exchange at
+time a, the last sample with ``ts <= a``: never a book from after the order's arrival, at most one
+interval stale. Samples taken while the book was not synced (before the first snapshot, after a
+sequence gap) are flagged invalid and the kernel falls back to the trade-price rules for that order.
 
 Units: prices in integer ticks and quantities in integer lots of the BACKTESTER's tick/lot
 (the stream is converted with them, so a book off that grid is a DataError), times in us.

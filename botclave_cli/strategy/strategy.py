@@ -1,7 +1,7 @@
 """Built-in strategies (``OrderFlowStrategy``, ``SmaCross``) and the strategy resolver.
 
 Both are vectorised: one Polars query over the completed bars gives every signal, decided at the
-bar's end. Stops, targets and sizes are then enforced by the backtest engine (fills.py).
+bar's end. Stops, targets and sizes are then enforced by the execution core (execution/kernel.py).
 
 OrderFlowStrategy setups (``entry.setups``):
 - ``bos``: a break of structure or change of character (structure.py) whose breaking bar agrees
