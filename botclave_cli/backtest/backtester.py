@@ -59,13 +59,20 @@ import polars as pl
 
 from botclave_cli.backtest.book import BookArrays, BookInput, book_arrays, imbalance_asof
 from botclave_cli.backtest.metrics import MetricsCalculator
+from botclave_cli.backtest.per_bar import run_per_bar
 from botclave_cli.config import ExchangeConfig
 from botclave_cli.errors import ConfigError, DataError
 from botclave_cli.execution import layout as K
 from botclave_cli.execution.core import Book, CoreInputs, ExecutionCore, Signals
 from botclave_cli.progress import Progress, or_null
 from botclave_cli.strategy.bars import bars_from_trades
-from botclave_cli.strategy.base import Position, Strategy, StrategyError, check_signals
+from botclave_cli.strategy.base import (
+    BarStrategy,
+    Position,
+    Strategy,
+    StrategyError,
+    check_signals,
+)
 from botclave_cli.strategy.params import StrategyParams, bar_us
 from botclave_cli.strategy.strategy import resolve_strategy
 
@@ -205,10 +212,15 @@ class Backtester:
             bars = bars.with_columns(imbalance_asof(
                 arrays, bars["bar_end"], self.params.entry.book_imbalance_levels)
                 .alias("book_imbalance"))
-        signals = self._signals(bars)
         prog.start(None, "fills")
-        out = self._execute(t_ts, t_px, t_qty, signals, funding, continuous=bars_only,
-                            book=arrays)
+        if isinstance(self.strategy, BarStrategy):
+            core, signals = run_per_bar(self, self.strategy, bars, (t_ts, t_px, t_qty), funding,
+                                        bars_only, arrays)
+        else:
+            signals = self._signals(bars)
+            core = self._execute(t_ts, t_px, t_qty, signals, funding, continuous=bars_only,
+                                 book=arrays)
+        out = self._frames(core, signals, t_ts, t_px)
         out.update(dict(
             params=self.params, mode=mode, symbol=self.symbol, tick_size=self.tick_size,
             lot_size=self.lot_size, fee_maker=self.fee.maker, fee_taker=self.fee.taker,
@@ -251,16 +263,33 @@ class Backtester:
         return signals.with_row_index("signal_id").with_columns(pl.col("signal_id")
                                                                 .cast(pl.Int64))
 
-    def core_inputs(self, signals: pl.DataFrame, funding: pl.DataFrame | None,
-                    continuous: bool, book: BookArrays | None = None) -> CoreInputs:
-        """What the execution core is fed for these signals: its parameter vector, the signals
-        as order submissions (ticks, us), the book samples and the funding."""
-        bk = book or BookArrays.empty()
+    def core_params(self, continuous: bool) -> np.ndarray:
+        """The execution core's parameter vector (``layout.P_*``) for this configuration."""
         p = self.params
-        ex = p.execution
-        tick, lot = self.tick_size, self.lot_size
+        ex, r = p.execution, p.risk
+        params = np.zeros(K.P_N, np.float64)
+        params[[K.P_TICK, K.P_LOT, K.P_EQUITY0, K.P_MAKER, K.P_TAKER, K.P_SLIP_BPS,
+                K.P_PARTICIPATION, K.P_PER_TRADE, K.P_FRACTION, K.P_MAX_POSITION, K.P_MAX_CONC,
+                K.P_DAILY_LOSS, K.P_MAX_DD, K.P_COOLDOWN_LOSSES, K.P_COOLDOWN_US,
+                K.P_SIZING_FRACTION, K.P_TOUCH, K.P_CONTINUOUS, K.P_ON_OPPOSITE,
+                K.P_EQ_INTERVAL_US, K.P_QUEUE_MODEL, K.P_QUEUE_POWER]] = [
+            self.tick_size, self.lot_size, ex.initial_equity, self.fee.maker, self.fee.taker,
+            ex.slippage_bps, ex.participation, r.per_trade, r.fraction, r.max_position,
+            r.max_concurrent, r.max_daily_loss, r.max_drawdown, r.cooldown_losses,
+            r.cooldown_minutes * 60e6, 1.0 if r.sizing == "equity_fraction" else 0.0,
+            1.0 if ex.limit_fill == "touch" else 0.0, 1.0 if continuous else 0.0,
+            1.0 if p.exit.on_opposite_signal else 0.0, bar_us(ex.equity_interval),
+            K.Q_PROB_POWER if ex.queue_model == "prob_power" else K.Q_RISK_AVERSE,
+            ex.queue_power]
+        return params
+
+    def submissions(self, signals: pl.DataFrame) -> Signals:
+        """Signals (``SIGNAL_SCHEMA`` rows) as the core's order submissions: ticks, arrival =
+        decision + latency, time stops and expiries in microseconds."""
+        p = self.params
+        tick = self.tick_size
         bus = bar_us(p.bars.timeframe)
-        lat = int(round(ex.latency_ms * 1000))
+        lat = int(round(p.execution.latency_ms * 1000))
 
         def ticks(col: str) -> np.ndarray:
             v = signals[col].fill_null(np.nan).to_numpy().astype(np.float64)
@@ -268,38 +297,29 @@ class Backtester:
 
         dec = signals["ts"].dt.epoch("us").to_numpy().astype(np.int64)
         arr = dec + lat
-        otype = (signals["order_type"] == "limit").cast(pl.Int64).to_numpy()
+        otype = (signals["order_type"] == "limit").cast(pl.Int64).to_numpy().astype(np.int64)
         hold = signals["hold_bars"].fill_null(0).to_numpy().astype(np.int64) * bus
         exp_bars = signals["expiry_bars"].fill_null(0).to_numpy().astype(np.int64)
         expiry = np.where((otype == 1) & (exp_bars > 0), arr + exp_bars * bus, 0)
+        return Signals(dec, arr, signals["action"].to_numpy().astype(np.int64), otype,
+                       ticks("limit_price"), ticks("stop_price"), ticks("target_price"),
+                       ticks("trail_dist"), hold, expiry.astype(np.int64))
+
+    def core_inputs(self, signals: pl.DataFrame, funding: pl.DataFrame | None,
+                    continuous: bool, book: BookArrays | None = None) -> CoreInputs:
+        """What the execution core is fed besides the trades: parameters, the signals as order
+        submissions, the book samples and the funding."""
+        bk = book or BookArrays.empty()
         if funding is not None and funding.height:
             f = funding.sort("ts")
             f_ts = f["ts"].dt.epoch("us").to_numpy().astype(np.int64)
             f_rate = f["funding_rate"].to_numpy().astype(np.float64)
         else:
             f_ts, f_rate = np.zeros(0, np.int64), np.zeros(0, np.float64)
-        params = np.zeros(K.P_N, np.float64)
-        r = p.risk
-        params[[K.P_TICK, K.P_LOT, K.P_EQUITY0, K.P_MAKER, K.P_TAKER, K.P_SLIP_BPS,
-                K.P_PARTICIPATION, K.P_PER_TRADE, K.P_FRACTION, K.P_MAX_POSITION, K.P_MAX_CONC,
-                K.P_DAILY_LOSS, K.P_MAX_DD, K.P_COOLDOWN_LOSSES, K.P_COOLDOWN_US,
-                K.P_SIZING_FRACTION, K.P_TOUCH, K.P_CONTINUOUS, K.P_ON_OPPOSITE,
-                K.P_EQ_INTERVAL_US, K.P_QUEUE_MODEL, K.P_QUEUE_POWER]] = [
-            tick, lot, ex.initial_equity, self.fee.maker, self.fee.taker, ex.slippage_bps,
-            ex.participation, r.per_trade, r.fraction, r.max_position, r.max_concurrent,
-            r.max_daily_loss, r.max_drawdown, r.cooldown_losses, r.cooldown_minutes * 60e6,
-            1.0 if r.sizing == "equity_fraction" else 0.0, 1.0 if ex.limit_fill == "touch" else 0.0,
-            1.0 if continuous else 0.0, 1.0 if p.exit.on_opposite_signal else 0.0,
-            bar_us(ex.equity_interval),
-            K.Q_PROB_POWER if ex.queue_model == "prob_power" else K.Q_RISK_AVERSE,
-            ex.queue_power]
-        submissions = Signals(
-            dec, arr, signals["action"].to_numpy().astype(np.int64), otype.astype(np.int64),
-            ticks("limit_price"), ticks("stop_price"), ticks("target_price"),
-            ticks("trail_dist"), hold, expiry.astype(np.int64))
         samples = Book(bk.ts, bk.valid, bk.bid_px, bk.bid_qty, bk.ask_px, bk.ask_qty) \
             if bk.n else None
-        return CoreInputs(params, submissions, samples, f_ts, f_rate)
+        return CoreInputs(self.core_params(continuous), self.submissions(signals), samples,
+                          f_ts, f_rate)
 
     def new_core(self, inputs: CoreInputs) -> ExecutionCore:
         """An execution core for this backtester's symbol, parameters and book depth."""
@@ -308,9 +328,8 @@ class Backtester:
 
     def _execute(self, t_ts: np.ndarray, t_px: np.ndarray, t_qty: np.ndarray,
                  signals: pl.DataFrame, funding: pl.DataFrame | None, continuous: bool,
-                 book: BookArrays | None = None) -> dict[str, Any]:
-        """The driver of a backtest: every event fed to the core at once, then the frames."""
-        tick, lot = self.tick_size, self.lot_size
+                 book: BookArrays | None = None) -> ExecutionCore:
+        """The driver of a vectorised strategy's backtest: every event fed to the core at once."""
         inputs = self.core_inputs(signals, funding, continuous, book)
         core = self.new_core(inputs)
         core.submit(inputs.signals)
@@ -318,6 +337,12 @@ class Backtester:
             core.add_book(inputs.book)
         core.add_funding(inputs.funding_ts, inputs.funding_rate)
         core.trades_ticks(t_ts, t_px, t_qty)
+        return core
+
+    def _frames(self, core: ExecutionCore, signals: pl.DataFrame, t_ts: np.ndarray,
+                t_px: np.ndarray) -> dict[str, Any]:
+        """The core's outputs as the result frames (quote prices, base quantities, UTC)."""
+        tick, lot = self.tick_size, self.lot_size
         interval = bar_us(self.params.execution.equity_interval)
         n_marks = (int(t_ts[-1]) - (int(t_ts[0]) // interval) * interval) // interval + 2
         m_eq, m_cash, m_pos, eq_start = core.marks(n_marks)

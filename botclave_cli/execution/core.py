@@ -22,6 +22,7 @@ from botclave_cli.execution import layout as L
 from botclave_cli.execution.kernel import advance
 from botclave_cli.execution.orders import equity, net_position
 from botclave_cli.execution.state import CoreState, grow, new_state
+from botclave_cli.execution.view import AccountView, account_view
 
 
 class Signals(NamedTuple):
@@ -252,6 +253,10 @@ class ExecutionCore:
         self.state = grow(st, orders, fills, trades, marks)
 
     # -- results -----------------------------------------------------------------------------
+    def view(self) -> AccountView:
+        """Read-only positions, working orders, equity and last fills, as of the clock."""
+        return account_view(self.state, self.params, self.last_ts)
+
     def equity_now(self) -> float:
         """Equity at the last traded price (quote currency)."""
         px = float(self.state.iv[L.I_LAST_PX]) * self.params[L.P_TICK]

@@ -9,7 +9,9 @@ Two ways to write one:
   Polars expressions; every value at a bar may only use that bar and earlier ones.
 - per bar (user path, slow but simple, the way backtesting.py users write ``next``): subclass
   :class:`BarStrategy` and implement ``on_bar(history)``; ``history`` holds the bars up to and
-  including the one that just closed, so looking ahead is impossible by construction.
+  including the one that just closed, so looking ahead is impossible by construction, and
+  ``self.account`` shows the open positions, working orders, equity and last fills as of that
+  bar's end (read-only; the same in backtest, paper and live).
 
 Load a user class with ``name: "package.module:Class"`` or ``name: "path/to/file.py:Class"`` in
 strategy_params.yaml; its own parameters go under ``user:``.
@@ -26,6 +28,7 @@ from typing import Literal
 import polars as pl
 
 from botclave_cli.errors import BotclaveError, ConfigError
+from botclave_cli.execution.view import AccountView
 from botclave_cli.strategy.params import StrategyParams
 
 TS = pl.Datetime("us", "UTC")
@@ -110,6 +113,9 @@ class Strategy:
 class BarStrategy(Strategy):
     """Per-bar user strategy: implement ``on_bar(history) -> TradeSignal | None``.
 
+    ``self.account`` (an ``AccountView``) holds the state as of the bar's end: ``positions``,
+    ``orders`` (working), ``equity``, ``cash``, ``last_fills``, ``is_flat``, ``position_qty``.
+
     Example (a user's file ``my_strategy.py``, loaded with ``name: my_strategy.py:Breakout``)::
 
         from botclave_cli.strategy.base import BarStrategy, TradeSignal
@@ -117,7 +123,8 @@ class BarStrategy(Strategy):
         class Breakout(BarStrategy):
             def on_bar(self, history):
                 last = history.row(-1, named=True)
-                if len(history) > 20 and last["close"] > history["high"][-21:-1].max():
+                if (self.account.is_flat and len(history) > 20
+                        and last["close"] > history["high"][-21:-1].max()):
                     stop = last["close"] - 50.0
                     return TradeSignal("long", stop_price=stop,
                                        target_price=last["close"] + 100.0)
@@ -125,30 +132,35 @@ class BarStrategy(Strategy):
     """
 
     warmup_bars = 0
+    account: AccountView | None = None  # set by the driver before each on_bar
 
     def on_bar(self, history: pl.DataFrame) -> TradeSignal | None:
         raise NotImplementedError
 
+    def decide(self, bars: pl.DataFrame, i: int) -> dict[str, object] | None:
+        """The decision at the close of bar ``i`` as a signal row (``SIGNAL_SCHEMA``), or None;
+        a user's exception or a wrong return value becomes one ``StrategyError`` line."""
+        history = bars.slice(0, i + 1)
+        end = bars["bar_end"][i]
+        when = f"{end:%Y-%m-%d %H:%M:%S}"
+        try:
+            signal = self.on_bar(history)
+        except Exception as exc:  # noqa: BLE001 - a user's bug becomes one clear line
+            raise StrategyError(
+                f"strategy {type(self).__name__} raised at the bar ending {when} (bar {i}): "
+                f"{type(exc).__name__}: {exc}") from None
+        if signal is None:
+            return None
+        if not isinstance(signal, TradeSignal):
+            raise StrategyError(f"strategy {type(self).__name__} returned "
+                                f"{type(signal).__name__} at the bar ending {when}; "
+                                "expected TradeSignal or None")
+        return signal.row(end)
+
     def signals(self, bars: pl.DataFrame) -> pl.DataFrame:
-        rows = []
-        for i in range(self.warmup_bars, bars.height):
-            history = bars.slice(0, i + 1)
-            end = bars["bar_end"][i]
-            when = f"{end:%Y-%m-%d %H:%M:%S}"
-            try:
-                signal = self.on_bar(history)
-            except Exception as exc:  # noqa: BLE001 - a user's bug becomes one clear line
-                raise StrategyError(
-                    f"strategy {type(self).__name__} raised at the bar ending {when} (bar {i}): "
-                    f"{type(exc).__name__}: {exc}") from None
-            if signal is None:
-                continue
-            if not isinstance(signal, TradeSignal):
-                raise StrategyError(f"strategy {type(self).__name__} returned "
-                                    f"{type(signal).__name__} at the bar ending {when}; "
-                                    "expected TradeSignal or None")
-            rows.append(signal.row(end))
-        return pl.DataFrame(rows, schema=SIGNAL_SCHEMA, orient="row")
+        raise StrategyError(f"strategy {type(self).__name__} decides bar by bar: run it through "
+                            "the Backtester (or a paper/live session), which shows it the "
+                            "account")
 
 
 def empty_signals() -> pl.DataFrame:
