@@ -76,7 +76,8 @@ def test_every_planted_absorption_and_break_is_traded_in_its_direction(runs):
         side = DIRECTION.get((ev.kind, ev.side))
         if side is None:
             continue
-        hit = trades.filter(pl.col("entry_ts").dt.epoch("us").is_between(ev.end_us,
+        # absorption is traded from its first bar on (known then), a break at its end
+        hit = trades.filter(pl.col("entry_ts").dt.epoch("us").is_between(ev.start_us,
                                                                          ev.end_us + window))
         assert hit.height == 1, f"{ev.kind} {ev.side} ending {ev.end_us}: {hit.height} entries"
         assert hit["side"][0] == side

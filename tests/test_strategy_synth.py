@@ -63,7 +63,9 @@ def test_planted_absorption(run, side: str, action: int) -> None:
     market, truth, p, res = run
     ev = next(e for e in truth.events_of("absorption") if e.side == side)
     sig = res.signals.filter(pl.col("setup") == "absorption")
-    hit = sig.filter(pl.col("ts") == utc(ev.end_us))
+    # known at the close of the first bar the absorption shows in, judged on earlier bars only
+    first_bar_end = utc(ev.start_us) + dt.timedelta(minutes=1)
+    hit = sig.filter(pl.col("ts") == first_bar_end)
     assert hit.height == 1 and hit["action"][0] == action
     buffer = p.stop.buffer_ticks * truth.tick_size
     level = ev.price_low if side == "bid" else ev.price_high

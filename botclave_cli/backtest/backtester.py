@@ -59,7 +59,7 @@ import polars as pl
 
 from botclave_cli.backtest.book import BookArrays, BookInput, book_arrays, imbalance_asof
 from botclave_cli.backtest.metrics import MetricsCalculator
-from botclave_cli.backtest.per_bar import run_per_bar
+from botclave_cli.backtest.per_bar import StreamedBars, UserBars, bar_ends, run_per_bar
 from botclave_cli.config import ExchangeConfig
 from botclave_cli.errors import ConfigError, DataError
 from botclave_cli.execution import layout as K
@@ -75,6 +75,7 @@ from botclave_cli.strategy.base import (
 )
 from botclave_cli.strategy.params import StrategyParams, bar_us
 from botclave_cli.strategy.strategy import resolve_strategy
+from botclave_cli.strategy.structure_stream import STRUCTURE_SCHEMA
 
 TS = pl.Datetime("us", "UTC")
 PURPOSES = ["entry", "stop_loss", "take_profit", "time_stop", "signal_exit", "halt",
@@ -167,7 +168,8 @@ class Backtester:
     # ------------------------------------------------------------------------------------------
     def run(self, trades: pl.DataFrame | None = None, bars: pl.DataFrame | None = None,
             book: BookInput | None = None, funding: pl.DataFrame | None = None, *,
-            bars_only: bool = False, progress: Progress | None = None) -> BacktestResult:
+            bars_only: bool = False, per_bar: bool = False,
+            progress: Progress | None = None) -> BacktestResult:
         prog = or_null(progress)
         notes = []
         if book is not None and bars_only:
@@ -207,15 +209,23 @@ class Backtester:
                          + (f" (prob_power n={ex.queue_power:g})"
                             if ex.queue_model == "prob_power" else ""))
         prog.start(None, "signals")
-        bars = self._enrich(bars, None if bars_only else trades)
-        if book is not None:
-            bars = bars.with_columns(imbalance_asof(
-                arrays, bars["bar_end"], self.params.entry.book_imbalance_levels)
-                .alias("book_imbalance"))
+        imbalance = None if book is None else imbalance_asof(
+            arrays, bars["bar_end"], self.params.entry.book_imbalance_levels)
+        streamed = None
+        if per_bar and not isinstance(self.strategy, BarStrategy):
+            streamed = self._streamed(trades, bars, t_ts, imbalance, bars_only)
+        else:
+            bars = self._enrich(bars, None if bars_only else trades)
+            if imbalance is not None:
+                bars = bars.with_columns(imbalance.alias("book_imbalance"))
         prog.start(None, "fills")
-        if isinstance(self.strategy, BarStrategy):
-            core, signals = run_per_bar(self, self.strategy, bars, (t_ts, t_px, t_qty), funding,
+        if isinstance(self.strategy, BarStrategy) or streamed is not None:
+            decider = streamed or UserBars(self.strategy, bars)  # type: ignore[arg-type]
+            core, signals = run_per_bar(self, decider, bars, (t_ts, t_px, t_qty), funding,
                                         bars_only, arrays)
+            if streamed is not None:
+                # the bars as the batch path reports them: enriched, without the structure
+                bars = pl.concat(streamed.features).drop(list(STRUCTURE_SCHEMA))
         else:
             signals = self._signals(bars)
             core = self._execute(t_ts, t_px, t_qty, signals, funding, continuous=bars_only,
@@ -233,6 +243,20 @@ class Backtester:
             out["equity"], out["trades"], periods_per_year=YEAR_S / interval_s,
             initial_equity=self.params.execution.initial_equity)
         return BacktestResult(**out)
+
+    def _streamed(self, trades: pl.DataFrame | None, bars: pl.DataFrame, t_ts: np.ndarray,
+                  imbalance: pl.Series | None, bars_only: bool) -> StreamedBars:
+        """The strategy's stream fed bar by bar (``--per-bar``)."""
+        stream = getattr(self.strategy, "stream", None)
+        name = type(self.strategy).__name__
+        if stream is None:
+            raise ConfigError(f"strategy {name} has no bar-by-bar form (stream()); run it "
+                              "without --per-bar")
+        if bars_only or trades is None:
+            raise ConfigError("--per-bar feeds each bar's trades to the strategy: it needs "
+                              "trade-level mode (not --bars-only)")
+        rows = np.concatenate([[0], bar_ends(t_ts, bars)])
+        return StreamedBars(stream(), name, trades, rows, imbalance)
 
     def _enrich(self, bars: pl.DataFrame, trades: pl.DataFrame | None) -> pl.DataFrame:
         try:

@@ -106,6 +106,11 @@ def backtest(
                                            "orders walk the rebuilt book, limits queue, and "
                                            "entry.book_imbalance_min works (trade-level mode).")]
     = True,
+    per_bar: Annotated[bool, typer.Option("--per-bar", help="Decide bar by bar as paper and "
+                                          "live do: each closed bar's trades update the "
+                                          "strategy's footprint, detectors and structure "
+                                          "(the same result as the default batch run, slower).")]
+    = False,
     exchange_config: Annotated[Path | None, typer.Option(
         "--exchange-config", help="Fees and tick/lot (default configs/exchange_config.yaml).")]
     = None,
@@ -121,6 +126,8 @@ def backtest(
     --exchange synth --market spot --from 2024-01-01 --to 2024-01-02 --set risk.per_trade=0.005
 
     Example: botclave backtest --exchange synth --no-book --set entry.order_type=limit
+
+    Example: botclave backtest --exchange synth --per-bar   (bar by bar, as paper/live decide)
     """
     with run(json_, quiet) as out:
         from botclave_cli.backtest.backtester import Backtester
@@ -146,7 +153,7 @@ def backtest(
         tester = Backtester(params, ex_cfg, symbol=symbol, tick_size=tick, lot_size=lot,
                             market=market)
         result = tester.run(trades, bars=bars, book=book, funding=funding, bars_only=bars_only,
-                            progress=out.progress())
+                            per_bar=per_bar, progress=out.progress())
         rid, folder = write_results(result, out_dir, extra={
             "dataset": str(ref), "exchange": exchange, "market": market,
             "book": book is not None})

@@ -91,6 +91,10 @@ class OrderFlowParams(_Strict):
                                           "into one level >= this x the median window's volume")
     absorption_max_through_ticks: int = Field(2, ge=0, description="absorption: price may trade "
                                               "at most this many ticks through the level")
+    absorption_baseline_bars: int = Field(60, ge=1, description="absorption: the median window "
+                                          "is taken over this many bars before the bar judged")
+    absorption_min_baseline_bars: int = Field(10, ge=1, description="absorption: no event until "
+                                              "this many bars exist to take the median from")
 
 
 class StopParams(_Strict):

@@ -2,6 +2,9 @@
 
 Both are vectorised: one Polars query over the completed bars gives every signal, decided at the
 bar's end. Stops, targets and sizes are then enforced by the execution core (execution/kernel.py).
+``OrderFlowStrategy.stream()`` is the same strategy bar by bar (strategy/stream.py: paper, live
+and ``backtest --per-bar``); every rule below reads its bar's feature row only, so both share
+``decide_features``.
 
 OrderFlowStrategy setups (``entry.setups``):
 - ``bos``: a break of structure or change of character (structure.py) whose breaking bar agrees
@@ -9,8 +12,9 @@ OrderFlowStrategy setups (``entry.setups``):
   is a displacement (body >= ``entry.min_displacement_atr`` ATRs). Enter in the break's direction.
 - ``bos_ob_retest``: after such a break, a limit order at the order block's near edge (the top of
   a bullish block, the bottom of a bearish one), expiring after ``entry.limit_expiry_bars``.
-- ``absorption``: an absorption event (engine indicators) where the passive ``bid`` absorbed
-  selling -> long, ``ask`` absorbed buying -> short, with the stop beyond the absorbed price.
+- ``absorption``: the bar where an absorption starts (engine/signals/absorption_onset.py, judged
+  against the bars before it) where the passive ``bid`` absorbed selling -> long, ``ask``
+  absorbed buying -> short, with the stop beyond the absorbed price.
 Stops: beyond the order block's far edge, beyond the last swing, or an ATR multiple (the ATR
 stop is also the fallback when no block/swing exists); ``stop.buffer_ticks`` extra. Targets: an
 R multiple of the stop distance, or the opposing POC (highest / lowest bar POC of recent bars)
@@ -28,6 +32,7 @@ from botclave_cli.errors import ConfigError
 from botclave_cli.strategy.base import SIGNAL_SCHEMA, Strategy, empty_signals, load_user_class
 from botclave_cli.strategy.features import enrich_orderflow
 from botclave_cli.strategy.params import StrategyParams
+from botclave_cli.strategy.stream import OrderFlowStream
 from botclave_cli.strategy.structure import market_structure
 
 
@@ -74,8 +79,19 @@ class OrderFlowStrategy(Strategy):
     def signals(self, bars: pl.DataFrame) -> pl.DataFrame:
         if bars.height == 0:
             return empty_signals()
-        feats = self.features(bars)
+        return self.decide_features(self.features(bars))
+
+    def stream(self) -> OrderFlowStream:
+        """The same strategy bar by bar (strategy/stream.py): for paper, live and the per-bar
+        backtest; its features and signals equal this batch's."""
+        return OrderFlowStream(self)
+
+    def decide_features(self, feats: pl.DataFrame) -> pl.DataFrame:
+        """The signals of feature rows (``features(enrich(bars))``): every rule reads its own
+        row only, so one closed bar's row decides that bar."""
         self._cols = set(feats.columns)
+        if feats.height == 1 and not self._may_fire(feats):
+            return empty_signals()
         parts = []
         setups = self.params.entry.setups
         if "bos" in setups:
@@ -92,6 +108,13 @@ class OrderFlowStrategy(Strategy):
         if sides != "both":
             out = out.filter(pl.col("action") == (1 if sides == "long" else -1))
         return out
+
+    def _may_fire(self, row: pl.DataFrame) -> bool:
+        """Whether a one-bar feature row can give a signal at all (a break or an absorption):
+        the quick answer for the bars where nothing happens, which are most of them."""
+        broke = row["break_dir"][0] != 0
+        absorbed = "absorption_side" in row.columns and row["absorption_side"][0] is not None
+        return broke or absorbed
 
     # ------------------------------------------------------------------------------------------
     def _stop(self, d: pl.Expr, ref: pl.Expr) -> pl.Expr:

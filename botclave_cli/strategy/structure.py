@@ -18,7 +18,8 @@ and compare):
   invalidated (a close beyond its far edge).
 - ``fvg_dir`` / ``fvg_low`` / ``fvg_high``: a fair value gap known at bar ``i``: ``low[i] >
   high[i-2]`` (bullish, gap ``high[i-2]..low[i]``) or ``high[i] < low[i-2]`` (bearish).
-- ``atr``: simple mean of the true range over ``atr_period`` bars (fewer at the start).
+- ``atr``: simple mean of the true range over ``atr_period`` bars (fewer at the start; see
+  ``atr``).
 """
 
 from __future__ import annotations
@@ -40,7 +41,16 @@ def true_range() -> pl.Expr:
 
 
 def atr(period: int) -> pl.Expr:
-    return true_range().rolling_mean(window_size=period, min_samples=1).alias("atr")
+    """Mean true range of the last ``period`` bars (fewer at the start), summed oldest first
+    from 0.0: each bar's value depends on its window alone, bit for bit, so a bar-by-bar
+    update (structure_stream.py) gives exactly this. (A rolling sum carries its rounding from
+    one bar to the next: Polars' ``rolling_mean`` differs in the last bits.)"""
+    tr = true_range()
+    total = pl.lit(0.0)
+    for lag in range(period - 1, -1, -1):
+        total = total + tr.shift(lag).fill_null(0.0)
+    count = pl.min_horizontal(pl.int_range(1, pl.len() + 1, dtype=pl.Int64), pl.lit(period))
+    return (total / count).alias("atr")
 
 
 def _label(price: str, up: str, down: str) -> pl.Expr:

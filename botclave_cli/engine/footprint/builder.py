@@ -220,6 +220,27 @@ def _aggregate(df: pl.DataFrame, spec: FootprintSpec) -> tuple[pl.DataFrame, pl.
     return out_bars, out_levels
 
 
+def bar_poc_and_stacks(trades: pl.DataFrame, spec: FootprintSpec) -> tuple[float, int, int]:
+    """POC price and stacked buy / sell imbalance counts of ONE time bar's trades: the kernels
+    of ``build_footprint`` without its frames (a live strategy needs these three per bar, and
+    the frames cost ten times the kernels). Equal to that bar's row of ``build_footprint``."""
+    df = prepare_trades(trades, spec)
+    if not df.height:
+        raise DataError("footprint bar: no trades")
+    raw_bars, raw_levels = footprint_pass(
+        np.zeros(df.height, np.int64), df["px"].to_numpy(), df["level"].to_numpy(),
+        df["lots"].to_numpy(), df["buy"].to_numpy(), spec.row_size)
+    offsets = np.array([0, len(raw_levels)], np.int64)
+    poc, *_, runs, _, _ = bar_profiles(
+        offsets, raw_levels[:, 1], raw_levels[:, 2], raw_levels[:, 3], raw_levels[:, 4],
+        raw_levels[:, 5], raw_bars[:, 12], spec.row_size, spec.value_area,
+        spec.preset == "freqtrade", spec.imbalance_basis == "count", spec.imbalance_ratio,
+        spec.imbalance_min_volume / spec.step, spec.stacked_min_levels)
+    price = (pl.Series([poc[0]], dtype=pl.Int64).cast(pl.Float64) * spec.tick_size).round(
+        _decimals(spec.tick_size))
+    return float(price[0]), int(runs[0, 0]), int(runs[0, 1])
+
+
 class FootprintBuilder:
     """Builds footprint bars chunk by chunk (e.g. one store partition at a time).
 
@@ -274,8 +295,7 @@ def concat_results(parts: list[FootprintResult], spec: FootprintSpec) -> Footpri
 
 def build_footprint(trades: pl.LazyFrame | pl.DataFrame, spec: FootprintSpec) -> FootprintResult:
     """One-pass footprint of ``trades`` (store schema: ts, price, qty, side)."""
-    builder = FootprintBuilder(spec)
-    return concat_results([builder.add(trades), builder.finish()], spec)
+    return FootprintBuilder(spec)._run(prepare_trades(trades, spec), final=True)
 
 
 def build_footprint_chunked(chunks, spec: FootprintSpec, progress=None) -> FootprintResult:
