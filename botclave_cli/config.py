@@ -71,6 +71,23 @@ class SymbolConfig(StrictModel):
         return value
 
 
+class OrderLimits(StrictModel):
+    """What the order manager refuses before anything is sent (exchange/orders/checks.py)."""
+
+    max_order_notional: float | None = Field(None, gt=0, description="largest order, quote "
+                                             "currency (qty x price)")
+    max_position_notional: float | None = Field(None, gt=0, description="largest position "
+                                                "after the order, quote currency")
+    price_band_pct: float = Field(5.0, gt=0, le=100, description="a priced order further "
+                                  "than this from the last price is refused (percent)")
+    kill_switch_file: Path | None = Field(None, description="while this file exists only "
+                                          "orders that reduce a position are sent")
+    leverage: int | None = Field(None, ge=1, le=125, description="futures: set before the "
+                                 "first order of a symbol")
+    margin_type: Literal["isolated", "cross"] | None = Field(None, description="futures: set "
+                                                             "before the first order")
+
+
 class ExchangeConfig(StrictModel):
     """``configs/exchange_config.yaml``."""
 
@@ -83,6 +100,10 @@ class ExchangeConfig(StrictModel):
     api_urls: dict[str, str] | None = Field(
         None, description="override ccxt's API base URLs (local emulator, proxy)"
     )
+    testnet_api_urls: dict[str, str] | None = Field(
+        None, description="the same for the testnet (used in sandbox mode; default api_urls)"
+    )
+    orders: OrderLimits = Field(default_factory=OrderLimits)
 
     def symbol_config(self, symbol: str) -> SymbolConfig | None:
         return next((s for s in self.symbols if s.symbol == symbol), None)

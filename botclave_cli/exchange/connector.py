@@ -107,6 +107,11 @@ class MarketInfo:
     qty_unit: str  # "base" or "contracts"
 
 
+class OutcomeUnknown(ExchangeUnreachable):
+    """A call that must not be re-sent failed in a way that leaves its outcome unknown (a
+    timeout, a reset, a 5xx): the caller has to ask the exchange what happened."""
+
+
 @dataclass
 class CallStats:
     requests: int = 0
@@ -179,10 +184,13 @@ class Connector:
         if credentials is not None:
             params["apiKey"], params["secret"] = credentials
         self.exchange: ccxt.Exchange = cls(params)
-        if sandbox if sandbox is not None else (credentials is not None and config.testnet):
+        self.sandbox = sandbox if sandbox is not None else (credentials is not None
+                                                             and config.testnet)
+        if self.sandbox:
             self.exchange.set_sandbox_mode(True)
-        if config.api_urls:
-            self.exchange.urls["api"] = override_urls(self.exchange.urls["api"], config.api_urls)
+        urls = (config.testnet_api_urls or config.api_urls) if self.sandbox else config.api_urls
+        if urls:
+            self.exchange.urls["api"] = override_urls(self.exchange.urls["api"], urls)
         self._install_hooks()
         self._markets_loaded = False
 
@@ -213,13 +221,21 @@ class Connector:
         ex.throttle = throttle
 
     # calls -----------------------------------------------------------------------------------
-    def call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run one ccxt call, retrying what may succeed later; map the rest to botclave errors."""
+    def call(self, what: str, fn: Callable[..., T], *args: Any, resend: bool = True,
+             passthrough: tuple[type[Exception], ...] = (), **kwargs: Any) -> T:
+        """Run one ccxt call, retrying what may succeed later; map the rest to botclave errors.
+
+        ``resend=False`` is for calls that must never be sent twice (placing an order): a
+        timeout, a network error or a 5xx (the request may have been executed) raises
+        ``OutcomeUnknown`` instead of a retry; 429/418 (refused unexecuted) are still waited
+        out and retried. ``passthrough``: ccxt exceptions the caller handles itself."""
         attempt = 0
         while True:
             self.stats.requests += 1
             try:
                 return fn(*args, **kwargs)
+            except passthrough:
+                raise
             except ccxt.BadSymbol:
                 raise UsageError(self._unknown_symbol(kwargs.get("symbol") or
                                                       (args[0] if args else "?"))) from None
@@ -229,6 +245,11 @@ class Connector:
                                  f"{self.exchange_id.upper()}_API_KEY / _SECRET") from None
             except (ccxt.NetworkError, ccxt.BadResponse) as exc:
                 reason, wait = self._wait_for(exc, attempt)
+                refused = isinstance(exc, RetryableHttp) and exc.status in (418, 429)
+                if not resend and not refused:
+                    raise OutcomeUnknown(f"{self.exchange_id} {self.market_type} {what}: "
+                                         f"{reason}; the exchange may have executed it"
+                                         ) from None
                 if wait is None or attempt >= self.retry.max_retries:
                     raise ExchangeUnreachable(
                         f"{self.exchange_id} {self.market_type} {what}: {reason}; gave up after "
