@@ -19,7 +19,7 @@ from botclave_cli.logs import setup_logging
 #: command modules in help order; each defines ``register(app: typer.Typer)``
 COMMAND_MODULES = (
     "synth", "fetch", "importer", "record", "footprint", "depth", "backtest", "validate",
-    "report", "datasets", "config_cmd",
+    "report", "orders", "datasets", "config_cmd",
 )
 
 app = typer.Typer(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -105,6 +106,7 @@ class Journal:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._now = clock_ms or (lambda: int(time.time() * 1000))
+        self._lock = threading.RLock()  # one connection shared by the session's threads
         try:
             self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -130,8 +132,9 @@ class Journal:
         names = ", ".join(row)
         marks = ", ".join("?" for _ in row)
         try:
-            cur = self.db.execute(f"INSERT INTO events ({names}) VALUES ({marks})",
-                                  tuple(row.values()))
+            with self._lock:
+                cur = self.db.execute(f"INSERT INTO events ({names}) VALUES ({marks})",
+                                      tuple(row.values()))
         except sqlite3.IntegrityError:
             if kind == "fill":
                 return None
@@ -169,7 +172,9 @@ class Journal:
         if client_id is not None:
             sql += " WHERE client_id = ?"
             args = (client_id,)
-        for row in self.db.execute(sql + " ORDER BY seq", args):
+        with self._lock:
+            rows = self.db.execute(sql + " ORDER BY seq", args).fetchall()
+        for row in rows:
             yield dict(zip(("seq", *COLUMNS), row, strict=True))
 
     def orders(self) -> dict[str, Order]:

@@ -165,6 +165,90 @@ class OrderManager:
             return self._order(req.client_id)
         return self._record(order, answer)
 
+    def place_oco(self, stop: OrderRequest, target: OrderRequest, list_client_id: str,
+                  *, last_price: float | None = None, position_qty: float = 0.0
+                  ) -> list[Order]:
+        """Spot: protect a position with one OCO order list, a ``target`` limit above (a sell's
+        take-profit; below for a buy) and a ``stop`` (stop_market or stop_limit): when one
+        fills the exchange cancels the other. Both legs are journaled as orders of their own;
+        the list is sent once, by the same rules as ``place``."""
+        if self.futures:
+            raise UsageError("OCO order lists are spot-only; futures protect a position with "
+                             "reduce-only stop_market / take_profit_market orders")
+        if stop.side != target.side or stop.qty != target.qty or stop.symbol != target.symbol:
+            raise UsageError(f"OCO {list_client_id}: both legs need the same symbol, side and "
+                             "qty")
+        if target.type != "limit" or stop.type not in ("stop_market", "stop_limit"):
+            raise UsageError(f"OCO {list_client_id}: the target is a limit, the stop a "
+                             "stop_market or stop_limit")
+        legs = (stop, target)
+        orders = [self.journal.order(r.client_id) for r in legs]
+        if all(o is None for o in orders):
+            symbol = self.connector.resolve_symbol(stop.symbol)
+            rules = checks.MarketRules.from_ccxt(self.exchange.markets[symbol])
+            for r in legs:
+                self.journal.new(r)
+            try:
+                for r in legs:
+                    checks.check(r, rules, self.limits, last_price, position_qty)
+            except checks.OrderRefused as exc:
+                for r in legs:
+                    self.journal.status(self._order(r.client_id), S.REJECTED,
+                                        reason=f"pre-trade: {exc.rule}: {exc}")
+                raise
+            for r in legs:
+                self.journal.append(r.client_id, "submitted", symbol=r.symbol)
+            return self._send_oco(stop, target, list_client_id)
+        current = [self._order(r.client_id) for r in legs]
+        if any(o.status == S.SUBMITTED for o in current):
+            found = [self._find(o) for o in current]
+            if all(f is None for f in found):
+                return self._send_oco(stop, target, list_client_id)
+            return [self._adopt(o, f) if f is not None else o
+                    for o, f in zip(current, found, strict=True)]
+        return current
+
+    def _send_oco(self, stop: OrderRequest, target: OrderRequest, list_id: str) -> list[Order]:
+        symbol = self.connector.resolve_symbol(stop.symbol)
+        market = self.exchange.market(symbol)
+        ex = self.exchange
+        # a sell's target is above the price, its stop below; a buy's the other way round
+        target_side, stop_side = ("above", "below") if stop.side == "sell" else ("below", "above")
+        request: dict[str, Any] = {
+            "symbol": market["id"], "side": stop.side.upper(),
+            "quantity": ex.amount_to_precision(symbol, stop.qty),
+            "listClientOrderId": list_id, "newOrderRespType": "FULL",
+            f"{target_side}Type": "LIMIT_MAKER",
+            f"{target_side}Price": ex.price_to_precision(symbol, target.price),
+            f"{target_side}ClientOrderId": target.client_id,
+            f"{stop_side}Type": "STOP_LOSS" if stop.type == "stop_market" else "STOP_LOSS_LIMIT",
+            f"{stop_side}StopPrice": ex.price_to_precision(symbol, stop.stop_price),
+            f"{stop_side}ClientOrderId": stop.client_id,
+        }
+        if stop.type == "stop_limit":
+            request[f"{stop_side}Price"] = ex.price_to_precision(symbol, stop.price)
+            request[f"{stop_side}TimeInForce"] = stop.time_in_force
+        legs = [self._order(stop.client_id), self._order(target.client_id)]
+        try:
+            answer = self.connector.call(f"create OCO {list_id}", ex.privatePostOrderListOco,
+                                         request, resend=False, passthrough=ORDER_ERRORS)
+        except OutcomeUnknown:
+            found = [self._find(o) for o in legs]
+            if all(f is None for f in found):
+                raise
+            return [self._adopt(o, f) if f is not None else o
+                    for o, f in zip(legs, found, strict=True)]
+        except ORDER_ERRORS as exc:
+            for o in legs:
+                self.journal.status(o, S.REJECTED, reason=f"exchange: {_short(exc)}")
+            return [self._order(o.client_id) for o in legs]
+        reports = {r.get("clientOrderId"): r for r in answer.get("orderReports") or []}
+        out = []
+        for o in legs:
+            report = reports.get(o.client_id)
+            out.append(self._record(o, ex.parse_order(report, market)) if report else o)
+        return out
+
     def prepare_symbol(self, symbol: str) -> None:
         """Futures: one-way position mode, then leverage and margin type as configured, set
         explicitly before the first order of the symbol (each once per session)."""
