@@ -230,14 +230,22 @@ class Backtester:
             signals = self._signals(bars)
             core = self._execute(t_ts, t_px, t_qty, signals, funding, continuous=bars_only,
                                  book=arrays)
+        return self.result(core, signals, bars, t_ts, t_px, mode=mode,
+                           input_rows=int(bars.height if bars_only else len(t_ts)),
+                           book_samples=arrays.n, notes=notes)
+
+    def result(self, core: ExecutionCore, signals: pl.DataFrame, bars: pl.DataFrame,
+               t_ts: np.ndarray, t_px: np.ndarray, *, mode: str, input_rows: int,
+               book_samples: int = 0, notes: list[str] | None = None) -> BacktestResult:
+        """The result of a core fed ``t_ts``/``t_px`` (us, ticks): frames and metrics. Shared by
+        every driver (this backtester, the paper session)."""
         out = self._frames(core, signals, t_ts, t_px)
         out.update(dict(
             params=self.params, mode=mode, symbol=self.symbol, tick_size=self.tick_size,
             lot_size=self.lot_size, fee_maker=self.fee.maker, fee_taker=self.fee.taker,
             bars=bars, signals=signals, coverage_start_us=int(t_ts[0]),
-            coverage_end_us=int(t_ts[-1]) + 1,
-            input_rows=int(bars.height if bars_only else len(t_ts)), book_samples=arrays.n,
-            notes=notes))
+            coverage_end_us=int(t_ts[-1]) + 1, input_rows=input_rows,
+            book_samples=book_samples, notes=notes or []))
         interval_s = bar_us(self.params.execution.equity_interval) / 1e6
         out["metrics"] = MetricsCalculator().compute(
             out["equity"], out["trades"], periods_per_year=YEAR_S / interval_s,
