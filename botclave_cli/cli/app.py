@@ -18,7 +18,8 @@ from botclave_cli.logs import setup_logging
 
 #: command modules in help order; each defines ``register(app: typer.Typer)``
 COMMAND_MODULES = (
-    "synth", "fetch", "importer", "record", "footprint", "depth", "backtest", "validate",
+    "synth", "fetch", "importer", "record", "footprint", "depth", "backtest", "paper",
+    "validate",
     "report", "orders", "datasets", "config_cmd",
 )
 

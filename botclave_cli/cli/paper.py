@@ -1,0 +1,128 @@
+"""``botclave paper``: paper trading on the execution core (no keys, no orders sent).
+
+``--replay`` feeds a stored range (like ``backtest``) or a raw capture (``--capture``) through
+the live session's path: trades message by message, the strategy deciding each bar as it closes
+(strategy/stream.py), paper fills by the backtester's rules. The run folder is a backtest's
+(``botclave report --run``); its orders, fills, trades and equity equal ``botclave backtest`` on
+the same data. (The WebSocket session, ``botclave paper`` without ``--replay``, is the next step
+of this command and not built yet.)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from botclave_cli.cli.common import (
+    DEFAULT_DATA_DIR,
+    ConfigOpt,
+    DataDirOpt,
+    FromOpt,
+    JsonOpt,
+    QuietOpt,
+    ToOpt,
+    parse_range,
+    run,
+)
+
+
+def paper(
+    replay: Annotated[bool, typer.Option("--replay", help="Replay stored trades (or "
+                                         "--capture) through the live path.")] = False,
+    capture: Annotated[Path | None, typer.Option("--capture", help="A raw WebSocket capture "
+                                                 "(record's .gz) to replay instead of the "
+                                                 "store.")] = None,
+    speed: Annotated[float | None, typer.Option("--speed", help="Times real time (1 = real "
+                                                "time; default: as fast as possible).")]
+    = None,
+    config: ConfigOpt = None,
+    symbol: Annotated[str, typer.Option("--symbol", "-s", help="ccxt unified symbol.")]
+    = "BTC/USDT",
+    exchange: Annotated[str, typer.Option("--exchange", "-e", help="Exchange folder in the "
+                                          "store (synth for the synthetic market).")]
+    = "binance",
+    market: Annotated[str, typer.Option("--market", "-m", help="spot | usdm | coinm.")]
+    = "spot",
+    start: FromOpt = None,
+    end: ToOpt = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override a parameter: key=value (repeatable).")] = None,
+    tick_size: Annotated[float | None, typer.Option("--tick-size", help="With --capture: "
+                                                    "the symbol's tick.")] = None,
+    lot_size: Annotated[float | None, typer.Option("--lot-size", help="With --capture: "
+                                                   "the symbol's lot.")] = None,
+    exchange_config: Annotated[Path | None, typer.Option(
+        "--exchange-config", help="Fees and tick/lot (default configs/exchange_config.yaml).")]
+    = None,
+    out_dir: Annotated[Path, typer.Option("--out-dir", help="Results go to <out-dir>/runs/"
+                                          "<run id>/.")] = Path("reports"),
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Paper-trade the strategy: replay stored trades or a capture through the live path.
+
+    Example: botclave paper --replay --exchange synth --symbol BTC/USDT --from 2024-01-01
+    --to 2024-01-02
+
+    Example: botclave paper --replay --capture spot_btcusdt_20240808.gz --tick-size 0.01
+    --lot-size 0.00001 --set bars.timeframe=5s
+    """
+    with run(json_, quiet) as out:
+        from botclave_cli.backtest.backtester import Backtester
+        from botclave_cli.backtest.results import write_results
+        from botclave_cli.config import load_exchange_config
+        from botclave_cli.data.store import Store, find_trades
+        from botclave_cli.errors import DataError, UsageError
+        from botclave_cli.live.paper import PaperTrader
+        from botclave_cli.live.replay import replay_capture, replay_trades
+        from botclave_cli.strategy.params import StrategyParams, params_with_overrides
+
+        if not replay:
+            raise UsageError("paper sessions on the live WebSocket are not built yet; use "
+                             "--replay (a stored range or --capture)")
+        from botclave_cli.config import load_model
+
+        params = load_model(config, StrategyParams) if config else StrategyParams()
+        ex_cfg = load_exchange_config(exchange_config)
+        if set_:
+            params = params_with_overrides(params, set_)
+        if capture is not None:
+            if not capture.exists():
+                raise UsageError(f"--capture {capture}: file not found")
+            tester = Backtester(params, ex_cfg, symbol=symbol, tick_size=tick_size,
+                                lot_size=lot_size, market=market)
+            trader = PaperTrader(tester)
+            if replay_capture(trader, capture, speed=speed) == 0:
+                raise DataError(f"{capture}: no trade message to replay")
+            source = str(capture)
+        else:
+            store = Store(data_dir)
+            lo, hi = parse_range(start, end)
+            ref = find_trades(store, exchange, market, symbol, None)
+            trades = store.scan(ref, lo, hi).select("ts", "price", "qty", "side").collect()
+            if trades.height == 0:
+                raise DataError(f"no trades in {ref} for the range given")
+            manifest = store.manifest(ref)
+            tester = Backtester(params, ex_cfg, symbol=symbol,
+                                tick_size=manifest.tick_size if manifest else tick_size,
+                                lot_size=manifest.lot_size if manifest else lot_size,
+                                market=market)
+            trader = PaperTrader(tester)
+            replay_trades(trader, trades.sort("ts", maintain_order=True), speed=speed)
+            source = str(ref)
+        result = trader.result()
+        rid, folder = write_results(result, out_dir, extra={"dataset": source,
+                                                            "exchange": exchange,
+                                                            "market": market, "paper": True})
+        m = result.metrics
+        out.emit({"run_id": rid, "folder": str(folder), "metrics": m,
+                  "final_equity": result.final_equity},
+                 f"paper run {rid}: {m['trades']} trade(s), total return "
+                 f"{m['total_return']:+.4%} -> {folder}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("paper")(paper)
