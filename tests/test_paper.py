@@ -103,3 +103,23 @@ def test_trades_out_of_order_are_refused() -> None:
     trader.on_trades(ts[10:11], *one)
     with pytest.raises(DataError, match="older than the last one"):
         trader.on_trades(ts[5:6], *one)
+
+
+def test_a_raw_capture_replayed_through_the_message_decoder_equals_the_backtest() -> None:
+    if not CAPTURE.exists():
+        pytest.skip(f"{CAPTURE} absent (../shared/data is not beside the project)")
+    from botclave_cli.live.replay import replay_capture, trade_message
+
+    # the decoder reads Binance's own fields: m (buyer is maker) true -> the aggressor sold
+    assert trade_message({"stream": "btcusdt@trade", "data": {
+        "e": "trade", "T": 1723161254000, "p": "60000.10", "q": "0.002", "m": True}}) == (
+        1723161254000000, 60000.10, 0.002, False)
+    assert trade_message({"e": "depthUpdate"}) is None
+    p = params("5s")
+    p.structure.swing_confirm_bars = 2
+    p.orderflow.absorption_min_baseline_bars = 5
+    trades = read_capture([CAPTURE]).trades.sort("ts", maintain_order=True)
+    batch = Backtester(p, ExchangeConfig(), tick_size=0.01, lot_size=0.00001).run(trades)
+    trader = PaperTrader(Backtester(p, ExchangeConfig(), tick_size=0.01, lot_size=0.00001))
+    assert replay_capture(trader, CAPTURE) == trades.height
+    assert_same(trader.result(), batch)
