@@ -46,7 +46,7 @@ def test_paper_replay_writes_the_backtest_run(data_dir: Path, tmp_path: Path) ->
 
 def test_paper_without_replay_and_bad_speed_are_one_line(data_dir: Path, tmp_path: Path) -> None:
     r = CliRunner().invoke(app, ["paper", "--data-dir", str(data_dir)])
-    assert r.exit_code == 2 and "use --replay" in r.output and "Traceback" not in r.output
+    assert r.exit_code == 2 and "needs --session" in r.output and "Traceback" not in r.output
     r = CliRunner().invoke(app, ["paper", "--replay", "--exchange", "synth", "--speed", "0",
                                  "--data-dir", str(data_dir), "--out-dir", str(tmp_path)])
     assert r.exit_code == 2 and "--speed 0" in r.output

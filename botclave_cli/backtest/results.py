@@ -78,9 +78,12 @@ def metrics_json(metrics: dict[str, Any]) -> str:
 
 
 def write_results(result: BacktestResult, out_dir: Path, *, extra: dict[str, Any] | None = None,
-                  strategy_name: str | None = None) -> tuple[str, Path]:
-    """Write the run's Parquet files, metrics.json and manifest.json; returns (run id, folder)."""
-    rid = run_id(result, strategy_name)
+                  strategy_name: str | None = None, rid: str | None = None,
+                  status: str = "complete") -> tuple[str, Path]:
+    """Write the run's Parquet files, metrics.json and manifest.json; returns (run id, folder).
+    ``rid``: a fixed run id (a paper session rewrites its own folder as it goes, ``status``
+    "running" until it stops)."""
+    rid = rid or run_id(result, strategy_name)
     final = Path(out_dir) / "runs" / rid
     with atomic_dir(final, keep=keep_others) as tmp:
         files = {}
@@ -92,7 +95,7 @@ def write_results(result: BacktestResult, out_dir: Path, *, extra: dict[str, Any
         (tmp / "metrics.json").write_text(metrics_json(result.metrics), encoding="utf-8")
         files["metrics.json"] = hashlib.sha256((tmp / "metrics.json").read_bytes()).hexdigest()
         manifest = {
-            "run_id": rid, "status": "complete",
+            "run_id": rid, "status": status,
             "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "config_hash": config_hash(result, strategy_name),
             "code_version": code_version(), "coverage": coverage(result),

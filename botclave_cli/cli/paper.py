@@ -4,8 +4,9 @@
 the live session's path: trades message by message, the strategy deciding each bar as it closes
 (strategy/stream.py), paper fills by the backtester's rules. The run folder is a backtest's
 (``botclave report --run``); its orders, fills, trades and equity equal ``botclave backtest`` on
-the same data. (The WebSocket session, ``botclave paper`` without ``--replay``, is the next step
-of this command and not built yet.)
+the same data. ``--session ID`` without ``--replay`` runs on the live WebSocket
+(live/session.py): the recorder's streams, the same trader, the run folder runs/paper-<ID>,
+resumed from the store after a restart.
 """
 
 from __future__ import annotations
@@ -34,6 +35,15 @@ def paper(
     capture: Annotated[Path | None, typer.Option("--capture", help="A raw WebSocket capture "
                                                  "(record's .gz) to replay instead of the "
                                                  "store.")] = None,
+    session: Annotated[str | None, typer.Option("--session", help="Live session id (its "
+                                                "state resumes from the store after a "
+                                                "restart).")] = None,
+    duration: Annotated[str | None, typer.Option("--duration", help="Live: stop after this "
+                                                 "long (30s, 15m, 1h).")] = None,
+    ws_url: Annotated[str | None, typer.Option("--ws-url", help="Live: combined-stream "
+                                               "endpoint (default Binance's).")] = None,
+    rest_url: Annotated[str | None, typer.Option("--rest-url", help="Live: scheme and host "
+                                                 "for REST snapshots.")] = None,
     speed: Annotated[float | None, typer.Option("--speed", help="Times real time (1 = real "
                                                 "time; default: as fast as possible).")]
     = None,
@@ -62,7 +72,9 @@ def paper(
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Paper-trade the strategy: replay stored trades or a capture through the live path.
+    """Paper-trade the strategy live (--session) or replay stored trades or a capture.
+
+    Example: botclave paper --session s1 --symbol BTC/USDT --market spot --duration 1h
 
     Example: botclave paper --replay --exchange synth --symbol BTC/USDT --from 2024-01-01
     --to 2024-01-02
@@ -73,22 +85,47 @@ def paper(
     with run(json_, quiet) as out:
         from botclave_cli.backtest.backtester import Backtester
         from botclave_cli.backtest.results import write_results
-        from botclave_cli.config import load_exchange_config
+        from botclave_cli.config import load_exchange_config, load_model
         from botclave_cli.data.store import Store, find_trades
         from botclave_cli.errors import DataError, UsageError
         from botclave_cli.live.paper import PaperTrader
         from botclave_cli.live.replay import replay_capture, replay_trades
         from botclave_cli.strategy.params import StrategyParams, params_with_overrides
 
-        if not replay:
-            raise UsageError("paper sessions on the live WebSocket are not built yet; use "
-                             "--replay (a stored range or --capture)")
-        from botclave_cli.config import load_model
-
         params = load_model(config, StrategyParams) if config else StrategyParams()
         ex_cfg = load_exchange_config(exchange_config)
         if set_:
             params = params_with_overrides(params, set_)
+        if not replay:
+            if session is None:
+                raise UsageError("a live paper session needs --session ID (or use --replay)")
+            from botclave_cli.cli.depth import parse_duration_us
+            from botclave_cli.exchange.record_config import RecordConfig
+            from botclave_cli.exchange.recorder import ccxt_snapshot_fetcher
+            from botclave_cli.live.session import run_paper_session
+
+            entry = ex_cfg.symbol_config(symbol)
+            cfg = RecordConfig(symbol=symbol, market=market, ws_url=ws_url,
+                               duration_s=parse_duration_us(duration, "--duration") / 1e6
+                               if duration else None,
+                               tick_size=entry.tick_size if entry else tick_size,
+                               lot_size=entry.lot_size if entry else lot_size)
+            store = Store(data_dir)
+            tester = Backtester(params, ex_cfg, symbol=symbol, tick_size=cfg.tick_size,
+                                lot_size=cfg.lot_size, market=market)
+            paper_session, folder = run_paper_session(
+                store, cfg, tester, data_dir=data_dir, out_dir=out_dir, session=session,
+                capture_dir=store.root / "captures" / "binance",
+                fetch_snapshot=ccxt_snapshot_fetcher(market, rest_url))
+            if folder is None:
+                raise DataError(f"paper session {session}: no trade received from {cfg.url()}")
+            m = paper_session.trader.result().metrics
+            out.emit({"session": session, "folder": str(folder), "metrics": m,
+                      "messages": paper_session.messages,
+                      "late_trades": paper_session.trader.late_trades},
+                     f"paper session {session}: {m['trades']} trade(s), total return "
+                     f"{m['total_return']:+.4%} -> {folder}")
+            return
         if capture is not None:
             if not capture.exists():
                 raise UsageError(f"--capture {capture}: file not found")

@@ -27,7 +27,7 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from botclave_cli.data.store import Store
 from botclave_cli.engine.book.dom_builder import DOMBuilder
@@ -64,13 +64,24 @@ def ccxt_snapshot_fetcher(market: str, rest_url: str | None = None,
     return lambda symbol_id, limit: call({"symbol": symbol_id, "limit": limit})
 
 
+class StreamListener(Protocol):
+    """Who else reads the stream (a paper or live session): every message as it arrives,
+    and the clock about four times a second (receive times in us, this machine's clock)."""
+
+    def on_message(self, message: dict[str, Any], receive_us: int) -> None: ...
+
+    def on_tick(self, now_us: int) -> None: ...
+
+
 class Recorder:
     """Records one symbol's streams; ``await run()`` until the duration, a signal or ``stop()``."""
 
     def __init__(self, store: Store, cfg: RecordConfig, *, capture_dir: Path,
                  fetch_snapshot: SnapshotFetcher | None = None,
-                 clock_ns: Callable[[], int] = time.time_ns, exchange: str = "binance") -> None:
+                 clock_ns: Callable[[], int] = time.time_ns, exchange: str = "binance",
+                 listener: StreamListener | None = None) -> None:
         self.cfg = cfg
+        self.listener = listener
         self.fetch_snapshot = fetch_snapshot or ccxt_snapshot_fetcher(cfg.market)
         self.clock_ns = clock_ns
         self.exchange = exchange
@@ -127,6 +138,8 @@ class Recorder:
                                 await asyncio.wait([reader], timeout=min(
                                     0.25, max(next_flush - now, 0.001),
                                     (deadline - now) if deadline is not None else 0.25))
+                                if self.listener is not None:
+                                    self.listener.on_tick(self.clock_ns() // 1000)
                         finally:
                             if not reader.done():
                                 reader.cancel()
@@ -185,9 +198,12 @@ class Recorder:
         if self._disconnected_us is not None:
             self.sink.note_disconnect(self._disconnected_us, now_ns // 1000)
             self._disconnected_us = None
-        if "depthUpdate" not in raw:
+        message = json.loads(raw) if self.listener is not None or "depthUpdate" in raw else None
+        if self.listener is not None and message is not None:
+            self.listener.on_message(message, now_ns // 1000)
+        if "depthUpdate" not in raw or message is None:
             return
-        data = json.loads(raw).get("data", {})
+        data = message.get("data", {})
         self.sink.check_diff(int(data["U"]), int(data["u"]), data.get("pu"), int(data["E"]) * 1000)
         if self._builder is None:
             self._builder = DOMBuilder(self.cfg.market, LIVE_GRID, LIVE_GRID,

@@ -45,6 +45,8 @@ class PaperTrader:
         self.bar_us = bar_us(tester.params.bars.timeframe)
         self.tick, self.lot = tester.tick_size, tester.lot_size
         self._bar: int | None = None
+        self._closed: int | None = None  # the last bar decided
+        self.late_trades = 0
         self._open: list[tuple[np.ndarray, ...]] = []  # (ts, price, qty, buy) of the open bar
         self._seen_ts: list[np.ndarray] = []
         self._seen_px: list[np.ndarray] = []
@@ -67,11 +69,14 @@ class PaperTrader:
         for lo, hi in zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [len(ts_us)]]),
                           strict=True):
             bar = int(bars[lo])
-            if self._bar is not None and bar != self._bar:
-                self._close_bar()
-            self._bar = bar
             part = (ts_us[lo:hi], price[lo:hi], qty[lo:hi], buy[lo:hi])
-            self._open.append(part)
+            if self._closed is not None and bar <= self._closed:
+                self.late_trades += hi - lo  # its bar was closed by the clock: core only
+            else:
+                if self._bar is not None and bar != self._bar and self._open:
+                    self._close_bar()
+                self._bar = bar
+                self._open.append(part)
             px = np.rint(part[1] / self.tick).astype(np.int64)
             self.core.trades_ticks(part[0].astype(np.int64), px,
                                    np.rint(part[2] / self.lot).astype(np.int64))
@@ -81,12 +86,22 @@ class PaperTrader:
 
     def close(self) -> None:
         """End the open bar now (its trades are complete)."""
-        if self._bar is not None and self._open:
+        if self._open:
             self._close_bar()
+
+    def close_due(self, now_us: int, grace_us: int) -> bool:
+        """Live: end the open bar once the clock is ``grace_us`` past its end (no trade of the
+        next bar came to close it); a trade of it arriving later is ``late`` (core only)."""
+        if self._bar is not None and self._open and now_us >= (self._bar + 1) * self.bar_us \
+                + grace_us:
+            self._close_bar()
+            return True
+        return False
 
     def _close_bar(self) -> None:
         ts, price, qty, buy = (np.concatenate(c) for c in zip(*self._open, strict=True))
         self._open = []
+        self._closed = self._bar
         trades = pl.DataFrame({
             "ts": pl.Series(ts.astype(np.int64)).cast(pl.Datetime("us")).dt.replace_time_zone(
                 "UTC"),

@@ -52,8 +52,9 @@ def _pace(speed: float | None, sleep: Callable[[float], None]) -> Callable[[int]
 
 
 def replay_trades(trader: PaperTrader, trades: pl.DataFrame, *, speed: float | None = None,
-                  sleep: Callable[[float], None] = time.sleep) -> None:
-    """Stored trades (ts, price, qty, side; time order), one trade per message."""
+                  sleep: Callable[[float], None] = time.sleep, close_last: bool = True) -> None:
+    """Stored trades (ts, price, qty, side; time order), one trade per message; the last bar
+    is closed at the end unless ``close_last`` is false (a session resuming goes on live)."""
     ts = trades["ts"].dt.epoch("us").to_numpy()
     px, qty = trades["price"].to_numpy(), trades["qty"].to_numpy()
     buy = (trades["side"] == "buy").to_numpy()
@@ -61,7 +62,8 @@ def replay_trades(trader: PaperTrader, trades: pl.DataFrame, *, speed: float | N
     for i in range(len(ts)):
         wait(int(ts[i]))
         trader.on_trades(ts[i:i + 1], px[i:i + 1], qty[i:i + 1], buy[i:i + 1])
-    trader.close()
+    if close_last:
+        trader.close()
 
 
 def replay_capture(trader: PaperTrader, path: Path, *, speed: float | None = None,

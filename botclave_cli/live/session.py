@@ -1,0 +1,157 @@
+"""A paper session on the live WebSocket: the recorder's streams -> PaperTrader -> a run folder.
+
+The recorder (exchange/recorder.py) reads the combined streams, keeps the book in sync and
+writes every message to the capture and the store, crash-safe, as ``botclave record`` does. This
+session listens to the same messages: trades go to the ``PaperTrader`` (the strategy decides
+each bar as it closes; a bar that no trade of the next bar closes is closed by the clock
+``grace_s`` after its end), and every ``write_every_s`` the session's run folder
+(``<out dir>/runs/paper-<session>/``, status "running", then "stopped") is rewritten atomically.
+
+Resume after a crash (``kill -9``): a paper session's state is a function of the trades it
+received, and those are in the store. A restart replays the session's stored trades (from its
+start, in ``<data dir>/sessions/<session>/session.json``) through a fresh trader at full speed,
+then goes on live, skipping what the replay already covered; no order is ever sent anywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from botclave_cli.backtest.backtester import Backtester
+from botclave_cli.backtest.results import write_results
+from botclave_cli.data import atomic
+from botclave_cli.data.store import DatasetRef, Store
+from botclave_cli.exchange.record_config import RecordConfig
+from botclave_cli.exchange.recorder import Recorder, SnapshotFetcher
+from botclave_cli.live.paper import PaperTrader
+from botclave_cli.live.replay import replay_trades, trade_message
+from botclave_cli.logs import get_logger
+
+log = get_logger(__name__)
+
+
+@dataclass
+class SessionInfo:
+    """``session.json``: the session's symbol and the exchange time (us) of its first trade,
+    from which a restart replays the store."""
+
+    path: Path
+    session: str
+    symbol: str
+    market: str
+    start_us: int | None = None
+
+    @classmethod
+    def load_or_create(cls, path: Path, session: str, symbol: str, market: str) -> SessionInfo:
+        if path.exists():
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return cls(path, **data)
+        info = cls(path, session, symbol, market)
+        info.save()
+        return info
+
+    def save(self) -> None:
+        data = {k: v for k, v in self.__dict__.items() if k != "path"}
+        atomic.write_text(self.path, json.dumps(data, indent=2) + "\n")
+
+
+class PaperSession:
+    """The stream listener of a live paper session (module docstring)."""
+
+    def __init__(self, tester: Backtester, out_dir: Path, session: str, *,
+                 info: SessionInfo | None = None,
+                 grace_s: float = 2.0, write_every_s: float = 10.0,
+                 extra: dict[str, Any] | None = None) -> None:
+        self.tester = tester
+        self.info = info
+        self.trader = PaperTrader(tester)
+        self.out_dir = out_dir
+        self.rid = f"paper-{session}"
+        self.grace_us = int(grace_s * 1e6)
+        self.write_every_s = write_every_s
+        self.extra = extra or {}
+        self.replayed_until_us: int | None = None
+        self.messages = 0
+        self.last_event_us: int | None = None
+        #: exchange time minus this machine's clock at the last live trade (None before one)
+        self.clock_offset_us: int | None = None
+        self._next_write = time.monotonic() + write_every_s
+
+    def resume(self, trades: Any) -> int:
+        """Replay the session's stored trades (a frame in time order); returns how many."""
+        if trades.height == 0:
+            return 0
+        replay_trades(self.trader, trades, close_last=False)
+        self.replayed_until_us = int(trades["ts"].dt.epoch("us").max())
+        return trades.height
+
+    # StreamListener ----------------------------------------------------------------------------
+    def on_message(self, message: dict[str, Any], receive_us: int) -> None:
+        self.messages += 1
+        self.last_event_us = receive_us
+        trade = trade_message(message)
+        if trade is None:
+            return
+        ts, price, qty, buy = trade
+        self.clock_offset_us = ts - receive_us  # exchange time minus this machine's clock
+        if self.replayed_until_us is not None and ts <= self.replayed_until_us:
+            return  # the replay of the store already fed it
+        last = self.trader._last_ts
+        if last is not None and ts < last:
+            log.info("trade older than the last one skipped", extra={"ts_us": ts})
+            return
+        if self.info is not None and self.info.start_us is None:
+            self.info.start_us = ts
+            self.info.save()
+        self.trader.on_trades(np.array([ts]), np.array([price]), np.array([qty]),
+                              np.array([buy]))
+
+    def on_tick(self, now_us: int) -> None:
+        # bars end on the exchange's clock: this machine's clock moved by the last offset seen
+        if self.clock_offset_us is not None:
+            self.trader.close_due(now_us + self.clock_offset_us, self.grace_us)
+        if time.monotonic() >= self._next_write:
+            self.write("running")
+            self._next_write = time.monotonic() + self.write_every_s
+
+    # the run folder ----------------------------------------------------------------------------
+    def write(self, status: str) -> Path | None:
+        if not self.trader._seen_ts:
+            return None
+        _, folder = write_results(self.trader.result(), self.out_dir, rid=self.rid,
+                                  status=status, extra={**self.extra, "paper": True,
+                                                        "late_trades": self.trader.late_trades})
+        return folder
+
+
+def run_paper_session(store: Store, cfg: RecordConfig, tester: Backtester, *, data_dir: Path,
+                      out_dir: Path, session: str, capture_dir: Path,
+                      fetch_snapshot: SnapshotFetcher | None = None,
+                      exchange: str = "binance", grace_s: float = 2.0,
+                      write_every_s: float = 10.0) -> tuple[PaperSession, Path | None]:
+    """Run a paper session until the recorder stops (duration, SIGINT/SIGTERM); the session
+    and its run folder."""
+    info = SessionInfo.load_or_create(data_dir / "sessions" / session / "session.json",
+                                      session, cfg.symbol, cfg.market)
+    paper = PaperSession(tester, out_dir, session, info=info, grace_s=grace_s,
+                         write_every_s=write_every_s,
+                         extra={"session": session, "exchange": exchange, "market": cfg.market})
+    ref = DatasetRef(exchange, cfg.market, cfg.symbol, "trades")
+    if info.start_us is not None and store.exists(ref):
+        import datetime as dt
+
+        since = dt.datetime.fromtimestamp(info.start_us / 1e6, tz=dt.UTC)
+        stored = store.scan(ref, since, None).select("ts", "price", "qty", "side").collect()
+        paper.resume(stored.sort("ts", maintain_order=True))
+    recorder = Recorder(store, cfg, capture_dir=capture_dir, fetch_snapshot=fetch_snapshot,
+                        exchange=exchange, listener=paper)
+    asyncio.run(recorder.run())
+    paper.trader.close()
+    return paper, paper.write("stopped")
