@@ -154,15 +154,15 @@ class OrderManager:
             if found is None:  # not executed: the next place() sends it again, same id
                 raise
             return self._adopt(order, found)
-        except ccxt.DuplicateOrderId:
+        except ORDER_ERRORS as exc:
+            if not _duplicate(exc):
+                self.journal.status(order, S.REJECTED, reason=f"exchange: {_short(exc)}")
+                return self._order(req.client_id)
             found = self._find(order)
             if found is None:
                 raise BotclaveError(f"order {req.client_id}: the exchange says the client id "
                                     "is taken but does not find it") from None
             return self._adopt(order, found)
-        except ORDER_ERRORS as exc:
-            self.journal.status(order, S.REJECTED, reason=f"exchange: {_short(exc)}")
-            return self._order(req.client_id)
         return self._record(order, answer)
 
     def place_oco(self, stop: OrderRequest, target: OrderRequest, list_client_id: str,
@@ -326,25 +326,20 @@ class OrderManager:
     def refresh(self, client_id: str) -> Order:
         """REST: the order's status and trades from the exchange (the stream's fallback)."""
         order = self._order(client_id)
-        if order.status in (S.NEW, S.SUBMITTED) or not order.is_open and not order.fills and \
-                order.reported_filled == 0:
+        if order.is_open or order.reported_filled > order.filled:
             found = self._find(order)
             if found is None:
                 return order
             order = self._record(order, found)
         req = order.request
         assert req is not None
-        symbol = self.connector.resolve_symbol(req.symbol)
-        if order.exchange_id is not None and (order.reported_filled or 0) > order.filled:
+        if order.exchange_id is not None and order.reported_filled > order.filled + 1e-12:
+            symbol = self.connector.resolve_symbol(req.symbol)
             trades = self.connector.call(f"fetch trades of {client_id}",
                                          self.exchange.fetch_my_trades, symbol, None, None,
                                          {"orderId": order.exchange_id})
             for trade in trades:
                 self._fill(client_id, trade)
-        if order.is_open:
-            found = self._find(order)
-            if found is not None:
-                order = self._record(self._order(client_id), found)
         return self._order(client_id)
 
     def poll(self) -> list[Order]:
@@ -400,6 +395,14 @@ class OrderManager:
         except ccxt.OrderNotFound:
             return self.refresh(client_id)
         return self._record(order, answer)
+
+
+def _duplicate(exc: Exception) -> bool:
+    """The exchange refused the order because its client id is taken: it is already placed.
+    (ccxt raises InvalidOrder for Binance's -2010 "Duplicate order sent." and -4116.)"""
+    text = str(exc)
+    return isinstance(exc, ccxt.DuplicateOrderId) or "Duplicate order sent" in text or \
+        "-4116" in text or "ClientOrderId is duplicated" in text
 
 
 def _short(exc: Exception) -> str:
