@@ -205,3 +205,44 @@ def test_journal_and_manager_survive_reopening(emu, tmp_path: Path) -> None:
     assert j.order(req(21).client_id).status == S.ACKNOWLEDGED
     conn = Connector(config(emu), credentials=(KEY, SECRET))
     assert conn.sandbox
+
+
+def test_user_data_stream_fills_in_real_time_and_catches_up_after_a_drop(emu, tmp_path) -> None:
+    import asyncio
+    import threading
+    import time
+
+    from botclave_cli.exchange.orders.user_stream import UserStream
+    from tests.emulator.binance_user_ws import UserStreamEmulator
+
+    m = manager(emu, tmp_path)
+    with UserStreamEmulator("spot", emu.on_user_event, emu.key_ok) as ws:
+        stream = UserStream(m, ws_url=ws.url, keepalive_s=0.3, max_backoff_s=0.2)
+        runner = threading.Thread(target=lambda: asyncio.run(stream.run()), daemon=True)
+        runner.start()
+
+        def wait(cond, what: str) -> None:
+            give_up = time.monotonic() + 15
+            while not cond():
+                assert time.monotonic() < give_up, what
+                time.sleep(0.02)
+
+        wait(lambda: stream.stats.connected, "connected")
+        cid = m.place(req(30), last_price=60_000.0).order.client_id
+        emu.fill_partially(cid, 0.004)
+        wait(lambda: len(m.journal.order(cid).fills) == 1, "the partial fill from the stream")
+        polls = stream.stats.polls
+        ws.mute = {ws._count + 1, ws._count + 2}  # the next events never reach the client
+        ws.drop()
+        emu.set_price("BTCUSDT", 58_000.0)  # fills the rest while the stream is down
+        wait(lambda: stream.stats.connects >= 2, "reconnected")
+        wait(lambda: m.journal.order(cid).status == S.FILLED, "caught up by REST")
+        wait(lambda: stream.stats.keepalives >= 1, "the listen key kept alive")
+        stream.stop()
+        runner.join(10)
+    o = m.journal.order(cid)
+    assert len(o.fills) == 2 and o.filled == pytest.approx(0.01)
+    assert stream.stats.polls > polls and stream.stats.keepalives >= 1
+    assert stream.stats.events >= 2
+    puts = [q for p, q, _ in emu.log if p.endswith("/userDataStream") and "listenKey" in q]
+    assert puts and puts[0]["listenKey"] in emu.listen_keys

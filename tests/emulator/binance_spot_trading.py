@@ -81,6 +81,15 @@ class SpotTradingEmulator(BinanceEmulator):
         self._ids = itertools.count(1001)
         self._trade_ids = itertools.count(5001)
         self._lock_orders = threading.RLock()
+        self._listeners: list = []
+
+    def on_user_event(self, market: str, fn) -> None:
+        """``fn(event)`` for every user-data event of ``market`` (spot here)."""
+        if market == "spot":
+            self._listeners.append(fn)
+
+    def key_ok(self, market: str, key: str) -> bool:
+        return market == "spot" and key in self.listen_keys
 
     # the market ------------------------------------------------------------------------------
     def set_price(self, symbol: str, price: float) -> None:
@@ -127,7 +136,7 @@ class SpotTradingEmulator(BinanceEmulator):
         self._event(o, "TRADE", trade)
 
     def _event(self, o: EmuOrder, execution: str, trade: dict | None = None) -> None:
-        self.events.append({
+        self._publish({
             "e": "executionReport", "E": self.server_ms(), "s": o.symbol, "c": o.client_id,
             "S": o.side, "o": o.type, "f": o.tif, "q": f"{o.qty:.8f}",
             "p": f"{o.price or 0:.8f}", "x": execution, "X": o.status, "i": o.order_id,
@@ -137,6 +146,11 @@ class SpotTradingEmulator(BinanceEmulator):
             if trade else None, "T": self.server_ms(), "t": trade["id"] if trade else -1,
             "m": trade["isMaker"] if trade else False, "Z": f"{o.quote:.8f}",
             "C": o.client_id if execution == "CANCELED" else ""})
+
+    def _publish(self, event: dict) -> None:
+        self.events.append(event)
+        for fn in self._listeners:
+            fn(event)
 
     def _by_client(self, client_id: str) -> EmuOrder:
         for o in self.orders.values():
