@@ -271,6 +271,8 @@ class _TradingHandler(_Handler):
                     return self._send(503, "<html>Service Unavailable</html>", {},
                                       content_type="text/html")
                 o = emu.place(params)
+                if emu.delay_s:  # placed, the answer not yet sent: where a kill hurts most
+                    time.sleep(emu.delay_s)
                 if fault == "accept_then_timeout":
                     time.sleep(emu.slow_answer_s)
                 return self._done(200, emu.answer(o, params.get("newOrderRespType", "FULL")))
