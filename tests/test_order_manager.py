@@ -246,3 +246,28 @@ def test_user_data_stream_fills_in_real_time_and_catches_up_after_a_drop(emu, tm
     assert stream.stats.events >= 2
     puts = [q for p, q, _ in emu.log if p.endswith("/userDataStream") and "listenKey" in q]
     assert puts and puts[0]["listenKey"] in emu.listen_keys
+
+
+@pytest.mark.parametrize("hit", ["target", "stop"])
+def test_oco_protects_a_long_one_leg_fills_the_other_expires(emu, tmp_path, hit: str) -> None:
+    m = manager(emu, tmp_path)
+    m.place(req(40, type="market", price=None), last_price=60_000.0)
+    stop = OrderRequest(client_id=client_order_id(SESSION, 40, "stop"), symbol="BTC/USDT",
+                        side="sell", type="stop_market", qty=0.01, stop_price=58_800.0)
+    target = OrderRequest(client_id=client_order_id(SESSION, 40, "target"),
+                          symbol="BTC/USDT", side="sell", type="limit", qty=0.01,
+                          price=61_200.0)
+    legs = m.place_oco(stop, target, "bc-sess01-0000000040-oc", last_price=60_000.0)
+    assert [o.status for o in legs] == [S.ACKNOWLEDGED, S.ACKNOWLEDGED]
+    sent = [q for p, q, _ in emu.log if p.endswith("/orderList/oco")]
+    assert sent[0]["aboveType"] == "LIMIT_MAKER" and sent[0]["belowType"] == "STOP_LOSS"
+    assert sent[0]["belowStopPrice"] == "58800" and sent[0]["abovePrice"] == "61200"
+    # asking again sends nothing
+    assert [o.status for o in m.place_oco(stop, target, "bc-sess01-0000000040-oc")] == [
+        S.ACKNOWLEDGED, S.ACKNOWLEDGED]
+    assert len([p for p, _, _ in emu.log if p.endswith("/orderList/oco")]) == 1
+    emu.set_price("BTCUSDT", 61_300.0 if hit == "target" else 58_700.0)
+    s_o, t_o = m.refresh(stop.client_id), m.refresh(target.client_id)
+    filled, expired = (t_o, s_o) if hit == "target" else (s_o, t_o)
+    assert filled.status == S.FILLED and expired.status == S.EXPIRED
+    assert filled.fills[0].price == (61_200.0 if hit == "target" else 58_700.0)

@@ -47,17 +47,19 @@ class EmuOrder:
     price: float | None
     time_ms: int
     status: str = "NEW"
+    stop_price: float | None = None
+    list_id: int = -1
     filled: float = 0.0
     quote: float = 0.0
     trades: list[dict] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
-        return {"symbol": self.symbol, "orderId": self.order_id, "orderListId": -1,
+        return {"symbol": self.symbol, "orderId": self.order_id, "orderListId": self.list_id,
                 "clientOrderId": self.client_id, "price": f"{self.price or 0:.8f}",
                 "origQty": f"{self.qty:.8f}", "executedQty": f"{self.filled:.8f}",
                 "cummulativeQuoteQty": f"{self.quote:.8f}", "status": self.status,
                 "timeInForce": self.tif, "type": self.type, "side": self.side,
-                "stopPrice": "0.00000000", "icebergQty": "0.00000000", "time": self.time_ms,
+                "stopPrice": f"{self.stop_price or 0:.8f}", "icebergQty": "0.00000000", "time": self.time_ms,
                 "updateTime": self.time_ms, "isWorking": True,
                 "workingTime": self.time_ms, "origQuoteOrderQty": "0.00000000",
                 "selfTradePreventionMode": "EXPIRE_MAKER"}
@@ -97,9 +99,49 @@ class SpotTradingEmulator(BinanceEmulator):
         with self._lock_orders:
             self.last_price[symbol] = price
             for o in list(self.orders.values()):
-                if o.symbol == symbol and o.status in ("NEW", "PARTIALLY_FILLED") and \
-                        o.price is not None and self._crosses(o, price):
+                if o.symbol != symbol or o.status not in ("NEW", "PARTIALLY_FILLED"):
+                    continue
+                if o.type == "STOP_LOSS" and o.stop_price is not None:
+                    hit = price <= o.stop_price if o.side == "SELL" else price >= o.stop_price
+                    if hit:  # a market order when triggered
+                        self._fill(o, o.qty - o.filled, price, maker=False)
+                elif o.price is not None and self._crosses(o, price):
                     self._fill(o, o.qty - o.filled, o.price, maker=True)
+                if o.status == "FILLED" and o.list_id >= 0:
+                    self._expire_siblings(o)
+
+    def _expire_siblings(self, o: EmuOrder) -> None:
+        """OCO: one leg filled -> the other expires."""
+        for other in self.orders.values():
+            if other.list_id == o.list_id and other is not o and other.status == "NEW":
+                other.status = "EXPIRED"
+                self._event(other, "EXPIRED")
+
+    def place_oco(self, p: dict[str, str]) -> dict[str, Any]:
+        with self._lock_orders:
+            list_id = next(self._ids)
+            legs = []
+            for pos in ("above", "below"):
+                kind = p[f"{pos}Type"]
+                price = float(p[f"{pos}Price"]) if p.get(f"{pos}Price") else None
+                stop = float(p[f"{pos}StopPrice"]) if p.get(f"{pos}StopPrice") else None
+                cid = p.get(f"{pos}ClientOrderId") or f"x-emu{next(self._ids)}"
+                if cid in self.open_client_ids():
+                    raise ApiError(400, -2010, "Duplicate order sent.")
+                legs.append(EmuOrder(next(self._ids), cid, p["symbol"], p["side"], kind,
+                                     p.get(f"{pos}TimeInForce", "GTC"), float(p["quantity"]),
+                                     price, self.server_ms(), stop_price=stop,
+                                     list_id=list_id))
+            for o in legs:
+                self.orders[o.order_id] = o
+                self._event(o, "NEW")
+            return {"orderListId": list_id, "contingencyType": "OCO",
+                    "listStatusType": "EXEC_STARTED", "listOrderStatus": "EXECUTING",
+                    "listClientOrderId": p.get("listClientOrderId"),
+                    "transactionTime": self.server_ms(), "symbol": p["symbol"],
+                    "orders": [{"symbol": o.symbol, "orderId": o.order_id,
+                                "clientOrderId": o.client_id} for o in legs],
+                    "orderReports": [o.as_json() for o in legs]}
 
     def fill_partially(self, client_id: str, qty: float) -> None:
         with self._lock_orders:
@@ -276,6 +318,8 @@ class _TradingHandler(_Handler):
                 if fault == "accept_then_timeout":
                     time.sleep(emu.slow_answer_s)
                 return self._done(200, emu.answer(o, params.get("newOrderRespType", "FULL")))
+            if path == "/api/v3/orderList/oco" and method == "POST":
+                return self._done(200, emu.place_oco(params))
             if path == "/api/v3/order" and method == "GET":
                 return self._done(200, emu.find(params).as_json())
             if path == "/api/v3/order" and method == "DELETE":
