@@ -59,7 +59,8 @@ class EmuOrder:
                 "origQty": f"{self.qty:.8f}", "executedQty": f"{self.filled:.8f}",
                 "cummulativeQuoteQty": f"{self.quote:.8f}", "status": self.status,
                 "timeInForce": self.tif, "type": self.type, "side": self.side,
-                "stopPrice": f"{self.stop_price or 0:.8f}", "icebergQty": "0.00000000", "time": self.time_ms,
+                "stopPrice": f"{self.stop_price or 0:.8f}", "icebergQty": "0.00000000",
+                "time": self.time_ms,
                 "updateTime": self.time_ms, "isWorking": True,
                 "workingTime": self.time_ms, "origQuoteOrderQty": "0.00000000",
                 "selfTradePreventionMode": "EXPIRE_MAKER"}
