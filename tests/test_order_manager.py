@@ -38,7 +38,7 @@ def config(emu: SpotTradingEmulator, **orders) -> ExchangeConfig:
     return ExchangeConfig(
         api_urls={"all": emu.base_url}, testnet_api_urls={"all": emu.base_url + "/testnet"},
         rate_limit=RateLimit(timeout_ms=800, max_retries=1, backoff_seconds=0.01),
-        orders=OrderLimits(max_order_notional=10_000.0, **orders))
+        orders=OrderLimits(**{"max_order_notional": 10_000.0, **orders}))
 
 
 def manager(emu: SpotTradingEmulator, tmp: Path, **orders) -> OrderManager:

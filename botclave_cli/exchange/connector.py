@@ -233,7 +233,15 @@ class Connector:
         while True:
             self.stats.requests += 1
             try:
-                return fn(*args, **kwargs)
+                try:
+                    return fn(*args, **kwargs)
+                except (ccxt.ExchangeError, ccxt.InvalidNonce) as exc:  # InvalidNonce: a
+                    # NetworkError in ccxt, but Binance's -1021 is a refusal: nothing executed
+                    if not _clock_refused(exc) or attempt >= self.retry.max_retries:
+                        raise
+                    self._resync_clock(what)
+                    attempt += 1
+                    continue
             except passthrough:
                 raise
             except ccxt.BadSymbol:
@@ -262,6 +270,14 @@ class Connector:
                 attempt += 1
             except ccxt.BaseError as exc:
                 raise BotclaveError(f"{self.exchange_id} {what}: {_short(exc)}") from None
+
+    def _resync_clock(self, what: str) -> None:
+        """-1021: Binance refused the request unexecuted because our clock is off its own: take
+        the offset from the server's time and sign again (safe for an order too)."""
+        log.info("clock offset: resynchronising", extra={"what": what})
+        self.exchange.options["adjustForTimeDifference"] = True
+        self.exchange.load_time_difference()
+        self.stats.retries += 1
 
     def _wait_for(self, exc: Exception, attempt: int) -> tuple[str, float | None]:
         """Why a call failed and how long to wait (None: do not wait, give up)."""
@@ -351,6 +367,12 @@ class Connector:
 
 def _num(value: Any) -> float | None:
     return float(value) if value is not None else None
+
+
+def _clock_refused(exc: Exception) -> bool:
+    """Binance's -1021 (timestamp outside recvWindow): ccxt raises InvalidNonce on spot and
+    BadRequest on the futures APIs."""
+    return isinstance(exc, ccxt.InvalidNonce) or '"code":-1021' in str(exc).replace(" ", "")
 
 
 def _short(exc: Exception) -> str:

@@ -17,13 +17,23 @@ Commission 0.1 % of what is received (base on a buy, quote on a sell). Errors as
 -2010 "Duplicate order sent." (the client id of an OPEN order), -2013 "Order does not exist.",
 -2011 "Unknown order sent.". Faults for the next order placements (``order_faults``):
 ``accept_then_timeout`` (placed, the answer comes after ``slow_answer_s``), ``reject_with_503``
-(not placed, HTTP 503). ``events`` lists the user-data ``executionReport`` of every change.
+(not placed, HTTP 503), ``429`` (not placed, Retry-After ``retry_after_s``), ``reset_after_accept``
+(placed, then the connection is reset without an answer). ``events`` lists the user-data
+``executionReport`` of every change.
+
+Checks as Binance makes them: ``timestamp`` within ``recvWindow`` (default 5000 ms) of the
+server's clock, ``skew_ms`` ahead of the real one, else -1021 "Timestamp for this request is
+outside of the recvWindow."; the balance (-2010 "Account has insufficient balance for requested
+action."); the filters PRICE_FILTER, LOT_SIZE and ``min_notional`` (-1013 "Filter failure: ...",
+also when the markets the client loaded said otherwise).
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -85,6 +95,36 @@ class SpotTradingEmulator(BinanceEmulator):
         self._trade_ids = itertools.count(5001)
         self._lock_orders = threading.RLock()
         self._listeners: list = []
+        self.skew_ms = 0
+        self.retry_after_s = 1
+        self.min_notional = 0.0
+
+    def server_ms(self) -> int:
+        return super().server_ms() + self.skew_ms
+
+    def check_recv_window(self, params: dict[str, str]) -> None:
+        now = self.server_ms()
+        stamp, window = int(params["timestamp"]), int(params.get("recvWindow") or 5000)
+        if stamp < now - window or stamp > now + 1000:
+            raise ApiError(400, -1021, "Timestamp for this request is outside of the "
+                                       "recvWindow.")
+
+    def check_filters(self, symbol: str, qty: float, price: float | None) -> None:
+        m = next(m for (_, s), m in self.markets.items() if s == symbol)
+        tick, lot = float(m.tick), float(m.lot)
+        if price is not None and abs(round(price / tick) * tick - price) > tick * 1e-6:
+            raise ApiError(400, -1013, "Filter failure: PRICE_FILTER")
+        if abs(round(qty / lot) * lot - qty) > lot * 1e-6 or qty < lot:
+            raise ApiError(400, -1013, "Filter failure: LOT_SIZE")
+        if qty * (price or self.last_price[symbol]) < self.min_notional:
+            raise ApiError(400, -1013, "Filter failure: NOTIONAL")
+
+    def check_balance(self, o: EmuOrder) -> None:
+        base, quote = o.symbol[:-4], o.symbol[-4:]
+        need, asset = ((o.qty * (o.price or self.last_price[o.symbol]), quote)
+                       if o.side == "BUY" else (o.qty, base))
+        if self.balances.get(asset, 0.0) < need:
+            raise ApiError(400, -2010, "Account has insufficient balance for requested action.")
 
     def on_user_event(self, market: str, fn) -> None:
         """``fn(event)`` for every user-data event of ``market`` (spot here)."""
@@ -213,6 +253,8 @@ class SpotTradingEmulator(BinanceEmulator):
             o = EmuOrder(next(self._ids), cid, symbol, side, kind,
                          p.get("timeInForce", "GTC"), float(p["quantity"]), price,
                          self.server_ms())
+            self.check_filters(symbol, o.qty, price)
+            self.check_balance(o)
             if kind == "LIMIT_MAKER" and self._crosses(o, last):
                 raise ApiError(400, -2010, "Order would immediately match and take.")
             self.orders[o.order_id] = o
@@ -308,12 +350,18 @@ class _TradingHandler(_Handler):
                     raise ApiError(400, -1125, "This listenKey does not exist.")
                 return self._done(200, {})
             _check_signed(emu, params, signed, self.headers)
+            emu.check_recv_window(params)
             if path == "/api/v3/order" and method == "POST":
                 fault = emu.order_faults.pop(0) if emu.order_faults else None
                 if fault == "reject_with_503":
                     return self._send(503, "<html>Service Unavailable</html>", {},
                                       content_type="text/html")
+                if fault == "429":
+                    return self._send(429, json.dumps({"code": -1003, "msg": "Too many requests."}),
+                                      {"Retry-After": str(emu.retry_after_s)})
                 o = emu.place(params)
+                if fault == "reset_after_accept":
+                    return self._reset()
                 if emu.delay_s:  # placed, the answer not yet sent: where a kill hurts most
                     time.sleep(emu.delay_s)
                 if fault == "accept_then_timeout":
@@ -348,6 +396,12 @@ class _TradingHandler(_Handler):
             return self._send(404, "<html>404</html>", {}, content_type="text/html")
         except ApiError as exc:
             return self._done(exc.status, {"code": exc.code, "msg": exc.msg})
+
+    def _reset(self) -> None:
+        self._record(0)
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+        self.connection.close()
 
     def _done(self, status: int, body: Any) -> None:
         self._send(status, json.dumps(body), {})

@@ -77,6 +77,7 @@ class Order:
     fills: list[Fill] = field(default_factory=list)
     adopted: bool = False
     last_seq: int = 0
+    reason: str | None = None  # why it was rejected (a pre-trade rule or the exchange's answer)
 
     @property
     def filled(self) -> float:
@@ -212,6 +213,7 @@ def _apply(order: Order, e: dict[str, Any]) -> None:
         order.status = OrderStatus.SUBMITTED
     elif kind == "status":
         order.status = OrderStatus(e["status"])
+        order.reason = e["reason"] or order.reason
         order.exchange_id = e["exchange_id"] or order.exchange_id
         if e["filled"] is not None:
             order.reported_filled = e["filled"]

@@ -42,8 +42,9 @@ from botclave_cli.logs import get_logger
 
 log = get_logger(__name__)
 S = OrderStatus
-#: ccxt exceptions the manager reads itself (the exchange refused or does not know the order)
-ORDER_ERRORS = (ccxt.InvalidOrder, ccxt.InsufficientFunds)
+#: ccxt exceptions the manager reads itself: the exchange refused the order unexecuted (bad
+#: request, filter failure, insufficient balance, duplicate id)
+ORDER_ERRORS = (ccxt.InvalidOrder, ccxt.InsufficientFunds, ccxt.BadRequest)
 
 
 def _ccxt_order(req: OrderRequest, futures: bool) -> tuple[str, float | None, float | None,
@@ -331,16 +332,22 @@ class OrderManager:
             if found is None:
                 return order
             order = self._record(order, found)
+        return self.catch_up_trades(order)
+
+    def catch_up_trades(self, order: Order) -> Order:
+        """REST: the order's trades, when the exchange reports more filled than the journal
+        holds (a fill the stream missed, a cancel answer after a partial fill)."""
         req = order.request
-        assert req is not None
-        if order.exchange_id is not None and order.reported_filled > order.filled + 1e-12:
-            symbol = self.connector.resolve_symbol(req.symbol)
-            trades = self.connector.call(f"fetch trades of {client_id}",
-                                         self.exchange.fetch_my_trades, symbol, None, None,
-                                         {"orderId": order.exchange_id})
-            for trade in trades:
-                self._fill(client_id, trade)
-        return self._order(client_id)
+        if req is None or order.exchange_id is None or \
+                order.reported_filled <= order.filled + 1e-12:
+            return order
+        symbol = self.connector.resolve_symbol(req.symbol)
+        trades = self.connector.call(f"fetch trades of {order.client_id}",
+                                     self.exchange.fetch_my_trades, symbol, None, None,
+                                     {"orderId": order.exchange_id})
+        for trade in trades:
+            self._fill(order.client_id, trade)
+        return self._order(order.client_id)
 
     def poll(self) -> list[Order]:
         """``refresh`` every open order (the fallback while the user-data stream is down)."""
@@ -394,7 +401,7 @@ class OrderManager:
                                          passthrough=(ccxt.OrderNotFound,))
         except ccxt.OrderNotFound:
             return self.refresh(client_id)
-        return self._record(order, answer)
+        return self.catch_up_trades(self._record(order, answer))
 
 
 def _duplicate(exc: Exception) -> bool:

@@ -14,7 +14,8 @@ the exchange's open orders of this session and every fill of them is journaled o
 - a journaled open order the exchange no longer lists as open -> refreshed (final status,
   trades);
 - trades since the last journaled trade id of each symbol -> journaled to their order (once);
-  trades of orders the journal lacks -> flagged;
+  trades of orders the journal lacks -> flagged; an order whose reported fill exceeds its
+  journaled trades (a gap below the last id) -> its trades by order id;
 - balances (and futures positions) -> journaled as a snapshot.
 Every adoption, settlement and flag is a journal row and a line of the report.
 """
@@ -107,6 +108,10 @@ def reconcile(manager: OrderManager, symbols: list[str], prefix: str) -> Reconci
                 manager.refresh(order.client_id)
                 report.settled.append(order.client_id)
         report.new_fills += _catch_up_fills(manager, unified, report)
+        for order in journal.orders().values():  # gaps below the last id: fills missed of
+            if order.reported_filled > order.filled + 1e-12:  # an order that later trades
+                before = len(order.fills)  # passed by (a cancel after a partial fill, say)
+                report.new_fills += len(manager.catch_up_trades(order).fills) - before
     balance = conn.call("fetch balance", ex.fetch_balance)
     journal.append(ACCOUNT, "balance", raw={"total": balance.get("total")})
     if manager.futures:
