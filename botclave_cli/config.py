@@ -86,6 +86,9 @@ class OrderLimits(StrictModel):
                                  "first order of a symbol")
     margin_type: Literal["isolated", "cross"] | None = Field(None, description="futures: set "
                                                              "before the first order")
+    journal_sync: Literal["full", "normal"] = Field(
+        "full", description="SQLite synchronous setting of the order journal: full survives a "
+        "power loss (an fsync per transaction), normal survives a killed process only")
 
 
 class ExchangeConfig(StrictModel):

@@ -84,6 +84,7 @@ def test_hundreds_of_orders_with_random_faults(emu, tmp_path: Path) -> None:  # 
     emu.retry_after_s = 0
     m = manager(emu, tmp_path, max_order_notional=1_000_000.0)
     m.exchange.timeout = 150  # ms: only the lost answers wait for it
+    m.exchange.enableRateLimit = False  # ccxt's spacing of requests: not under test here
     emu.balances["USDT"] = 1_000_000.0
     injected: Counter[str] = Counter()
     price = 60_000.0

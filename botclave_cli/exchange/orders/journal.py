@@ -1,8 +1,11 @@
 """The order journal: every order event appended to SQLite, the audit trail the state comes from.
 
 One database per trading session (``<data dir>/sessions/<session>/journal.sqlite``), WAL mode
-with ``synchronous=FULL``: a row is on disk before ``append`` returns, so a ``kill -9`` loses at
-most the event being written, never one already acknowledged. The table is append-only (SQL
+with ``synchronous=FULL`` (the default; ``normal`` on request): a row is on disk before
+``append`` returns, so a ``kill -9`` (or, with FULL, a power loss) loses at most the event being
+written, never one already acknowledged. ``batch()`` writes the events of one step (an answer
+and its fills, ``new`` + ``submitted``) in one transaction: one fsync for all of them, and
+all or none of them after a crash. The table is append-only (SQL
 triggers refuse UPDATE and DELETE); the current state of an order is a fold of its events
 (``orders``), never a row changed in place.
 
@@ -23,6 +26,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,15 +107,16 @@ class Order:
 class Journal:
     """The session's journal (module docstring); ``Journal(path)`` creates it where missing."""
 
-    def __init__(self, path: Path, clock_ms: Any = None) -> None:
+    def __init__(self, path: Path, clock_ms: Any = None, sync: str = "full") -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._now = clock_ms or (lambda: int(time.time() * 1000))
         self._lock = threading.RLock()  # one connection shared by the session's threads
+        self._depth = 0  # nesting of batch()
         try:
             self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute(f"PRAGMA synchronous={'NORMAL' if sync == 'normal' else 'FULL'}")
             self.db.executescript(SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise DataError(f"{path}: not an order journal ({exc})") from None
@@ -120,6 +125,26 @@ class Journal:
         self.db.close()
 
     # appending -------------------------------------------------------------------------------
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Appends inside are one transaction (module docstring); nested batches join the
+        outer one. Other threads' appends wait until it is committed."""
+        with self._lock:
+            outer = self._depth == 0
+            if outer:
+                self.db.execute("BEGIN IMMEDIATE")
+            self._depth += 1
+            try:
+                yield
+            except BaseException:
+                self._depth -= 1
+                if outer:
+                    self.db.execute("ROLLBACK")
+                raise
+            self._depth -= 1
+            if outer:
+                self.db.execute("COMMIT")
+
     def append(self, client_id: str, kind: str, **values: Any) -> int | None:
         """Append one event; returns its seq, or None for a fill whose trade is already
         journaled for that order."""

@@ -117,18 +117,24 @@ class OrderManager:
         if order is not None and order.request != request:
             raise UsageError(f"order {request.client_id}: the journal holds a different "
                              "request under this client id")
-        if order is None:
-            self.journal.new(request)
-            order = self._order(request.client_id)
-        if order.status == S.NEW:
+        if order is None or order.status == S.NEW:
             symbol = self.connector.resolve_symbol(request.symbol)
             rules = checks.MarketRules.from_ccxt(self.exchange.markets[symbol])
-            try:
-                checks.check(request, rules, self.limits, last_price, position_qty)
-            except checks.OrderRefused as exc:
-                self.journal.status(order, S.REJECTED, reason=f"pre-trade: {exc.rule}: {exc}")
-                raise
-            self.journal.append(request.client_id, "submitted", symbol=request.symbol)
+            refused: checks.OrderRefused | None = None
+            with self.journal.batch():  # new + submitted (or rejected): one fsync
+                if order is None:
+                    self.journal.new(request)
+                    order = self._order(request.client_id)
+                try:
+                    checks.check(request, rules, self.limits, last_price, position_qty)
+                except checks.OrderRefused as exc:
+                    self.journal.status(order, S.REJECTED,
+                                        reason=f"pre-trade: {exc.rule}: {exc}")
+                    refused = exc
+                else:
+                    self.journal.append(request.client_id, "submitted", symbol=request.symbol)
+            if refused is not None:
+                raise refused
             return PlaceResult(self._send(self._order(request.client_id)), True)
         if order.status == S.SUBMITTED:
             found = self._find(order)
@@ -299,19 +305,22 @@ class OrderManager:
         return params
 
     def _adopt(self, order: Order, found: dict[str, Any]) -> Order:
-        self.journal.append(order.client_id, "adopted", raw={"request": order.request.model_dump()
-                                                              if order.request else None,
-                                                              "exchange": found.get("info")})
-        return self._record(self._order(order.client_id), found)
+        with self.journal.batch():
+            self.journal.append(order.client_id, "adopted",
+                                raw={"request": order.request.model_dump()
+                                     if order.request else None, "exchange": found.get("info")})
+            return self._record(self._order(order.client_id), found)
 
     def _record(self, order: Order, answer: dict[str, Any]) -> Order:
-        """Journal what an exchange order structure says: its status and its trades."""
+        """Journal what an exchange order structure says: its status and its trades (one
+        transaction)."""
         status = _status_of(answer)
-        for trade in answer.get("trades") or []:
-            self._fill(order.client_id, trade)
-        self.journal.status(order, status, exchange_id=str(answer.get("id") or "") or None,
-                            filled=answer.get("filled"), avg_price=answer.get("average"),
-                            raw=answer.get("info"))
+        with self.journal.batch():
+            for trade in answer.get("trades") or []:
+                self._fill(order.client_id, trade)
+            self.journal.status(order, status, exchange_id=str(answer.get("id") or "") or None,
+                                filled=answer.get("filled"), avg_price=answer.get("average"),
+                                raw=answer.get("info"))
         return self._order(order.client_id)
 
     def _fill(self, client_id: str, trade: dict[str, Any]) -> None:
@@ -370,6 +379,11 @@ class OrderManager:
         order = self.journal.order(cid) if cid else None
         if order is None:
             return None
+        with self.journal.batch():  # the event's trade and status: one transaction
+            self._apply_event(order, o, event)
+        return self._order(order.client_id)
+
+    def _apply_event(self, order: Order, o: dict[str, Any], event: dict[str, Any]) -> None:
         trade_id = o.get("t")
         if trade_id not in (None, -1, "-1") and float(o.get("l") or 0) > 0:
             self.journal.append(order.client_id, "fill", trade_id=str(trade_id),
@@ -377,7 +391,7 @@ class OrderManager:
                                 fee=float(o.get("n") or 0), fee_asset=o.get("N"),
                                 symbol=order.symbol, ts_ms=o.get("T") or event.get("E"),
                                 raw=event)
-        status = BINANCE_STATUS.get(status_raw or "")
+        status = BINANCE_STATUS.get(o.get("X") or "")
         if status is not None:
             cum = float(o.get("z") or 0)
             avg = float(o["ap"]) if o.get("ap") not in (None, "0", "0.0", "") else (
@@ -385,7 +399,6 @@ class OrderManager:
             self.journal.status(self._order(order.client_id), status,
                                 exchange_id=str(o.get("i")) if o.get("i") is not None else None,
                                 filled=cum, avg_price=avg, raw=event)
-        return self._order(order.client_id)
 
     def cancel(self, client_id: str) -> Order:
         """Cancel an open order; an order the exchange no longer has is refreshed instead."""

@@ -50,4 +50,5 @@ def open_manager(config: ExchangeConfig, data_dir: Path, session: str, *, live: 
                          f"the environment ({'mainnet' if mainnet else 'testnet'} keys)")
     conn = Connector(config, credentials=creds, sandbox=not mainnet, clock=clock)
     conn.load_markets()
-    return OrderManager(conn, Journal(journal_path(data_dir, session)))
+    return OrderManager(conn, Journal(journal_path(data_dir, session),
+                                      sync=config.orders.journal_sync))
