@@ -189,8 +189,14 @@ class Connector:
         if self.sandbox:
             self.exchange.set_sandbox_mode(True)
         urls = (config.testnet_api_urls or config.api_urls) if self.sandbox else config.api_urls
+        #: overridden base URL -> ccxt's own (ccxt picks Binance's per-market error classes by
+        #: the URL's host: a proxy or an emulator must be classified as the real endpoint)
+        self._real_urls: dict[str, str] = {}
         if urls:
-            self.exchange.urls["api"] = override_urls(self.exchange.urls["api"], urls)
+            real = self.exchange.urls["api"]
+            self.exchange.urls["api"] = override_urls(real, urls)
+            self._real_urls = {new: real[name] for name, new in self.exchange.urls["api"].items()
+                               if isinstance(new, str) and new != real.get(name)}
         self._install_hooks()
         self._markets_loaded = False
 
@@ -217,8 +223,18 @@ class Connector:
                 self.clock.sleep(wait)
             self._last_request = self.clock.monotonic()
 
+        by_url = ex.get_exceptions_by_url
+
+        def get_exceptions_by_url(url: str | None, exact_or_broad: str) -> Any:
+            for new, real in self._real_urls.items():
+                if url is not None and url.startswith(new + "/"):
+                    url = real + url[len(new):]
+                    break
+            return by_url(url, exact_or_broad)
+
         ex.handle_errors = handle_errors
         ex.throttle = throttle
+        ex.get_exceptions_by_url = get_exceptions_by_url
 
     # calls -----------------------------------------------------------------------------------
     def call(self, what: str, fn: Callable[..., T], *args: Any, resend: bool = True,

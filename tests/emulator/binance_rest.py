@@ -663,14 +663,19 @@ def _exchange_info(emu: BinanceEmulator, prefix: str) -> dict[str, Any]:
                                  "quoteAsset": m.quote, "baseAssetPrecision": 8,
                                  "quotePrecision": 8, "filters": filters}
         if market == "spot":
-            entry.update(quoteAssetPrecision=8, orderTypes=["LIMIT", "MARKET"],
+            entry.update(quoteAssetPrecision=8, orderTypes=[
+                "LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT",
+                "TAKE_PROFIT_LIMIT"], ocoAllowed=True,
                          isSpotTradingAllowed=True, isMarginTradingAllowed=False,
                          permissions=["SPOT"])
         else:
             entry.update(pair=m.symbol.split("_")[0], contractType="PERPETUAL",
                          deliveryDate=4133404800000, onboardDate=1569398400000,
                          marginAsset=m.quote if market == "usdm" else m.base,
-                         pricePrecision=2, quantityPrecision=3, underlyingType="COIN")
+                         pricePrecision=2, quantityPrecision=3, underlyingType="COIN",
+                         orderTypes=["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT",
+                                     "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET"],
+                         timeInForce=["GTC", "IOC", "FOK", "GTX", "GTD"])
             if market == "coinm":
                 entry.update(contractSize=m.contract_size, contractStatus="TRADING")
                 entry.pop("status")

@@ -14,7 +14,9 @@ Events (``kind``): ``new`` (the request, JSON in ``raw``), ``submitted`` (about 
 ``avg_price``), ``fill`` (one trade: ``trade_id``, ``qty``, ``price``, ``fee``, ``fee_asset``;
 a trade id is journaled once per order, so a stream and a REST catch-up never count it twice),
 ``refused`` (a transition that is not allowed, or a pre-trade rule: ``reason``), ``adopted``
-(an order found on the exchange that the journal had not seen), ``flag`` (a difference the
+(an order found on the exchange that the journal had not seen), ``linked`` (a futures
+conditional order's trigger placed the order ``exchange_id``: its trades are this order's),
+``flag`` (a difference the
 reconciliation could not settle), ``balance`` / ``position`` (snapshots, JSON in ``raw``).
 Quantities in base units (contracts on COIN-M), prices in quote currency, times in ms UTC.
 """
@@ -82,6 +84,7 @@ class Order:
     adopted: bool = False
     last_seq: int = 0
     reason: str | None = None  # why it was rejected (a pre-trade rule or the exchange's answer)
+    actual_id: str | None = None  # futures conditional order: the order its trigger placed
 
     @property
     def filled(self) -> float:
@@ -244,6 +247,8 @@ def _apply(order: Order, e: dict[str, Any]) -> None:
             order.reported_filled = e["filled"]
         if e["avg_price"] is not None:
             order.avg_price = e["avg_price"]
+    elif kind == "linked":
+        order.actual_id = e["exchange_id"]
     elif kind == "fill":
         order.fills.append(Fill(e["trade_id"], e["qty"], e["price"], e["fee"] or 0.0,
                                 e["fee_asset"], e["ts_ms"]))

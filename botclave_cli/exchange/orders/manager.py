@@ -37,14 +37,18 @@ from botclave_cli.exchange.orders.model import (
     BINANCE_STATUS,
     OrderRequest,
     OrderStatus,
+    algo_status,
 )
 from botclave_cli.logs import get_logger
 
 log = get_logger(__name__)
 S = OrderStatus
-#: ccxt exceptions the manager reads itself: the exchange refused the order unexecuted (bad
-#: request, filter failure, insufficient balance, duplicate id)
-ORDER_ERRORS = (ccxt.InvalidOrder, ccxt.InsufficientFunds, ccxt.BadRequest)
+#: ccxt exceptions the manager reads itself when placing: Binance answered with an error code, so
+#: nothing was executed (bad request, filter failure, insufficient balance or margin, duplicate id,
+#: reduce-only refused...). ccxt classifies some codes per market type and leaves others a plain
+#: ExchangeError (COIN-M's -5022, say), so all of them; answers whose outcome is unknown (-1006,
+#: -1007, timeouts, 5xx) are not ExchangeErrors and stay "submitted" until asked for.
+ORDER_ERRORS = (ccxt.ExchangeError,)
 
 
 def _ccxt_order(req: OrderRequest, futures: bool) -> tuple[str, float | None, float | None,
@@ -81,7 +85,12 @@ def _ccxt_order(req: OrderRequest, futures: bool) -> tuple[str, float | None, fl
 
 def _status_of(order: dict[str, Any]) -> OrderStatus:
     info = order.get("info") or {}
-    raw = info.get("status") or info.get("X") or info.get("algoStatus")
+    if info.get("algoStatus"):
+        found = algo_status(info["algoStatus"], float(order.get("filled") or 0),
+                            order.get("amount"))
+        if found is not None:
+            return found
+    raw = info.get("status") or info.get("X")
     if raw in BINANCE_STATUS:
         return BINANCE_STATUS[raw]
     unified = order.get("status")
@@ -162,6 +171,7 @@ class OrderManager:
                 raise
             return self._adopt(order, found)
         except ORDER_ERRORS as exc:
+            _credentials(exc)
             if not _duplicate(exc):
                 self.journal.status(order, S.REJECTED, reason=f"exchange: {_short(exc)}")
                 return self._order(req.client_id)
@@ -170,7 +180,8 @@ class OrderManager:
                 raise BotclaveError(f"order {req.client_id}: the exchange says the client id "
                                     "is taken but does not find it") from None
             return self._adopt(order, found)
-        return self._record(order, answer)
+        # futures answers carry no fills (spot FULL answers do): their trades by order id
+        return self.catch_up_trades(self._record(order, answer))
 
     def place_oco(self, stop: OrderRequest, target: OrderRequest, list_client_id: str,
                   *, last_price: float | None = None, position_qty: float = 0.0
@@ -246,6 +257,7 @@ class OrderManager:
             return [self._adopt(o, f) if f is not None else o
                     for o, f in zip(legs, found, strict=True)]
         except ORDER_ERRORS as exc:
+            _credentials(exc)
             for o in legs:
                 self.journal.status(o, S.REJECTED, reason=f"exchange: {_short(exc)}")
             return [self._order(o.client_id) for o in legs]
@@ -309,13 +321,17 @@ class OrderManager:
             self.journal.append(order.client_id, "adopted",
                                 raw={"request": order.request.model_dump()
                                      if order.request else None, "exchange": found.get("info")})
-            return self._record(self._order(order.client_id), found)
+            recorded = self._record(self._order(order.client_id), found)
+        return self.catch_up_trades(recorded)
 
     def _record(self, order: Order, answer: dict[str, Any]) -> Order:
         """Journal what an exchange order structure says: its status and its trades (one
         transaction)."""
         status = _status_of(answer)
+        actual = str((answer.get("info") or {}).get("actualOrderId") or "")
         with self.journal.batch():
+            if actual and actual != order.actual_id:
+                self.journal.append(order.client_id, "linked", exchange_id=actual)
             for trade in answer.get("trades") or []:
                 self._fill(order.client_id, trade)
             self.journal.status(order, status, exchange_id=str(answer.get("id") or "") or None,
@@ -353,7 +369,7 @@ class OrderManager:
         symbol = self.connector.resolve_symbol(req.symbol)
         trades = self.connector.call(f"fetch trades of {order.client_id}",
                                      self.exchange.fetch_my_trades, symbol, None, None,
-                                     {"orderId": order.exchange_id})
+                                     {"orderId": order.actual_id or order.exchange_id})
         for trade in trades:
             self._fill(order.client_id, trade)
         return self._order(order.client_id)
@@ -368,6 +384,8 @@ class OrderManager:
         ``ORDER_TRADE_UPDATE``): its trade (once) and the status it reports. Events of orders
         this session did not journal are ignored here (``reconcile`` flags them)."""
         kind = event.get("e")
+        if kind == "ALGO_UPDATE":
+            return self._on_algo_event(event)
         if kind == "executionReport":
             o = event
         elif kind == "ORDER_TRADE_UPDATE":
@@ -377,13 +395,41 @@ class OrderManager:
         status_raw = o.get("X")
         cid = o.get("C") if status_raw == "CANCELED" and o.get("C") else o.get("c")
         order = self.journal.order(cid) if cid else None
+        linked = order is None and kind == "ORDER_TRADE_UPDATE"
+        if linked:  # the order a conditional order's trigger placed (its client id is
+            order = self._by_actual_id(str(o.get("i")))  # the exchange's)
         if order is None:
             return None
         with self.journal.batch():  # the event's trade and status: one transaction
-            self._apply_event(order, o, event)
+            self._apply_event(order, o, event, linked=linked)
         return self._order(order.client_id)
 
-    def _apply_event(self, order: Order, o: dict[str, Any], event: dict[str, Any]) -> None:
+    def _by_actual_id(self, order_id: str) -> Order | None:
+        return next((o for o in self.journal.orders().values() if o.actual_id == order_id),
+                    None)
+
+    def _on_algo_event(self, event: dict[str, Any]) -> Order | None:
+        """Futures ``ALGO_UPDATE``: a conditional order's status; once triggered, the id of
+        the order it placed (whose ORDER_TRADE_UPDATE events carry the fills)."""
+        o = event.get("o") or {}
+        order = self.journal.order(o.get("caid") or "")
+        if order is None:
+            return None
+        filled = float(o.get("aq") or 0)
+        qty = order.request.qty if order.request else None
+        status = algo_status(o.get("X") or "", filled, qty)
+        with self.journal.batch():
+            if o.get("ai") and str(o["ai"]) != order.actual_id:
+                self.journal.append(order.client_id, "linked", exchange_id=str(o["ai"]))
+            if status is not None:
+                avg = float(o["ap"]) if float(o.get("ap") or 0) else None
+                self.journal.status(self._order(order.client_id), status,
+                                    exchange_id=str(o.get("aid")), filled=filled,
+                                    avg_price=avg, raw=event)
+        return self._order(order.client_id)
+
+    def _apply_event(self, order: Order, o: dict[str, Any], event: dict[str, Any], *,
+                     linked: bool = False) -> None:
         trade_id = o.get("t")
         if trade_id not in (None, -1, "-1") and float(o.get("l") or 0) > 0:
             self.journal.append(order.client_id, "fill", trade_id=str(trade_id),
@@ -397,7 +443,8 @@ class OrderManager:
             avg = float(o["ap"]) if o.get("ap") not in (None, "0", "0.0", "") else (
                 float(o["Z"]) / cum if cum and o.get("Z") else None)
             self.journal.status(self._order(order.client_id), status,
-                                exchange_id=str(o.get("i")) if o.get("i") is not None else None,
+                                exchange_id=str(o.get("i")) if o.get("i") is not None
+                                and not linked else None,
                                 filled=cum, avg_price=avg, raw=event)
 
     def cancel(self, client_id: str) -> Order:
@@ -415,6 +462,14 @@ class OrderManager:
         except ccxt.OrderNotFound:
             return self.refresh(client_id)
         return self.catch_up_trades(self._record(order, answer))
+
+
+def _credentials(exc: Exception) -> None:
+    """Rejected keys are the configuration's fault, not the order's: say so (the order stays
+    submitted and is asked for, then sent, once the keys work)."""
+    if isinstance(exc, ccxt.AuthenticationError):
+        raise UsageError(f"credentials rejected ({_short(exc)}); check "
+                         "BOTCLAVE_BINANCE_API_KEY / _SECRET") from None
 
 
 def _duplicate(exc: Exception) -> bool:

@@ -58,6 +58,19 @@ BINANCE_STATUS: dict[str, OrderStatus] = {
 }
 
 
+def algo_status(raw: str, filled: float, qty: float | None) -> OrderStatus | None:
+    """The status of a futures conditional (algo service) order: NEW until triggered,
+    TRIGGERING/TRIGGERED while its order works, FINISHED when that order is done (filled, or
+    canceled after a partial fill); ``qty`` None or 0: a close-position order."""
+    if raw in ("NEW", "TRIGGERING", "TRIGGERED"):
+        return S.ACKNOWLEDGED
+    if raw == "FINISHED":
+        if filled > 0 and (not qty or filled >= qty - 1e-12):
+            return S.FILLED
+        return S.CANCELED
+    return BINANCE_STATUS.get(raw)
+
+
 def allowed(old: OrderStatus, new: OrderStatus) -> bool:
     return new in ALLOWED[old]
 

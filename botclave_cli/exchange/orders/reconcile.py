@@ -146,6 +146,7 @@ def _open_orders(manager: OrderManager, symbol: str) -> list[dict[str, Any]]:
 def _catch_up_fills(manager: OrderManager, symbol: str, report: ReconcileReport) -> int:
     journal, conn, ex = manager.journal, manager.connector, manager.exchange
     by_exchange_id = {o.exchange_id: o for o in journal.orders().values() if o.exchange_id}
+    by_exchange_id.update({o.actual_id: o for o in journal.orders().values() if o.actual_id})
     seen = [int(f.trade_id) for o in journal.orders().values()
             if o.symbol and conn.resolve_symbol(o.symbol) == symbol
             for f in o.fills if f.trade_id.isdigit()]
