@@ -137,3 +137,16 @@ def test_hundreds_of_orders_with_random_faults(emu, tmp_path: Path) -> None:  # 
 
 def _id(emu, client_id: str) -> int:  # noqa: F811
     return next(k for k, o in emu.orders.items() if o.client_id == client_id)
+
+
+def test_reconcile_flags_a_trade_outside_the_session(emu, tmp_path: Path) -> None:  # noqa: F811
+    m = manager(emu, tmp_path)
+    first = reconcile(m, ["BTC/USDT"], client_prefix(SESSION))  # the baseline
+    m.place(req(50, type="market", price=None), last_price=60_000.0)
+    assert not reconcile(m, ["BTC/USDT"], client_prefix(SESSION)).flagged  # explained by fills
+    emu.place({"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.02",
+               "newClientOrderId": "by-hand-1"})  # someone trades the account by hand
+    report = reconcile(m, ["BTC/USDT"], client_prefix(SESSION))
+    flags = [f for f in report.flagged if f.startswith("balance")]
+    assert not first.flagged and len(flags) == 2  # BTC and USDT moved without a journaled fill
+    assert any("balance BTC" in f for f in flags)

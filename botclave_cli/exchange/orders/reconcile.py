@@ -16,12 +16,17 @@ the exchange's open orders of this session and every fill of them is journaled o
 - trades since the last journaled trade id of each symbol -> journaled to their order (once);
   trades of orders the journal lacks -> flagged; an order whose reported fill exceeds its
   journaled trades (a gap below the last id) -> its trades by order id;
-- balances (and futures positions) -> journaled as a snapshot.
+- balances (spot) and positions (futures) -> journaled as a snapshot with the net of the
+  journal's fills at that moment; the first snapshot of a session is the baseline, and at every
+  later reconcile the exchange's figure must equal the baseline plus what the journal's fills
+  changed since (spot: base and quote of each symbol, fees included; futures: the signed
+  position): a difference (a trade outside this session, a fill the journal lacks) is flagged.
 Every adoption, settlement and flag is a journal row and a line of the report.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,13 +117,7 @@ def reconcile(manager: OrderManager, symbols: list[str], prefix: str) -> Reconci
             if order.reported_filled > order.filled + 1e-12:  # an order that later trades
                 before = len(order.fills)  # passed by (a cancel after a partial fill, say)
                 report.new_fills += len(manager.catch_up_trades(order).fills) - before
-    balance = conn.call("fetch balance", ex.fetch_balance)
-    journal.append(ACCOUNT, "balance", raw={"total": balance.get("total")})
-    if manager.futures:
-        positions = conn.call("fetch positions", ex.fetch_positions,
-                              [conn.resolve_symbol(s) for s in symbols])
-        journal.append(ACCOUNT, "position", raw=[{k: p.get(k) for k in (
-            "symbol", "contracts", "side", "entryPrice", "unrealizedPnl")} for p in positions])
+    _check_account(manager, [conn.resolve_symbol(s) for s in symbols], report)
     report.open_orders = sorted(o.client_id for o in journal.orders().values() if o.is_open)
     return report
 
@@ -173,3 +172,64 @@ def _flag(manager: OrderManager, report: ReconcileReport, text: str, raw: Any) -
     manager.journal.append(FLAGS, "flag", reason=text, raw=raw.get("info") if isinstance(
         raw, dict) else raw)
     report.flagged.append(text)
+
+
+def fill_effects(manager: OrderManager, symbols: list[str]) -> dict[str, float]:
+    """What the journal's fills changed: spot, per asset (base +qty / quote -qty x price on a
+    buy, the other way on a sell, minus fees in their asset); futures, per symbol (signed
+    position in base units, contracts on COIN-M)."""
+    out: dict[str, float] = {}
+    markets = manager.exchange.markets
+    for order in manager.journal.orders().values():
+        req = order.request
+        if req is None or not order.fills:
+            continue
+        symbol = manager.connector.resolve_symbol(req.symbol)
+        if symbol not in symbols:
+            continue
+        sign = 1.0 if req.side == "buy" else -1.0
+        base, quote = markets[symbol]["base"], markets[symbol]["quote"]
+        for f in order.fills:
+            if manager.futures:
+                out[symbol] = out.get(symbol, 0.0) + sign * f.qty
+                continue
+            out[base] = out.get(base, 0.0) + sign * f.qty
+            out[quote] = out.get(quote, 0.0) - sign * f.qty * f.price
+            if f.fee_asset:
+                out[f.fee_asset] = out.get(f.fee_asset, 0.0) - f.fee
+    return out
+
+
+def _check_account(manager: OrderManager, symbols: list[str], report: ReconcileReport) -> None:
+    """Snapshot the account and compare it with the baseline plus the fills (module
+    docstring)."""
+    journal, conn, ex = manager.journal, manager.connector, manager.exchange
+    effects = fill_effects(manager, symbols)
+    fills = sum(len(o.fills) for o in journal.orders().values())
+    if manager.futures:
+        positions = conn.call("fetch positions", ex.fetch_positions, symbols)
+        now = {p["symbol"]: float(p.get("contracts") or 0) * (-1 if p.get("side") == "short"
+                                                             else 1) for p in positions}
+        now.update({s: now.get(s, 0.0) for s in symbols})
+        kind, detail = "position", [{k: p.get(k) for k in (
+            "symbol", "contracts", "side", "entryPrice", "unrealizedPnl")} for p in positions]
+    else:
+        balance = conn.call("fetch balance", ex.fetch_balance)
+        assets = {a for s in symbols for a in (ex.markets[s]["base"], ex.markets[s]["quote"])}
+        total = balance.get("total") or {}
+        now = {a: float(total.get(a) or 0) for a in assets}
+        kind, detail = "balance", {"total": total}
+    baseline = next((json.loads(e["raw"]) for e in journal.events(ACCOUNT)
+                     if e["kind"] == kind and e["raw"] and '"baseline"' in e["raw"]), None)
+    if baseline is not None:
+        for key, value in sorted(now.items()):
+            expected = baseline["baseline"].get(key, 0.0) + effects.get(key, 0.0) - \
+                baseline["fills"].get(key, 0.0)
+            # the exchange rounds each fill and fee to 8 decimals: allow that per fill
+            if abs(value - expected) > 1e-8 * (fills + 1) + 1e-9 * abs(expected):
+                _flag(manager, report, f"{kind} {key}: the exchange says {value:.8g}, the "
+                                       f"journal's fills make it {expected:.8g}", {})
+    raw = {"detail": detail, "now": now, "fills": effects}
+    if baseline is None:
+        raw["baseline"] = now
+    journal.append(ACCOUNT, kind, raw=raw)
