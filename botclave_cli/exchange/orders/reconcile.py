@@ -86,7 +86,7 @@ def reconcile(manager: OrderManager, symbols: list[str], prefix: str) -> Reconci
     """Settle the journal against the exchange for ``symbols`` (module docstring); ``prefix``:
     this session's client-id prefix (``bc-<session 6>-``)."""
     report = ReconcileReport()
-    journal, conn, ex = manager.journal, manager.connector, manager.exchange
+    journal, conn = manager.journal, manager.connector
     for order in list(journal.orders().values()):
         if order.status in (S.NEW, S.SUBMITTED):
             _settle_unsent(manager, order, report)
@@ -205,6 +205,7 @@ def _check_account(manager: OrderManager, symbols: list[str], report: ReconcileR
     docstring)."""
     journal, conn, ex = manager.journal, manager.connector, manager.exchange
     effects = fill_effects(manager, symbols)
+    detail: Any
     fills = sum(len(o.fills) for o in journal.orders().values())
     if manager.futures:
         positions = conn.call("fetch positions", ex.fetch_positions, symbols)
