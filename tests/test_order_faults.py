@@ -36,13 +36,26 @@ def test_a_clock_off_by_more_than_recv_window_is_resynchronised(emu, tmp_path: P
     assert m.exchange.options["timeDifference"] <= -29_000
 
 
-def test_429_is_waited_out_for_its_retry_after_and_placed_once(emu, tmp_path: Path) -> None:  # noqa: F811
+@pytest.mark.parametrize("status", ["429", "418"])
+def test_a_refusal_is_waited_out_for_its_retry_after_and_placed_once(emu, tmp_path: Path,  # noqa: F811
+                                                                       status: str) -> None:
     m = manager(emu, tmp_path)
-    emu.order_faults.append("429")
+    emu.order_faults.append(status)
     o = m.place(req(2), last_price=60_000.0).order
     assert o.status == S.ACKNOWLEDGED and placed_ids(emu) == [req(2).client_id]
-    assert [s for p, _, s in emu.log if p.endswith("/api/v3/order")][:2] == [429, 200]
+    assert [s for p, _, s in emu.log if p.endswith("/api/v3/order")][:2] == [int(status), 200]
     assert any("Retry-After 1" in why and wait == 1 for why, wait in m.connector.stats.waits)
+
+
+@pytest.mark.parametrize("tif, price, status, filled", [
+    ("IOC", 60_000.0, S.FILLED, 0.01), ("IOC", 59_000.0, S.EXPIRED, 0.0),
+    ("FOK", 60_000.0, S.FILLED, 0.01), ("FOK", 59_000.0, S.EXPIRED, 0.0)])
+def test_ioc_and_fok(emu, tmp_path: Path, tif: str, price: float, status, filled) -> None:  # noqa: F811
+    m = manager(emu, tmp_path)
+    o = m.place(req(60, price=price, time_in_force=tif), last_price=60_000.0).order
+    assert o.status == status and o.filled == pytest.approx(filled)
+    sent = [q for p, q, _ in emu.log if p.endswith("/api/v3/order") and "side" in q]
+    assert sent[-1]["timeInForce"] == tif and emu.open_client_ids() == []
 
 
 def test_insufficient_balance_and_filter_failures_are_rejections(emu, tmp_path: Path) -> None:  # noqa: F811

@@ -17,7 +17,7 @@ Commission 0.1 % of what is received (base on a buy, quote on a sell). Errors as
 -2010 "Duplicate order sent." (the client id of an OPEN order), -2013 "Order does not exist.",
 -2011 "Unknown order sent.". Faults for the next order placements (``order_faults``):
 ``accept_then_timeout`` (placed, the answer comes after ``slow_answer_s``), ``reject_with_503``
-(not placed, HTTP 503), ``429`` (not placed, Retry-After ``retry_after_s``), ``reset_after_accept``
+(not placed, HTTP 503), ``429`` / ``418`` (not placed, Retry-After ``retry_after_s``), ``reset_after_accept``
 (placed, then the connection is reset without an answer). ``events`` lists the user-data
 ``executionReport`` of every change.
 
@@ -356,8 +356,9 @@ class _TradingHandler(_Handler):
                 if fault == "reject_with_503":
                     return self._send(503, "<html>Service Unavailable</html>", {},
                                       content_type="text/html")
-                if fault == "429":
-                    return self._send(429, json.dumps({"code": -1003, "msg": "Too many requests."}),
+                if fault in ("429", "418"):
+                    msg = "Too many requests." if fault == "429" else "IP banned."
+                    return self._send(int(fault), json.dumps({"code": -1003, "msg": msg}),
                                       {"Retry-After": str(emu.retry_after_s)})
                 o = emu.place(params)
                 if fault == "reset_after_accept":
