@@ -18,8 +18,8 @@ Commission 0.1 % of what is received (base on a buy, quote on a sell). Errors as
 -2011 "Unknown order sent.". Faults for the next order placements (``order_faults``):
 ``accept_then_timeout`` (placed, the answer comes after ``slow_answer_s``), ``reject_with_503``
 (not placed, HTTP 503), ``429`` / ``418`` (not placed, Retry-After ``retry_after_s``),
-``reset_after_accept`` (placed, then the connection is reset without an answer). ``events`` lists the user-data
-``executionReport`` of every change.
+``reset_after_accept`` (placed, then the connection is reset without an answer). ``events``
+lists the user-data ``executionReport`` of every change.
 
 Checks as Binance makes them: ``timestamp`` within ``recvWindow`` (default 5000 ms) of the
 server's clock, ``skew_ms`` ahead of the real one, else -1021 "Timestamp for this request is
