@@ -1,9 +1,10 @@
 """Paper trading: the execution core fed by the trade stream as it arrives, the strategy
 deciding each bar as it closes. The loop a live session runs, without an exchange order.
 
-``PaperTrader.on_trades(ts_us, price, qty, side)`` takes the trades of one message (or any
-batch in time order): trades of the open bar go to the core at once; a trade at or after the
-open bar's end first closes it: its trades go to the strategy's stream
+``PaperTrader.on_trade(ts_us, price, qty, buy)`` takes one trade (``on_trades`` the arrays of
+a batch in time order); the core gets them in batches (before every decision, every
+``FLUSH_TRADES`` trades and on ``flush()``, which a live session calls on every clock tick). A
+trade at or after the open bar's end first closes it: its trades go to the strategy's stream
 (``OrderFlowStrategy.stream()``: footprint, detectors and structure updated from carried
 state), the bar's signals are submitted to the core to arrive ``latency`` after the bar's end,
 and only then does the trade reach the core. This is the order of the per-bar backtest
@@ -24,6 +25,9 @@ from botclave_cli.errors import ConfigError, DataError
 from botclave_cli.strategy.base import SIGNAL_SCHEMA, check_signals
 from botclave_cli.strategy.params import bar_us
 from botclave_cli.strategy.structure_stream import STRUCTURE_SCHEMA
+
+#: trades buffered before the core gets them, at most (a decision flushes first)
+FLUSH_TRADES = 4096
 
 
 class PaperTrader:
@@ -47,7 +51,18 @@ class PaperTrader:
         self._bar: int | None = None
         self._closed: int | None = None  # the last bar decided
         self.late_trades = 0
-        self._open: list[tuple[np.ndarray, ...]] = []  # (ts, price, qty, buy) of the open bar
+        # the open bar's trades (for the strategy), as Python lists: one trade per message
+        # must not cost numpy calls
+        self._open_ts: list[int] = []
+        self._open_px: list[float] = []
+        self._open_qty: list[float] = []
+        self._open_buy: list[bool] = []
+        # trades not yet handed to the core: flushed before every decision, every
+        # FLUSH_TRADES trades and on flush() (the core's result does not depend on how its
+        # trades are cut into calls: tests/test_execution_core.py)
+        self._pending_ts: list[int] = []
+        self._pending_px: list[float] = []
+        self._pending_qty: list[float] = []
         self._seen_ts: list[np.ndarray] = []
         self._seen_px: list[np.ndarray] = []
         self._last_ts: int | None = None
@@ -59,55 +74,77 @@ class PaperTrader:
     def on_trades(self, ts_us: np.ndarray, price: np.ndarray, qty: np.ndarray,
                   buy: np.ndarray) -> None:
         """Trades in time order (us, quote, base, aggressor is buyer)."""
-        if len(ts_us) == 0:
-            return
-        if self._last_ts is not None and ts_us[0] < self._last_ts or np.any(np.diff(ts_us) < 0):
-            raise DataError(f"paper: trade at {int(ts_us[0])} us is older than the last one "
+        for t, p, q, b in zip(np.asarray(ts_us).tolist(), np.asarray(price).tolist(),
+                              np.asarray(qty).tolist(), np.asarray(buy).tolist(), strict=True):
+            self.on_trade(t, p, q, b)
+
+    def on_trade(self, ts_us: int, price: float, qty: float, buy: bool) -> None:
+        """One trade (exchange time us, quote, base, aggressor is buyer)."""
+        if self._last_ts is not None and ts_us < self._last_ts:
+            raise DataError(f"paper: trade at {ts_us} us is older than the last one "
                             f"({self._last_ts} us)")
-        bars = ts_us // self.bar_us
-        cuts = np.flatnonzero(np.diff(bars)) + 1
-        for lo, hi in zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [len(ts_us)]]),
-                          strict=True):
-            bar = int(bars[lo])
-            part = (ts_us[lo:hi], price[lo:hi], qty[lo:hi], buy[lo:hi])
-            if self._closed is not None and bar <= self._closed:
-                self.late_trades += hi - lo  # its bar was closed by the clock: core only
-            else:
-                if self._bar is not None and bar != self._bar and self._open:
-                    self._close_bar()
-                self._bar = bar
-                self._open.append(part)
-            px = np.rint(part[1] / self.tick).astype(np.int64)
-            self.core.trades_ticks(part[0].astype(np.int64), px,
-                                   np.rint(part[2] / self.lot).astype(np.int64))
-            self._seen_ts.append(part[0].astype(np.int64))
-            self._seen_px.append(px)
-        self._last_ts = int(ts_us[-1])
+        bar = ts_us // self.bar_us
+        if self._closed is not None and bar <= self._closed:
+            self.late_trades += 1  # its bar was closed by the clock: core only
+        else:
+            if bar != self._bar and self._open_ts:
+                self._close_bar()
+            self._bar = bar
+            self._open_ts.append(ts_us)
+            self._open_px.append(price)
+            self._open_qty.append(qty)
+            self._open_buy.append(buy)
+        self._pending_ts.append(ts_us)
+        self._pending_px.append(price)
+        self._pending_qty.append(qty)
+        if len(self._pending_ts) >= FLUSH_TRADES:
+            self.flush()
+        self._last_ts = ts_us
+
+    def flush(self) -> None:
+        """Hand the trades received so far to the core (its fills, positions and equity are
+        then current)."""
+        if not self._pending_ts:
+            return
+        ts = np.array(self._pending_ts, dtype=np.int64)
+        px = np.rint(np.array(self._pending_px) / self.tick).astype(np.int64)
+        lots = np.rint(np.array(self._pending_qty) / self.lot).astype(np.int64)
+        self._pending_ts, self._pending_px, self._pending_qty = [], [], []
+        self.core.trades_ticks(ts, px, lots)
+        self._seen_ts.append(ts)
+        self._seen_px.append(px)
+
+    @property
+    def received(self) -> bool:
+        return bool(self._seen_ts or self._pending_ts)
 
     def close(self) -> None:
         """End the open bar now (its trades are complete)."""
-        if self._open:
+        if self._open_ts:
             self._close_bar()
+        self.flush()
 
     def close_due(self, now_us: int, grace_us: int) -> bool:
         """Live: end the open bar once the clock is ``grace_us`` past its end (no trade of the
         next bar came to close it); a trade of it arriving later is ``late`` (core only)."""
-        if self._bar is not None and self._open and now_us >= (self._bar + 1) * self.bar_us \
+        if self._bar is not None and self._open_ts and now_us >= (self._bar + 1) * self.bar_us \
                 + grace_us:
             self._close_bar()
             return True
         return False
 
     def _close_bar(self) -> None:
-        ts, price, qty, buy = (np.concatenate(c) for c in zip(*self._open, strict=True))
-        self._open = []
-        self._closed = self._bar
+        self.flush()  # the bar's trades reach the core before its orders are submitted
         trades = pl.DataFrame({
-            "ts": pl.Series(ts.astype(np.int64)).cast(pl.Datetime("us")).dt.replace_time_zone(
-                "UTC"),
-            "price": price.astype(np.float64), "qty": qty.astype(np.float64),
-            "side": np.where(buy, "buy", "sell")}, schema={"ts": TS, "price": pl.Float64,
-                                                          "qty": pl.Float64, "side": pl.String})
+            "ts": pl.Series(self._open_ts, dtype=pl.Int64).cast(pl.Datetime("us"))
+            .dt.replace_time_zone("UTC"),
+            "price": pl.Series(self._open_px, dtype=pl.Float64),
+            "qty": pl.Series(self._open_qty, dtype=pl.Float64),
+            "side": pl.Series(self._open_buy, dtype=pl.Boolean)},
+        ).with_columns(pl.when(pl.col("side")).then(pl.lit("buy")).otherwise(pl.lit("sell"))
+                       .alias("side")).cast({"ts": TS})
+        self._open_ts, self._open_px, self._open_qty, self._open_buy = [], [], [], []
+        self._closed = self._bar
         features, decided = self.stream.on_bar(trades)
         self.features.append(features)
         if decided.height == 0:
@@ -122,6 +159,7 @@ class PaperTrader:
     def result(self) -> BacktestResult:
         """The session so far as a backtest result (call ``close`` first for a finished
         replay)."""
+        self.flush()
         if not self._seen_ts:
             raise DataError("paper: no trade received yet")
         t_ts, t_px = np.concatenate(self._seen_ts), np.concatenate(self._seen_px)

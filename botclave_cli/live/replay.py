@@ -15,7 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import polars as pl
 
 from botclave_cli.data.importers.files import lines_of, read_text
@@ -55,13 +54,13 @@ def replay_trades(trader: PaperTrader, trades: pl.DataFrame, *, speed: float | N
                   sleep: Callable[[float], None] = time.sleep, close_last: bool = True) -> None:
     """Stored trades (ts, price, qty, side; time order), one trade per message; the last bar
     is closed at the end unless ``close_last`` is false (a session resuming goes on live)."""
-    ts = trades["ts"].dt.epoch("us").to_numpy()
-    px, qty = trades["price"].to_numpy(), trades["qty"].to_numpy()
-    buy = (trades["side"] == "buy").to_numpy()
+    ts = trades["ts"].dt.epoch("us").to_list()
+    px, qty = trades["price"].to_list(), trades["qty"].to_list()
+    buy = (trades["side"] == "buy").to_list()
     wait = _pace(speed, sleep)
-    for i in range(len(ts)):
-        wait(int(ts[i]))
-        trader.on_trades(ts[i:i + 1], px[i:i + 1], qty[i:i + 1], buy[i:i + 1])
+    for t, p, q, b in zip(ts, px, qty, buy, strict=True):
+        wait(t)
+        trader.on_trade(t, p, q, b)
     if close_last:
         trader.close()
 
@@ -83,7 +82,7 @@ def replay_capture(trader: PaperTrader, path: Path, *, speed: float | None = Non
             continue
         ts, price, qty, buy = trade
         wait(ts)
-        trader.on_trades(np.array([ts]), np.array([price]), np.array([qty]), np.array([buy]))
+        trader.on_trade(ts, price, qty, buy)
         fed += 1
     trader.close()
     return fed

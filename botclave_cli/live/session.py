@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from botclave_cli.backtest.backtester import Backtester
 from botclave_cli.backtest.results import write_results
 from botclave_cli.data import atomic
@@ -110,20 +108,20 @@ class PaperSession:
         if self.info is not None and self.info.start_us is None:
             self.info.start_us = ts
             self.info.save()
-        self.trader.on_trades(np.array([ts]), np.array([price]), np.array([qty]),
-                              np.array([buy]))
+        self.trader.on_trade(ts, price, qty, buy)
 
     def on_tick(self, now_us: int) -> None:
         # bars end on the exchange's clock: this machine's clock moved by the last offset seen
         if self.clock_offset_us is not None:
             self.trader.close_due(now_us + self.clock_offset_us, self.grace_us)
+        self.trader.flush()  # paper fills current on every tick
         if time.monotonic() >= self._next_write:
             self.write("running")
             self._next_write = time.monotonic() + self.write_every_s
 
     # the run folder ----------------------------------------------------------------------------
     def write(self, status: str) -> Path | None:
-        if not self.trader._seen_ts:
+        if not self.trader.received:
             return None
         _, folder = write_results(self.trader.result(), self.out_dir, rid=self.rid,
                                   status=status, extra={**self.extra, "paper": True,
