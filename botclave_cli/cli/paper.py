@@ -6,7 +6,8 @@ the live session's path: trades message by message, the strategy deciding each b
 (``botclave report --run``); its orders, fills, trades and equity equal ``botclave backtest`` on
 the same data. ``--session ID`` without ``--replay`` runs on the live WebSocket
 (live/session.py): the recorder's streams, the same trader, the run folder runs/paper-<ID>,
-resumed from the store after a restart.
+resumed from the store after a restart. ``paper status`` reads a session's status file (its
+heartbeat) with a cron-friendly exit code; ``paper stop`` asks a session to stop cleanly.
 """
 
 from __future__ import annotations
@@ -28,8 +29,12 @@ from botclave_cli.cli.common import (
     run,
 )
 
+paper_app = typer.Typer(no_args_is_help=False)
 
+
+@paper_app.callback(invoke_without_command=True)
 def paper(
+    ctx: typer.Context,
     replay: Annotated[bool, typer.Option("--replay", help="Replay stored trades (or "
                                          "--capture) through the live path.")] = False,
     capture: Annotated[Path | None, typer.Option("--capture", help="A raw WebSocket capture "
@@ -81,7 +86,11 @@ def paper(
 
     Example: botclave paper --replay --capture spot_btcusdt_20240808.gz --tick-size 0.01
     --lot-size 0.00001 --set bars.timeframe=5s
+
+    Example: botclave paper status --session s1 --json
     """
+    if ctx.invoked_subcommand is not None:
+        return
     with run(json_, quiet) as out:
         from botclave_cli.backtest.backtester import Backtester
         from botclave_cli.backtest.results import write_results
@@ -161,5 +170,59 @@ def paper(
                  f"{m['total_return']:+.4%} -> {folder}")
 
 
+SessionOpt = Annotated[str, typer.Option("--session", help="The session id.")]
+
+
+@paper_app.command("status")
+def status(
+    session: SessionOpt,
+    max_age: Annotated[float, typer.Option("--max-age", help="Seconds without a heartbeat "
+                                           "after which the session counts as gone.")] = 30.0,
+    max_event_age: Annotated[float, typer.Option("--max-event-age", help="Seconds without a "
+                                                 "market message after which its data counts "
+                                                 "as stale (exit 3).")] = 60.0,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Show a session's state, connection, last event age, position, open orders and PnL.
+
+    Exit code for cron: 0 running and current, 1 stopped, halted or not responding, 3 its market
+    data is stale.
+
+    Example: botclave paper status --session s1 --json
+    """
+    with run(json_, quiet) as out:
+        import time
+
+        from botclave_cli.live.status import read_status, report
+
+        code, body, line = report(read_status(data_dir, session), int(time.time() * 1000),
+                                  max_age, max_event_age)
+        out.emit(body, line)
+    if code:
+        raise typer.Exit(code)
+
+
+@paper_app.command("stop")
+def stop(
+    session: SessionOpt,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Ask a running session to stop cleanly (as SIGTERM): it closes the open bar, writes its
+    run folder and its status "stopped".
+
+    Example: botclave paper stop --session s1
+    """
+    with run(json_, quiet) as out:
+        from botclave_cli.live.status import request_stop
+
+        path = request_stop(data_dir, session)
+        out.emit({"session": session, "request": str(path)},
+                 f"stop requested for session {session} ({path})")
+
+
 def register(app: typer.Typer) -> None:
-    app.command("paper")(paper)
+    app.add_typer(paper_app, name="paper")

@@ -90,6 +90,7 @@ class Recorder:
         self.sink = RecordSink(store, cfg, self.result, capture_dir=capture_dir,
                                symbol_id=self.symbol_id, exchange=exchange)
         self._stop = asyncio.Event()
+        self.connected = False  # a WebSocket is open now
         self._builder: DOMBuilder | None = None
         self._want_snapshot = False
         self._snapshot_task: asyncio.Task | None = None
@@ -123,6 +124,7 @@ class Recorder:
                     break
                 try:
                     async with connect(self.cfg.url(), max_size=None, open_timeout=10) as ws:
+                        self.connected = True
                         self._builder = None
                         self._want_snapshot = "depth" in self.cfg.streams
                         reader = loop.create_task(self._read(ws))
@@ -141,6 +143,7 @@ class Recorder:
                                 if self.listener is not None:
                                     self.listener.on_tick(self.clock_ns() // 1000)
                         finally:
+                            self.connected = False
                             if not reader.done():
                                 reader.cancel()
                             with contextlib.suppress(asyncio.CancelledError):

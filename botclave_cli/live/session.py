@@ -11,14 +11,21 @@ Resume after a crash (``kill -9``): a paper session's state is a function of the
 received, and those are in the store. A restart replays the session's stored trades (from its
 start, in ``<data dir>/sessions/<session>/session.json``) through a fresh trader at full speed,
 then goes on live, skipping what the replay already covered; no order is ever sent anywhere.
+
+About once a second the session rewrites its status file (live/status.py: the heartbeat that
+``botclave paper status`` reads: state, halts of the execution core (daily loss, drawdown),
+connection, last event, position, working orders, equity); ``botclave paper stop`` (a
+``stop.request`` file) or SIGTERM/SIGINT ends it cleanly: the open bar is closed, the run folder
+written "stopped", the status "stopped".
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +35,10 @@ from botclave_cli.data import atomic
 from botclave_cli.data.store import DatasetRef, Store
 from botclave_cli.exchange.record_config import RecordConfig
 from botclave_cli.exchange.recorder import Recorder, SnapshotFetcher
+from botclave_cli.execution import layout as L
 from botclave_cli.live.paper import PaperTrader
 from botclave_cli.live.replay import replay_trades, trade_message
+from botclave_cli.live.status import SessionStatus, status_path, stop_path, write_status
 from botclave_cli.logs import get_logger
 
 log = get_logger(__name__)
@@ -66,8 +75,17 @@ class PaperSession:
     def __init__(self, tester: Backtester, out_dir: Path, session: str, *,
                  info: SessionInfo | None = None,
                  grace_s: float = 2.0, write_every_s: float = 10.0,
-                 extra: dict[str, Any] | None = None) -> None:
+                 extra: dict[str, Any] | None = None, data_dir: Path | None = None,
+                 status_every_s: float = 1.0) -> None:
         self.tester = tester
+        self.session = session
+        self.recorder: Recorder | None = None  # set by run_paper_session (connection, stop)
+        self.status_file = status_path(data_dir, session) if data_dir is not None else None
+        self.stop_file = stop_path(data_dir, session) if data_dir is not None else None
+        self.status_every_s = status_every_s
+        self._next_status = 0.0
+        self.started_ms = int(time.time() * 1000)
+        self.state: str = "running"
         self.info = info
         self.trader = PaperTrader(tester)
         self.out_dir = out_dir
@@ -118,6 +136,40 @@ class PaperSession:
         if time.monotonic() >= self._next_write:
             self.write("running")
             self._next_write = time.monotonic() + self.write_every_s
+        if time.monotonic() >= self._next_status:
+            self.write_status()
+            self._next_status = time.monotonic() + self.status_every_s
+        if self.stop_file is not None and self.recorder is not None and self.stop_file.exists():
+            log.info("stop requested", extra={"session": self.session})
+            self.recorder.stop("stop requested")
+
+    # the status file (heartbeat) ---------------------------------------------------------------
+    def status(self) -> SessionStatus:
+        core = self.trader.core
+        view = core.view()
+        halted = [why for why, flag in (("drawdown", L.I_HALTED_DD),
+                                         ("daily loss", L.I_HALTED_DAY))
+                  if core.state.iv[flag] == 1]
+        state = self.state if self.state == "stopped" else ("halted" if halted else "running")
+        rec = self.recorder
+        last_ms = self.last_event_us // 1000 if self.last_event_us is not None else None
+        return SessionStatus(
+            session=self.session, mode="paper", symbol=self.info.symbol if self.info else "?",
+            market=self.info.market if self.info else "?", pid=os.getpid(), state=state,
+            halt=halted[0] if halted else None, started_ms=self.started_ms,
+            heartbeat_ms=int(time.time() * 1000), last_event_ms=last_ms,
+            connected=bool(rec and rec.connected), reconnects=rec.result.reconnects if rec else 0,
+            messages=self.messages, equity=view.equity if self.trader.received else None,
+            initial_equity=self.tester.params.execution.initial_equity,
+            position_qty=view.position_qty,
+            positions=[asdict(p) for p in view.positions],
+            open_orders=[asdict(o) for o in view.orders],
+            trades=int(core.state.iv[L.I_N_TRADES]), signals=self.trader.n_signals,
+            run_folder=str(self.out_dir / "runs" / self.rid))
+
+    def write_status(self) -> None:
+        if self.status_file is not None:
+            write_status(self.status_file, self.status())
 
     # the run folder ----------------------------------------------------------------------------
     def write(self, status: str) -> Path | None:
@@ -139,8 +191,10 @@ def run_paper_session(store: Store, cfg: RecordConfig, tester: Backtester, *, da
     info = SessionInfo.load_or_create(data_dir / "sessions" / session / "session.json",
                                       session, cfg.symbol, cfg.market)
     paper = PaperSession(tester, out_dir, session, info=info, grace_s=grace_s,
-                         write_every_s=write_every_s,
+                         write_every_s=write_every_s, data_dir=data_dir,
                          extra={"session": session, "exchange": exchange, "market": cfg.market})
+    stop_file = stop_path(data_dir, session)
+    stop_file.unlink(missing_ok=True)  # a request an earlier run did not see
     ref = DatasetRef(exchange, cfg.market, cfg.symbol, "trades")
     if info.start_us is not None and store.exists(ref):
         import datetime as dt
@@ -150,6 +204,12 @@ def run_paper_session(store: Store, cfg: RecordConfig, tester: Backtester, *, da
         paper.resume(stored.sort("ts", maintain_order=True))
     recorder = Recorder(store, cfg, capture_dir=capture_dir, fetch_snapshot=fetch_snapshot,
                         exchange=exchange, listener=paper)
+    paper.recorder = recorder
+    paper.write_status()
     asyncio.run(recorder.run())
     paper.trader.close()
-    return paper, paper.write("stopped")
+    folder = paper.write("stopped")
+    paper.state = "stopped"
+    paper.write_status()
+    stop_file.unlink(missing_ok=True)
+    return paper, folder
