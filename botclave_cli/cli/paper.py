@@ -49,6 +49,10 @@ def paper(
                                                "endpoint (default Binance's).")] = None,
     rest_url: Annotated[str | None, typer.Option("--rest-url", help="Live: scheme and host "
                                                  "for REST snapshots.")] = None,
+    store_every: Annotated[str, typer.Option("--store-every", help="Live: store write "
+                                             "interval (what a kill -9 can lose).")] = "60s",
+    flush_every: Annotated[str, typer.Option("--flush-every", help="Live: capture file "
+                                             "append interval.")] = "5s",
     speed: Annotated[float | None, typer.Option("--speed", help="Times real time (1 = real "
                                                 "time; default: as fast as possible).")]
     = None,
@@ -118,7 +122,11 @@ def paper(
                                duration_s=parse_duration_us(duration, "--duration") / 1e6
                                if duration else None,
                                tick_size=entry.tick_size if entry else tick_size,
-                               lot_size=entry.lot_size if entry else lot_size)
+                               lot_size=entry.lot_size if entry else lot_size,
+                               store_every_s=parse_duration_us(store_every, "--store-every")
+                               / 1e6,
+                               flush_every_s=parse_duration_us(flush_every, "--flush-every")
+                               / 1e6)
             store = Store(data_dir)
             tester = Backtester(params, ex_cfg, symbol=symbol, tick_size=cfg.tick_size,
                                 lot_size=cfg.lot_size, market=market)
