@@ -16,6 +16,9 @@ orders, fills, trades and equity as a backtest result.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 import polars as pl
 
@@ -28,6 +31,15 @@ from botclave_cli.strategy.structure_stream import STRUCTURE_SCHEMA
 
 #: trades buffered before the core gets them, at most (a decision flushes first)
 FLUSH_TRADES = 4096
+
+
+@dataclass(frozen=True)
+class BookReading:
+    """The live book at a bar's close: whether a decision may use it, and its imbalance
+    (bid - ask) / (bid + ask) over the strategy's ``entry.book_imbalance_levels``."""
+
+    problem: str | None  # None: usable; else "book invalid" or "book stale"
+    imbalance: float | None = None
 
 
 class PaperTrader:
@@ -69,6 +81,10 @@ class PaperTrader:
         self.signals: list[pl.DataFrame] = []
         self.features: list[pl.DataFrame] = []
         self.n_signals = 0
+        #: live sessions whose strategy reads the book (entry.book_imbalance_min): the book at
+        #: each bar's close; a bar closing on an invalid or stale book decides nothing
+        self.book: Callable[[int], BookReading] | None = None
+        self.bars_without_book: dict[str, int] = {}  # bars that decided nothing, by reason
 
     # feeding ---------------------------------------------------------------------------------
     def on_trades(self, ts_us: np.ndarray, price: np.ndarray, qty: np.ndarray,
@@ -145,8 +161,17 @@ class PaperTrader:
                        .alias("side")).cast({"ts": TS})
         self._open_ts, self._open_px, self._open_qty, self._open_buy = [], [], [], []
         self._closed = self._bar
-        features, decided = self.stream.on_bar(trades)
+        bar = self._closed
+        assert bar is not None
+        reading = None if self.book is None else self.book((bar + 1) * self.bar_us)
+        features, decided = self.stream.on_bar(
+            trades, None if reading is None else reading.imbalance)
         self.features.append(features)
+        if reading is not None and reading.problem is not None:
+            # the strategy already refuses a null imbalance; nothing it decides goes out
+            why = reading.problem
+            self.bars_without_book[why] = self.bars_without_book.get(why, 0) + 1
+            return
         if decided.height == 0:
             return
         signals = check_signals(decided, self.name).with_row_index(

@@ -33,10 +33,11 @@ from botclave_cli.backtest.backtester import Backtester
 from botclave_cli.backtest.results import write_results
 from botclave_cli.data import atomic
 from botclave_cli.data.store import DatasetRef, Store
+from botclave_cli.errors import UsageError
 from botclave_cli.exchange.record_config import RecordConfig
 from botclave_cli.exchange.recorder import Recorder, SnapshotFetcher
 from botclave_cli.execution import layout as L
-from botclave_cli.live.paper import PaperTrader
+from botclave_cli.live.paper import BookReading, PaperTrader
 from botclave_cli.live.replay import replay_trades, trade_message
 from botclave_cli.live.status import SessionStatus, status_path, stop_path, write_status
 from botclave_cli.logs import get_logger
@@ -165,7 +166,27 @@ class PaperSession:
             positions=[asdict(p) for p in view.positions],
             open_orders=[asdict(o) for o in view.orders],
             trades=int(core.state.iv[L.I_N_TRADES]), signals=self.trader.n_signals,
+            bars_without_book=dict(self.trader.bars_without_book),
             run_folder=str(self.out_dir / "runs" / self.rid))
+
+    # the live book --------------------------------------------------------------------------------
+    def use_book(self, stale_s: float = 2.0) -> None:
+        """Give the trader the recorder's book at each bar close: the strategy reads its
+        imbalance, and no signal is decided while it is invalid (not synced, a sequence
+        break) or stale (its last diff more than ``stale_s`` before the bar's end)."""
+        self.stale_book_us = int(stale_s * 1e6)
+        self.trader.book = self.book_reading
+
+    def book_reading(self, bar_end_us: int) -> BookReading:
+        builder = self.recorder._builder if self.recorder is not None else None
+        if builder is None or not builder.valid:
+            return BookReading("book invalid")
+        levels = self.tester.params.entry.book_imbalance_levels
+        state = builder.state(depth=levels)
+        if state.ts_us is None or bar_end_us - state.ts_us > self.stale_book_us:
+            return BookReading("book stale")
+        bid, ask = float(state.bid_qty.sum()), float(state.ask_qty.sum())
+        return BookReading(None, (bid - ask) / (bid + ask) if bid + ask > 0 else None)
 
     def write_status(self) -> None:
         if self.status_file is not None:
@@ -185,7 +206,8 @@ def run_paper_session(store: Store, cfg: RecordConfig, tester: Backtester, *, da
                       out_dir: Path, session: str, capture_dir: Path,
                       fetch_snapshot: SnapshotFetcher | None = None,
                       exchange: str = "binance", grace_s: float = 2.0,
-                      write_every_s: float = 10.0) -> tuple[PaperSession, Path | None]:
+                      write_every_s: float = 10.0, stale_book_s: float = 2.0
+                      ) -> tuple[PaperSession, Path | None]:
     """Run a paper session until the recorder stops (duration, SIGINT/SIGTERM); the session
     and its run folder."""
     info = SessionInfo.load_or_create(data_dir / "sessions" / session / "session.json",
@@ -205,6 +227,10 @@ def run_paper_session(store: Store, cfg: RecordConfig, tester: Backtester, *, da
     recorder = Recorder(store, cfg, capture_dir=capture_dir, fetch_snapshot=fetch_snapshot,
                         exchange=exchange, listener=paper)
     paper.recorder = recorder
+    if tester.params.entry.book_imbalance_min is not None:
+        if "depth" not in cfg.streams:
+            raise UsageError("entry.book_imbalance_min needs the depth stream in the session")
+        paper.use_book(stale_book_s)
     paper.write_status()
     asyncio.run(recorder.run())
     paper.trader.close()

@@ -51,7 +51,8 @@ class SessionStatus(BaseModel):
     open_orders: list[dict[str, Any]] = Field(default_factory=list)
     trades: int = 0
     signals: int = 0
-    skipped_signals: dict[str, int] = Field(default_factory=dict)
+    bars_without_book: dict[str, int] = Field(default_factory=dict, description="bars that "
+                                              "closed on an invalid or stale book")
     run_folder: str | None = None
 
     @property

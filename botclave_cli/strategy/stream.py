@@ -13,7 +13,8 @@ rules of strategy.py applied to that row alone). What each feature carries:
 - CVD divergence: the session's running CVD, the CVD at the last ``k + 1`` bars, the last
   confirmed swing high/low with their CVD, and the last divergence mark with its bar;
 - structure: ``StructureStream``;
-- ``book_imbalance`` (when given): the caller's value as of the bar's end.
+- ``book_imbalance`` (when given, or null when ``entry.book_imbalance_min`` is set and no book
+  was): the caller's value as of the bar's end.
 
 tests/test_strategy_stream.py: on the synthetic days and on the captures of ../shared/data,
 every feature column and every signal streamed equals the batch computation.
@@ -128,8 +129,8 @@ class OrderFlowStream:
             row["recent_divergence"] = self.divergence.update(
                 self.index, row["bar_start"], row["delta"], high, low)
             schema["recent_divergence"] = pl.Int8()
-        if book_imbalance is not None:
-            row["book_imbalance"] = book_imbalance
+        if book_imbalance is not None or self.params.entry.book_imbalance_min is not None:
+            row["book_imbalance"] = book_imbalance  # null: no usable book at the bar's end
             schema["book_imbalance"] = pl.Float64()
         row |= structure
         schema |= STRUCTURE_SCHEMA
