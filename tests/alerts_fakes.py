@@ -15,7 +15,7 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass, field
-from email import message_from_bytes
+from email import message_from_bytes, policy
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -150,7 +150,7 @@ class _Collect:
 
     async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos),
-                              message_from_bytes(envelope.content)))
+                              message_from_bytes(envelope.content, policy=policy.default)))
         return "250 OK"
 
 

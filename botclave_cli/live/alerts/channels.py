@@ -14,6 +14,7 @@ import smtplib
 import socket
 import ssl
 from dataclasses import dataclass
+from email import policy
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
@@ -27,6 +28,8 @@ from botclave_cli.secrets import mask
 
 TELEGRAM_MAX_TEXT = 4096
 SUBJECT_MAX = 120
+#: subjects stay on one line (RFC 5322 allows 998 characters; 78 is a SHOULD)
+_MAIL_POLICY = policy.default.clone(max_line_length=998)
 
 
 @dataclass(frozen=True)
@@ -187,7 +190,7 @@ class EmailChannel:
         self._secrets = [s for s in (self.target.password, url) if s]
 
     def message(self, text: str) -> EmailMessage:
-        msg = EmailMessage()
+        msg = EmailMessage(policy=_MAIL_POLICY)
         first = text.splitlines()[0] if text else "botclave alert"
         msg["Subject"] = first if len(first) <= SUBJECT_MAX else first[: SUBJECT_MAX - 3] + "..."
         msg["From"] = self.sender
