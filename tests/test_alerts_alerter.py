@@ -180,7 +180,7 @@ def test_disconnects_longer_than_n_seconds_only():
         "[botclave s1] RECONNECTED market data after 1 min 30 s down"]
 
 
-def test_channels_from_config_and_environment(cert):
+def test_channels_from_config_and_environment(cert, tmp_path):
     with FakeBotApi(*cert, token=TOKEN) as api, SmtpSink() as sink:
         cfg = AlertsConfig(telegram=TelegramAlerts(api_url=api.url, ca_file=cert[0]),
                            email=EmailAlerts(sender="bot@example.com"))
@@ -192,6 +192,12 @@ def test_channels_from_config_and_environment(cert):
         alerter.fill("BTC/USDT", "sell", 0.002, 61000.5, client_id="bc-3f2a1c-0000000001-ex")
         alerter.close()
         half = {k: v for k, v in env.items() if k != "BOTCLAVE_ALERT_EMAIL"}
+        log_file = tmp_path / "botclave.log"
+        setup_logging(log_file)
+        alerter_from_config(cfg, environ=half).close()  # a half-set channel is named in the log
+        setup_logging(None)
+        [line] = log_file.read_text().splitlines()
+        assert '"channel": "email", "problem": "not configured: set BOTCLAVE_ALERT_EMAIL"' in line
         setups = {s.name: s for s in setup_channels(cfg, half)}
         assert setups["email"].channel is None
         assert setups["email"].problem == "not configured: set BOTCLAVE_ALERT_EMAIL"

@@ -140,6 +140,11 @@ def test_email_refusals_never_show_the_password(tmp_path):
     assert wrong.permanent and wrong.detail == "SMTP login refused (535)"
     assert required.permanent and "does not offer STARTTLS" in required.detail
     assert sink.messages == []
+    with SmtpSink() as open_relay:  # offers no AUTH, but the URL names a user
+        no_auth = EmailChannel(f"smtp://bot:pw-4321@127.0.0.1:{open_relay.port}",
+                               ["ops@example.com"]).send("x")
+    assert no_auth.permanent and no_auth.detail == (
+        f"127.0.0.1:{open_relay.port} does not offer AUTH (a user is set in BOTCLAVE_SMTP_URL)")
     down = EmailChannel(f"smtp://bot:wrong-pass-9876@127.0.0.1:{sink.port}",
                         ["ops@example.com"], timeout_s=2).send("x")
     assert not down.ok and not down.permanent and "wrong-pass-9876" not in down.detail

@@ -223,6 +223,9 @@ class EmailChannel:
                 smtp.send_message(self.message(text))
         except smtplib.SMTPAuthenticationError as exc:
             return SendResult(False, f"SMTP login refused ({exc.smtp_code})", permanent=True)
+        except smtplib.SMTPNotSupportedError:
+            return SendResult(False, f"{t.host}:{t.port} does not offer AUTH (a user is set "
+                              "in BOTCLAVE_SMTP_URL)", permanent=True)
         except smtplib.SMTPRecipientsRefused as exc:
             refused = ", ".join(sorted(exc.recipients))
             return SendResult(False, self._clean(f"recipient refused: {refused}"),

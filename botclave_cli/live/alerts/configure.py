@@ -18,6 +18,9 @@ from botclave_cli.errors import UsageError
 from botclave_cli.live.alerts.alerter import Alerter
 from botclave_cli.live.alerts.channels import Channel, EmailChannel, TelegramChannel
 from botclave_cli.live.alerts.events import utc
+from botclave_cli.logs import get_logger
+
+log = get_logger(__name__)
 
 ENV_VARS = {
     "telegram": ("BOTCLAVE_TELEGRAM_TOKEN", "BOTCLAVE_TELEGRAM_CHAT_ID"),
@@ -71,7 +74,14 @@ def alerter_from_config(config: AlertsConfig, *, session: str | None = None,
                         environ: Mapping[str, str] | None = None) -> Alerter:
     """The session's alerter over every configured channel (none configured: it does
     nothing). Half-configured channels are left out; ``setup_channels`` says why."""
-    channels = [s.channel for s in setup_channels(config, environ) if s.channel is not None]
+    env = os.environ if environ is None else environ
+    setups = setup_channels(config, env)
+    for s in setups:
+        half = any(env.get(v, "").strip() for v in ENV_VARS[s.name])
+        if s.channel is None and s.enabled and half:
+            log.warning("alert channel left out", extra={"channel": s.name,
+                                                        "problem": s.problem})
+    channels = [s.channel for s in setups if s.channel is not None]
     return Alerter(channels, config, session=session)
 
 

@@ -11,13 +11,11 @@ import datetime as dt
 import threading
 from dataclasses import dataclass
 
-#: event kinds a session reports; "summary" (coalesced events) and "test" are the alerter's own
-KINDS = ("fill", "halt", "disconnect", "error")
-
 
 @dataclass(frozen=True)
 class AlertEvent:
-    """One thing worth a message. ``ts``: seconds since the epoch (UTC)."""
+    """One thing worth a message: ``kind`` one of config.ALERT_KINDS (or "test"), ``text`` one
+    line, ``ts`` seconds since the epoch (UTC)."""
 
     kind: str
     text: str
