@@ -4,6 +4,7 @@ channels built from the config and the environment."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 
@@ -208,3 +209,21 @@ def test_channels_from_config_and_environment(cert, tmp_path):
     assert api.texts() == [text]
     [(_, rcpt, msg)] = sink.messages
     assert rcpt == ["ops@example.com", "me@example.com"] and msg["Subject"] == text
+
+
+def test_error_log_records_become_alerts():
+    channel = Recording()
+    alerter = Alerter([channel], session="s1")
+    logger = logging.getLogger("botclave")
+    handler = alerter.log_handler()
+    logger.addHandler(handler)
+    try:
+        logging.getLogger("botclave.exchange.orders").error(
+            "order rejected", extra={"error": f"binance -2010 with token {TOKEN}"})
+        logging.getLogger("botclave.exchange.orders").warning("a warning is not an alert")
+        logging.getLogger("botclave.live.alerts.alerter").error("alert not sent")  # no loop
+    finally:
+        logger.removeHandler(handler)
+    alerter.close()
+    assert channel.texts == [
+        "[botclave s1] ERROR exchange.orders: order rejected: binance -2010 with token ***"]

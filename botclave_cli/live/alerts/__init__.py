@@ -6,10 +6,11 @@ channel, sent by background threads so that the trading thread never waits.
     alerter.fill("BTC/USDT", "buy", 0.001, 60000.0, fee=0.06, client_id=cid)
     alerter.disconnected(ts=time.time(), reason="ws closed 1006")
     alerter.connected(ts=time.time())
+    logging.getLogger("botclave").addHandler(alerter.log_handler())  # error records alert
     alerter.close()  # flushes what is queued and held
 """
 
-from botclave_cli.live.alerts.alerter import Alerter, ChannelStats
+from botclave_cli.live.alerts.alerter import Alerter, AlertLogHandler, ChannelStats
 from botclave_cli.live.alerts.channels import (
     EmailChannel,
     SendResult,
@@ -25,7 +26,7 @@ from botclave_cli.live.alerts.configure import (
 from botclave_cli.live.alerts.events import AlertEvent, DisconnectWatch
 
 __all__ = [
-    "AlertEvent", "Alerter", "ChannelStats", "CheckResult", "DisconnectWatch", "EmailChannel",
-    "SendResult", "TelegramChannel", "alerter_from_config", "check_channels", "parse_smtp_url",
-    "setup_channels",
+    "AlertEvent", "AlertLogHandler", "Alerter", "ChannelStats", "CheckResult",
+    "DisconnectWatch", "EmailChannel", "SendResult", "TelegramChannel", "alerter_from_config",
+    "check_channels", "parse_smtp_url", "setup_channels",
 ]

@@ -14,6 +14,7 @@ queued and what is held (the held summary at once, even over the limit) for up t
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -30,7 +31,7 @@ from botclave_cli.live.alerts.events import (
     halt_text,
 )
 from botclave_cli.live.alerts.limiter import Coalescer, RateLimiter
-from botclave_cli.logs import get_logger
+from botclave_cli.logs import LOGGER_NAME, get_logger
 from botclave_cli.secrets import mask
 
 log = get_logger(__name__)
@@ -219,6 +220,11 @@ class Alerter:
         for event in self.watch.check(self._now(now)):
             self.notify(event)
 
+    def log_handler(self, level: int = logging.ERROR) -> AlertLogHandler:
+        """A handler for the ``botclave`` logger that turns its error records into alerts:
+        ``logging.getLogger("botclave").addHandler(alerter.log_handler())``."""
+        return AlertLogHandler(self, level)
+
     def stats(self) -> dict[str, ChannelStats]:
         return {w.channel.name: w.stats for w in self._workers}
 
@@ -257,3 +263,26 @@ class Alerter:
         while not self._abort.wait(tick_s):
             if not self._closed.is_set():
                 self.tick()
+
+
+class AlertLogHandler(logging.Handler):
+    """Log records at ``level`` or above as ``error`` alerts, ``where`` being the logger's name
+    (``exchange.orders``) and the record's ``error`` field appended. The alerts' own records are
+    left out, so a failing channel cannot feed itself."""
+
+    def __init__(self, alerter: Alerter, level: int = logging.ERROR) -> None:
+        super().__init__(level)
+        self.alerter = alerter
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.startswith(f"{LOGGER_NAME}.live.alerts"):
+            return
+        try:
+            message = record.getMessage()
+            detail = getattr(record, "error", None)
+            if detail:
+                message += f": {detail}"
+            where = record.name.removeprefix(f"{LOGGER_NAME}.") or record.name
+            self.alerter.error(where, message, ts=record.created)
+        except Exception:  # noqa: BLE001 - logging must never raise into the caller
+            self.handleError(record)
