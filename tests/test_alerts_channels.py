@@ -150,3 +150,13 @@ def test_email_refusals_never_show_the_password(tmp_path):
     assert not down.ok and not down.permanent and "wrong-pass-9876" not in down.detail
     with pytest.raises(UsageError, match="BOTCLAVE_ALERT_EMAIL: expected"):
         EmailChannel("smtp://h", ["not-an-address"])
+
+
+def test_a_bad_ca_file_is_one_line(tmp_path):
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate")
+    for path in (junk, tmp_path / "missing.pem"):
+        with pytest.raises(UsageError, match=rf"alerts ca_file {path}: expected a readable PEM"):
+            TelegramChannel(TOKEN, CHAT, ca_file=path)
+        with pytest.raises(UsageError, match="expected a readable PEM"):
+            EmailChannel("smtps://h", ["ops@example.com"], ca_file=path)

@@ -76,7 +76,11 @@ def scrub(text: str, secrets: list[str]) -> str:
 
 
 def _ssl_context(ca_file: Path | None) -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    try:
+        return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    except (OSError, ssl.SSLError):
+        raise UsageError(f"alerts ca_file {ca_file}: expected a readable PEM certificate "
+                         "bundle") from None
 
 
 class TelegramChannel:
@@ -92,9 +96,10 @@ class TelegramChannel:
         self.chat_id = chat_id
         self._secrets = [token]
         self._url = f"{api_url.rstrip('/')}/bot{token}/sendMessage"
+        context = _ssl_context(ca_file)
         self._filter = _Scrub(self._secrets)
         logging.getLogger("httpx").addFilter(self._filter)
-        self._client = httpx.Client(timeout=timeout_s, verify=_ssl_context(ca_file))
+        self._client = httpx.Client(timeout=timeout_s, verify=context)
 
     def send(self, text: str) -> SendResult:
         body = {"chat_id": self.chat_id, "text": text[:TELEGRAM_MAX_TEXT],
