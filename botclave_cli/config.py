@@ -91,6 +91,56 @@ class OrderLimits(StrictModel):
         "power loss (an fsync per transaction), normal survives a killed process only")
 
 
+AlertKind = Literal["fill", "halt", "disconnect", "error"]
+ALERT_KINDS: tuple[AlertKind, ...] = ("fill", "halt", "disconnect", "error")
+
+
+class TelegramAlerts(StrictModel):
+    """Telegram Bot API ``sendMessage``; token and chat id come from the environment only
+    (BOTCLAVE_TELEGRAM_TOKEN, BOTCLAVE_TELEGRAM_CHAT_ID)."""
+
+    enabled: bool = True
+    api_url: str = Field("https://api.telegram.org", pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
+                         description="Bot API base URL (a local fake in tests)")
+    ca_file: Path | None = Field(None, description="PEM bundle to trust instead of the "
+                                 "system's (a self-signed test server, a TLS proxy)")
+    timeout_s: float = Field(10.0, gt=0, le=120, description="HTTP timeout per request")
+
+
+class EmailAlerts(StrictModel):
+    """E-mail over SMTP; server and recipient come from the environment only (BOTCLAVE_SMTP_URL
+    ``smtp://user:pass@host:port`` or ``smtps://...``, BOTCLAVE_ALERT_EMAIL)."""
+
+    enabled: bool = True
+    sender: str | None = Field(None, description="From address (default: the SMTP user, "
+                               "else botclave@<host name>)")
+    starttls: Literal["auto", "require", "never"] = Field(
+        "auto", description="smtp://: upgrade when the server offers STARTTLS (auto), always "
+        "(require) or never; smtps:// is TLS from the first byte")
+    ca_file: Path | None = Field(None, description="PEM bundle to trust for TLS")
+    timeout_s: float = Field(10.0, gt=0, le=120, description="SMTP timeout per operation")
+
+
+class AlertsConfig(StrictModel):
+    """``alerts:``: messages on fills, halts, long disconnects and errors, rate-limited per
+    channel (botclave_cli/live/alerts/)."""
+
+    enabled: bool = True
+    events: list[AlertKind] = Field(default_factory=lambda: list(ALERT_KINDS),
+                                    description="event kinds that are sent")
+    disconnect_after_s: float = Field(30.0, ge=0, le=86_400, description="a disconnect is "
+                                      "alerted only once it lasts longer than this (seconds)")
+    max_per_window: int = Field(10, ge=1, le=1000, description="at most this many messages "
+                                "per channel and window; the rest go out as one summary")
+    window_s: float = Field(60.0, gt=0, le=86_400, description="rate-limit window (seconds)")
+    queue_size: int = Field(1000, ge=1, le=1_000_000, description="events waiting per "
+                            "channel; beyond it new events are counted and dropped")
+    max_attempts: int = Field(3, ge=1, le=20, description="tries per message on network "
+                              "errors and 5xx (a 429 waits its retry_after and does not count)")
+    telegram: TelegramAlerts = Field(default_factory=TelegramAlerts)
+    email: EmailAlerts = Field(default_factory=EmailAlerts)
+
+
 class ExchangeConfig(StrictModel):
     """``configs/exchange_config.yaml``."""
 
@@ -107,6 +157,7 @@ class ExchangeConfig(StrictModel):
         None, description="the same for the testnet (used in sandbox mode; default api_urls)"
     )
     orders: OrderLimits = Field(default_factory=OrderLimits)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
 
     def symbol_config(self, symbol: str) -> SymbolConfig | None:
         return next((s for s in self.symbols if s.symbol == symbol), None)

@@ -23,7 +23,9 @@ def shared_file(relative: str) -> Path:
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Never touch the user's store or log, never read real credentials."""
     monkeypatch.setenv("BOTCLAVE_DATA_DIR", str(tmp_path / "datasets"))
-    for name in ("BOTCLAVE_BINANCE_API_KEY", "BOTCLAVE_BINANCE_SECRET"):
+    for name in ("BOTCLAVE_BINANCE_API_KEY", "BOTCLAVE_BINANCE_SECRET",
+                 "BOTCLAVE_TELEGRAM_TOKEN", "BOTCLAVE_TELEGRAM_CHAT_ID", "BOTCLAVE_SMTP_URL",
+                 "BOTCLAVE_ALERT_EMAIL"):
         monkeypatch.delenv(name, raising=False)
 
 
