@@ -130,10 +130,13 @@ def paper(
             store = Store(data_dir)
             tester = Backtester(params, ex_cfg, symbol=symbol, tick_size=cfg.tick_size,
                                 lot_size=cfg.lot_size, market=market)
+            from botclave_cli.live.alerts.configure import alerter_from_config
+
             paper_session, folder = run_paper_session(
                 store, cfg, tester, data_dir=data_dir, out_dir=out_dir, session=session,
                 capture_dir=store.root / "captures" / "binance",
-                fetch_snapshot=ccxt_snapshot_fetcher(market, rest_url))
+                fetch_snapshot=ccxt_snapshot_fetcher(market, rest_url),
+                alerter=alerter_from_config(ex_cfg.alerts, session=session))
             if folder is None:
                 raise DataError(f"paper session {session}: no trade received from {cfg.url()}")
             m = paper_session.trader.result().metrics

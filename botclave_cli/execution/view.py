@@ -110,15 +110,21 @@ def account_view(st: CoreState, params: np.ndarray, clock_us: int | None) -> Acc
             qty=float(row[L.O_QTY]) * lot if row[L.O_QTY] > 0 else None,
             filled_qty=float(row[L.O_FILLED]) * lot, arrival_ts_us=int(row[L.O_ARRIVAL]),
             signal_id=int(row[L.O_SIG])))
-    n_f = int(iv[L.I_N_FILLS])
-    fi, ff = st.fills_i, st.fills_f
-    fills = tuple(Fill(
-        ts_us=int(fi[i, L.FI_TS]), order_id=int(fi[i, L.FI_ORDER]),
-        side="buy" if fi[i, L.FI_SIDE] > 0 else "sell", price=float(ff[i, L.FF_PRICE]),
-        qty=float(fi[i, L.FI_QTY]) * lot, fee=float(ff[i, L.FF_FEE]),
-        liquidity="taker" if fi[i, L.FI_TAKER] == 1 else "maker")
-        for i in range(max(0, n_f - LAST_FILLS), n_f))
+    fills = fills_since(st, params, int(iv[L.I_N_FILLS]) - LAST_FILLS)
     last_px = float(iv[L.I_LAST_PX]) * tick
     return AccountView(clock_us=clock_us, equity=float(equity(st, lot, last_px)),
                        cash=float(st.fv[L.V_CASH]),
                        positions=tuple(positions), orders=tuple(orders), last_fills=fills)
+
+
+def fills_since(st: CoreState, params: np.ndarray, first: int) -> tuple[Fill, ...]:
+    """Fills number ``first`` onwards (0 = the first of the run), oldest first: what a live
+    session reports (alerts) as it goes."""
+    lot = float(params[L.P_LOT])
+    fi, ff = st.fills_i, st.fills_f
+    return tuple(Fill(
+        ts_us=int(fi[i, L.FI_TS]), order_id=int(fi[i, L.FI_ORDER]),
+        side="buy" if fi[i, L.FI_SIDE] > 0 else "sell", price=float(ff[i, L.FF_PRICE]),
+        qty=float(fi[i, L.FI_QTY]) * lot, fee=float(ff[i, L.FF_FEE]),
+        liquidity="taker" if fi[i, L.FI_TAKER] == 1 else "maker")
+        for i in range(max(0, first), int(st.iv[L.I_N_FILLS])))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -37,6 +38,8 @@ from botclave_cli.errors import UsageError
 from botclave_cli.exchange.record_config import RecordConfig
 from botclave_cli.exchange.recorder import Recorder, SnapshotFetcher
 from botclave_cli.execution import layout as L
+from botclave_cli.execution.view import fills_since
+from botclave_cli.live.alerts.alerter import Alerter
 from botclave_cli.live.paper import BookReading, PaperTrader
 from botclave_cli.live.replay import replay_trades, trade_message
 from botclave_cli.live.status import SessionStatus, status_path, stop_path, write_status
@@ -77,8 +80,13 @@ class PaperSession:
                  info: SessionInfo | None = None,
                  grace_s: float = 2.0, write_every_s: float = 10.0,
                  extra: dict[str, Any] | None = None, data_dir: Path | None = None,
-                 status_every_s: float = 1.0) -> None:
+                 status_every_s: float = 1.0, alerter: Alerter | None = None) -> None:
         self.tester = tester
+        self.alerter = alerter  # fills, halts, long disconnects, errors (live/alerts)
+        self._fills_alerted = 0
+        self._halt_alerted: str | None = None
+        self._reconnects_seen = 0
+        self._last_seen_us: int | None = None
         self.session = session
         self.recorder: Recorder | None = None  # set by run_paper_session (connection, stop)
         self.status_file = status_path(data_dir, session) if data_dir is not None else None
@@ -134,6 +142,8 @@ class PaperSession:
         if self.clock_offset_us is not None:
             self.trader.close_due(now_us + self.clock_offset_us, self.grace_us)
         self.trader.flush()  # paper fills current on every tick
+        if self.alerter is not None:
+            self._alert(now_us)
         if time.monotonic() >= self._next_write:
             self.write("running")
             self._next_write = time.monotonic() + self.write_every_s
@@ -143,6 +153,33 @@ class PaperSession:
         if self.stop_file is not None and self.recorder is not None and self.stop_file.exists():
             log.info("stop requested", extra={"session": self.session})
             self.recorder.stop("stop requested")
+
+    def _alert(self, now_us: int) -> None:
+        """Alerts of what changed since the last tick: new paper fills, a halt of the core,
+        the stream going down or coming back (the alerter decides whether a disconnect
+        lasted long enough to tell)."""
+        alerter, core = self.alerter, self.trader.core
+        assert alerter is not None
+        fills = fills_since(core.state, core.params, self._fills_alerted)
+        symbol = self.info.symbol if self.info else "?"
+        for f in fills:
+            alerter.fill(symbol, f.side, f.qty, f.price, fee=f.fee,
+                         client_id=f"paper-{self.session}-{f.order_id}")
+        self._fills_alerted += len(fills)
+        status = self.status()
+        if status.halt is not None and status.halt != self._halt_alerted:
+            alerter.halt(status.halt, "the execution core closed everything; entries stop")
+        self._halt_alerted = status.halt
+        # the recorder calls on_tick only while connected: a reconnect since the last tick
+        # means the stream was down from about the last message before it until now
+        rec = self.recorder
+        reconnects = rec.result.reconnects if rec is not None else 0
+        if reconnects > self._reconnects_seen:
+            since = self._last_seen_us if self._last_seen_us is not None else now_us
+            alerter.disconnected(since / 1e6, "WebSocket closed")
+            alerter.connected(now_us / 1e6)
+        self._reconnects_seen = reconnects
+        self._last_seen_us = self.last_event_us
 
     # the status file (heartbeat) ---------------------------------------------------------------
     def status(self) -> SessionStatus:
@@ -206,14 +243,14 @@ def run_paper_session(store: Store, cfg: RecordConfig, tester: Backtester, *, da
                       out_dir: Path, session: str, capture_dir: Path,
                       fetch_snapshot: SnapshotFetcher | None = None,
                       exchange: str = "binance", grace_s: float = 2.0,
-                      write_every_s: float = 10.0, stale_book_s: float = 2.0
-                      ) -> tuple[PaperSession, Path | None]:
+                      write_every_s: float = 10.0, stale_book_s: float = 2.0,
+                      alerter: Alerter | None = None) -> tuple[PaperSession, Path | None]:
     """Run a paper session until the recorder stops (duration, SIGINT/SIGTERM); the session
     and its run folder."""
     info = SessionInfo.load_or_create(data_dir / "sessions" / session / "session.json",
                                       session, cfg.symbol, cfg.market)
     paper = PaperSession(tester, out_dir, session, info=info, grace_s=grace_s,
-                         write_every_s=write_every_s, data_dir=data_dir,
+                         write_every_s=write_every_s, data_dir=data_dir, alerter=alerter,
                          extra={"session": session, "exchange": exchange, "market": cfg.market})
     stop_file = stop_path(data_dir, session)
     stop_file.unlink(missing_ok=True)  # a request an earlier run did not see
@@ -232,10 +269,21 @@ def run_paper_session(store: Store, cfg: RecordConfig, tester: Backtester, *, da
             raise UsageError("entry.book_imbalance_min needs the depth stream in the session")
         paper.use_book(stale_book_s)
     paper.write_status()
-    asyncio.run(recorder.run())
-    paper.trader.close()
-    folder = paper.write("stopped")
-    paper.state = "stopped"
-    paper.write_status()
+    handler = alerter.log_handler() if alerter is not None else None
+    if handler is not None:
+        logging.getLogger("botclave").addHandler(handler)
+    try:
+        asyncio.run(recorder.run())
+        paper.trader.close()
+        folder = paper.write("stopped")
+        paper.state = "stopped"
+        paper.write_status()
+        if alerter is not None:
+            paper._alert(time.time_ns() // 1000)  # the last fills
+    finally:
+        if handler is not None:
+            logging.getLogger("botclave").removeHandler(handler)
+        if alerter is not None:
+            alerter.close()
     stop_file.unlink(missing_ok=True)
     return paper, folder
