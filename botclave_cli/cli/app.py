@@ -18,7 +18,7 @@ from botclave_cli.logs import setup_logging
 
 #: command modules in help order; each defines ``register(app: typer.Typer)``
 COMMAND_MODULES = (
-    "synth", "fetch", "importer", "record", "footprint", "depth", "backtest", "paper",
+    "synth", "fetch", "importer", "record", "footprint", "depth", "backtest", "paper", "live",
     "validate",
     "report", "orders", "datasets", "config_cmd",
     "alerts",

@@ -85,6 +85,7 @@ class PaperTrader:
         #: each bar's close; a bar closing on an invalid or stale book decides nothing
         self.book: Callable[[int], BookReading] | None = None
         self.bars_without_book: dict[str, int] = {}  # bars that decided nothing, by reason
+        self.flush_trades = FLUSH_TRADES  # live trading: 1 (every fill known at once)
 
     # feeding ---------------------------------------------------------------------------------
     def on_trades(self, ts_us: np.ndarray, price: np.ndarray, qty: np.ndarray,
@@ -113,7 +114,7 @@ class PaperTrader:
         self._pending_ts.append(ts_us)
         self._pending_px.append(price)
         self._pending_qty.append(qty)
-        if len(self._pending_ts) >= FLUSH_TRADES:
+        if len(self._pending_ts) >= self.flush_trades:
             self.flush()
         self._last_ts = ts_us
 

@@ -26,9 +26,10 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from botclave_cli.backtest.backtester import Backtester
 from botclave_cli.backtest.results import write_results
@@ -95,6 +96,7 @@ class PaperSession:
         self._next_status = 0.0
         self.started_ms = int(time.time() * 1000)
         self.state: str = "running"
+        self.mode: Literal["paper", "live"] = "paper"
         self.info = info
         self.trader = PaperTrader(tester)
         self.out_dir = out_dir
@@ -192,7 +194,7 @@ class PaperSession:
         rec = self.recorder
         last_ms = self.last_event_us // 1000 if self.last_event_us is not None else None
         return SessionStatus(
-            session=self.session, mode="paper", symbol=self.info.symbol if self.info else "?",
+            session=self.session, mode=self.mode, symbol=self.info.symbol if self.info else "?",
             market=self.info.market if self.info else "?", pid=os.getpid(), state=state,
             halt=halted[0] if halted else None, started_ms=self.started_ms,
             heartbeat_ms=int(time.time() * 1000), last_event_ms=last_ms,
@@ -244,14 +246,20 @@ def run_paper_session(store: Store, cfg: RecordConfig, tester: Backtester, *, da
                       fetch_snapshot: SnapshotFetcher | None = None,
                       exchange: str = "binance", grace_s: float = 2.0,
                       write_every_s: float = 10.0, stale_book_s: float = 2.0,
-                      alerter: Alerter | None = None) -> tuple[PaperSession, Path | None]:
+                      alerter: Alerter | None = None,
+                      make_session: Callable[..., PaperSession] | None = None,
+                      on_stopped: Callable[[PaperSession], None] | None = None,
+                      ) -> tuple[PaperSession, Path | None]:
     """Run a paper session until the recorder stops (duration, SIGINT/SIGTERM); the session
-    and its run folder."""
+    and its run folder. ``make_session`` builds another kind of session over the same loop
+    (live/live_session.py); ``on_stopped`` runs after the stream stopped, before the final
+    run folder and status (live: cancel open orders, flatten)."""
     info = SessionInfo.load_or_create(data_dir / "sessions" / session / "session.json",
                                       session, cfg.symbol, cfg.market)
-    paper = PaperSession(tester, out_dir, session, info=info, grace_s=grace_s,
-                         write_every_s=write_every_s, data_dir=data_dir, alerter=alerter,
-                         extra={"session": session, "exchange": exchange, "market": cfg.market})
+    paper = (make_session or PaperSession)(
+        tester, out_dir, session, info=info, grace_s=grace_s, write_every_s=write_every_s,
+        data_dir=data_dir, alerter=alerter,
+        extra={"session": session, "exchange": exchange, "market": cfg.market})
     stop_file = stop_path(data_dir, session)
     stop_file.unlink(missing_ok=True)  # a request an earlier run did not see
     ref = DatasetRef(exchange, cfg.market, cfg.symbol, "trades")
@@ -275,6 +283,8 @@ def run_paper_session(store: Store, cfg: RecordConfig, tester: Backtester, *, da
     try:
         asyncio.run(recorder.run())
         paper.trader.close()
+        if on_stopped is not None:
+            on_stopped(paper)
         folder = paper.write("stopped")
         paper.state = "stopped"
         paper.write_status()
