@@ -7,6 +7,9 @@ the earliest time a decision based on it can be made.
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
 import numpy as np
 import polars as pl
 
@@ -54,6 +57,29 @@ def bars_from_trades(trades: pl.DataFrame, timeframe: str) -> pl.DataFrame:
         "trade_count": (ends - starts).astype(np.int64),
     }).with_columns(pl.col("bar_start").cast(pl.Datetime("us")).dt.replace_time_zone("UTC"))
     return _finish(out.lazy(), f"{dur}us").collect()
+
+
+def bar_row(ts_us: np.ndarray, price: np.ndarray, qty: np.ndarray, buy: np.ndarray,
+            timeframe: str) -> dict[str, Any]:
+    """The one bar of a bar's trades as a row (``bars_from_trades``'s columns and values, same
+    arithmetic, without building frames: the live path closes a bar per call)."""
+    dur = bar_us(timeframe)
+    start = int(ts_us[0]) // dur * dur
+    first = np.zeros(1, np.int64)
+    buy_qty = np.where(buy, qty, 0.0)
+    volume = float(np.add.reduceat(qty, first)[0])
+    buy_v = float(np.add.reduceat(buy_qty, first)[0])
+    sell_v = float(np.add.reduceat(qty - buy_qty, first)[0])
+    delta = buy_v - sell_v
+    begin = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=start)
+    return {"bar_start": begin, "bar_end": begin + dt.timedelta(microseconds=dur),
+            "open": float(price[0]), "high": float(np.maximum.reduceat(price, first)[0]),
+            "low": float(np.minimum.reduceat(price, first)[0]), "close": float(price[-1]),
+            "volume": volume, "buy_volume": buy_v, "sell_volume": sell_v, "delta": delta,
+            "delta_pct": delta / volume if volume > 0 else 0.0, "trade_count": len(ts_us)}
+
+
+BAR_SCHEMA = _SCHEMA
 
 
 def bars_from_ohlcv(ohlcv: pl.DataFrame, timeframe: str) -> pl.DataFrame:

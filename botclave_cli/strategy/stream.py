@@ -6,7 +6,7 @@ is complete), and returns the bar's feature row (the columns of the batch
 ``OrderFlowStrategy.features(enrich(bars))``, same order and types) and its signals (the batch
 rules of strategy.py applied to that row alone). What each feature carries:
 
-- the bar itself (OHLC, volumes, delta): ``bars_from_trades`` on its trades;
+- the bar itself (OHLC, volumes, delta): ``bar_row`` on its trades (``bars_from_trades``' sums);
 - footprint POC and stacked imbalances: the bar's own footprint (a time bar's footprint needs
   no other bar); ``poc_high`` / ``poc_low``: the last ``target.poc_lookback_bars`` POCs;
 - absorption: ``absorption_onset`` with its history (the last windows' totals) carried;
@@ -30,7 +30,7 @@ import polars as pl
 from botclave_cli.engine.footprint.builder import bar_poc_and_stacks
 from botclave_cli.engine.signals.absorption_onset import OnsetHistory, absorption_onsets
 from botclave_cli.engine.signals.indicators import Reset, session_key
-from botclave_cli.strategy.bars import bars_from_trades
+from botclave_cli.strategy.bars import BAR_SCHEMA, bar_row
 from botclave_cli.strategy.features import (
     ABSORPTION_SCHEMA,
     footprint_spec,
@@ -114,9 +114,10 @@ class OrderFlowStream:
         """The bar of ``trades`` (one bar's trades, in time order): its feature row and its
         signals (``SIGNAL_SCHEMA``)."""
         self.index += 1
-        bar = bars_from_trades(trades, self.timeframe)
-        row = bar.row(0, named=True)
-        schema: dict[str, pl.DataType] = dict(bar.schema)
+        row = bar_row(trades["ts"].cast(pl.Int64).to_numpy(), trades["price"].to_numpy(),
+                      trades["qty"].to_numpy(), (trades["side"] == "buy").to_numpy(),
+                      self.timeframe)
+        schema: dict[str, pl.DataType] = dict(BAR_SCHEMA)
         if self.wants.footprint:
             row |= self._footprint(trades)
             schema |= FOOTPRINT_SCHEMA
