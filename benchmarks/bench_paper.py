@@ -1,11 +1,11 @@
 """Paper trading through the whole live path, and its decision latency.
 
 The synthetic day (~450k trades, 1m bars, the default OrderFlowStrategy) as the WebSocket sends
-it: one Binance ``trade`` message per trade, as JSON text, each decoded (``json.loads``) and
-handed to ``PaperSession.on_message`` as the recorder hands it live: the decoder, the
-PaperTrader, the strategy's stream on every closed bar, the execution core. Trades/s of the
-whole replay (the issue's target: >= 200k/s; freqtrade's orderflow, the peer that is not
-installable here, was measured at ~31k trades/s on this machine). Decision latency: from the
+it: one Binance ``trade`` message per trade, as JSON text, each decoded (``orjson.loads``, as the
+recorder does) and handed to ``PaperSession.on_message`` as the recorder hands it live: the
+decoder, the PaperTrader, the strategy's stream on every closed bar, the execution core.
+Trades/s of the whole replay (the issue's target: >= 200k/s; freqtrade's orderflow, the peer
+that is not installable here, was measured at ~31k trades/s on this machine). Decision latency: from the
 moment the message whose trade closes a bar is received to the moment that bar's orders are
 handed to the core (``core.submit``), p50 and p99 over the bars that decided an order
 (target p99 <= 5 ms).
@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import orjson
 
 from benchmarks.run import Result
 from botclave_cli.backtest.backtester import Backtester
@@ -61,7 +62,7 @@ def run() -> list[Result]:
         started = time.perf_counter()
         for i, line in enumerate(raw):
             received[0] = time.perf_counter()
-            session.on_message(json.loads(line), i)
+            session.on_message(orjson.loads(line), i)  # as the recorder decodes
         session.trader.close()
         elapsed = time.perf_counter() - started
         trades = session.trader.result().metrics["trades"]

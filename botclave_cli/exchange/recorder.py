@@ -29,6 +29,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+import orjson
+
 from botclave_cli.data.store import Store
 from botclave_cli.engine.book.dom_builder import DOMBuilder
 from botclave_cli.errors import UsageError
@@ -201,7 +203,7 @@ class Recorder:
         if self._disconnected_us is not None:
             self.sink.note_disconnect(self._disconnected_us, now_ns // 1000)
             self._disconnected_us = None
-        message = json.loads(raw) if self.listener is not None or "depthUpdate" in raw else None
+        message = orjson.loads(raw) if self.listener is not None or "depthUpdate" in raw else None
         if self.listener is not None and message is not None:
             self.listener.on_message(message, now_ns // 1000)
         if "depthUpdate" not in raw or message is None:

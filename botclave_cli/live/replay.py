@@ -9,12 +9,12 @@ fast as the machine goes; a number replays that many times faster than the trade
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import polars as pl
 
 from botclave_cli.data.importers.files import lines_of, read_text
@@ -75,7 +75,7 @@ def replay_capture(trader: PaperTrader, path: Path, *, speed: float | None = Non
         if len(body) < 2:
             continue
         try:
-            trade = trade_message(json.loads(body[1]))
+            trade = trade_message(orjson.loads(body[1]))
         except (ValueError, KeyError, TypeError):
             raise DataError(f"{path.name}:{number}: not a capture message") from None
         if trade is None:
