@@ -1,14 +1,14 @@
 """Paper trading through the whole live path, and its decision latency.
 
 The synthetic day (~450k trades, 1m bars, the default OrderFlowStrategy) as the WebSocket sends
-it: one Binance ``trade`` message per trade, as JSON text, each decoded (``orjson.loads``, as the
-recorder does) and handed to ``PaperSession.on_message`` as the recorder hands it live: the
+it: one Binance ``trade`` message per trade, as JSON text, each decoded (``orjson.loads``, as
+the recorder does) and handed to ``PaperSession.on_message`` as the recorder hands it live: the
 decoder, the PaperTrader, the strategy's stream on every closed bar, the execution core.
 Trades/s of the whole replay (the issue's target: >= 200k/s; freqtrade's orderflow, the peer
-that is not installable here, was measured at ~31k trades/s on this machine). Decision latency: from the
-moment the message whose trade closes a bar is received to the moment that bar's orders are
-handed to the core (``core.submit``), p50 and p99 over the bars that decided an order
-(target p99 <= 5 ms).
+that is not installable here, was measured at ~31k trades/s on this machine). Decision
+latency: from the moment the message whose trade closes a bar is received to the moment that
+bar's orders are handed to the core (``core.submit``), p50 and p99 over the bars that decided
+an order (target p99 <= 5 ms).
 """
 
 from __future__ import annotations
