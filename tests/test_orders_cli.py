@@ -37,6 +37,18 @@ def test_place_list_cancel_reconcile(emu, tmp_path: Path) -> None:  # noqa: F811
     assert r.exit_code == 0 and json.loads(r.output)["order"]["status"] == "canceled"
     r = cli("orders", "reconcile", "--symbol", "BTC/USDT", *base)
     assert r.exit_code == 0 and json.loads(r.output)["open_orders"] == []
+    journal_only = ["--session", "c1", "--data-dir", str(tmp_path), "--json"]
+    shown = json.loads(cli("orders", "show", order["client_id"], *journal_only, env={}).output)
+    assert shown["status"] == "canceled" and shown["request"]["price"] == 59000.0
+    assert [e["kind"] for e in shown["events"]][:3] == ["new", "submitted", "status"]
+    assert shown["events"][-1]["status"] == "canceled"
+    trail = json.loads(cli("orders", "history", *journal_only, env={}).output)["events"]
+    assert [e["seq"] for e in trail] == sorted(e["seq"] for e in trail)
+    assert {e["client_id"] for e in trail} >= {order["client_id"], "~account"}
+    assert len(json.loads(cli("orders", "history", "--last", "2", *journal_only,
+                              env={}).output)["events"]) == 2
+    r = cli("orders", "show", "bc-nope", *journal_only[:-1], env={})
+    assert r.exit_code == 2 and "not in the journal" in r.output
     # a refusal is one line naming the rule, exit 1, nothing sent
     r = cli("orders", "place", "--side", "buy", "--type", "limit", "--qty", "1",
             "--price", "59000", "--signal", "4", *base[:-1])

@@ -7,6 +7,7 @@ goes to the session's journal (<data dir>/sessions/<session>/journal.sqlite).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -150,6 +151,69 @@ def list_(
         orders = [o for o in Journal(path).orders().values() if o.is_open or not open_only]
         rows = [_row(o) for o in orders]
         out.emit({"orders": rows}, f"{len(rows)} order(s) in session {session}", rows)
+
+
+def _journal(data_dir: Path, session: str) -> Any:
+    from botclave_cli.errors import UsageError
+    from botclave_cli.exchange.orders.journal import Journal
+    from botclave_cli.exchange.orders.session import journal_path
+
+    path = journal_path(data_dir, session)
+    if not path.exists():
+        raise UsageError(f"--session {session}: no journal at {path}")
+    return Journal(path)
+
+
+EVENT_FIELDS = ("seq", "ts_ms", "client_id", "kind", "status", "exchange_id", "qty", "price",
+                "filled", "fee", "fee_asset", "trade_id", "reason")
+
+
+@orders_app.command("show")
+def show(
+    client_id: Annotated[str, typer.Argument(help="The order's client id.")],
+    session: SessionOpt,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """One order from the journal: its request, state, fills and every event (no keys).
+
+    Example: botclave orders show bc-abc123-0000000001-en --session s1 --json
+    """
+    with run(json_, quiet) as out:
+        from botclave_cli.errors import UsageError
+
+        journal = _journal(data_dir, session)
+        order = journal.order(client_id)
+        if order is None:
+            raise UsageError(f"order {client_id}: not in the journal of session {session}")
+        events = [{k: e[k] for k in EVENT_FIELDS} for e in journal.events(client_id)]
+        body = {**_row(order), "request": order.request.model_dump() if order.request else None,
+                "fills": [f.__dict__ for f in order.fills], "events": events}
+        out.emit(body, f"{client_id}: {order.status.value}, filled {order.filled:g}, "
+                       f"{len(events)} event(s)", events)
+
+
+@orders_app.command("history")
+def history(
+    session: SessionOpt,
+    client_id: Annotated[str | None, typer.Option("--order", help="Only this order's "
+                                                  "events.")] = None,
+    last: Annotated[int | None, typer.Option("--last", help="Only the last N events.")] = None,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """The journal's events in order: the session's audit trail (raw answers left out).
+
+    Example: botclave orders history --session s1 --last 50 --json
+    """
+    with run(json_, quiet) as out:
+        journal = _journal(data_dir, session)
+        events = [{k: e[k] for k in EVENT_FIELDS} for e in journal.events(client_id)]
+        if last is not None:
+            events = events[-last:]
+        out.emit({"events": events}, f"{len(events)} event(s) in session {session}", events)
 
 
 @orders_app.command("reconcile")
