@@ -44,6 +44,7 @@ class LiveSession(PaperSession):
         self.trader.flush_trades = 1
         self.poll_s = poll_s
         self._next_poll = 0.0
+        self._restarted = False
 
     def resume(self, trades: Any) -> int:
         n = super().resume(trades)
@@ -54,6 +55,11 @@ class LiveSession(PaperSession):
 
     def on_message(self, message: dict[str, Any], receive_us: int) -> None:
         super().on_message(message, receive_us)  # the core has the trade (flush_trades 1)
+        if not self._restarted and self.trader.received:
+            # the first live price: the last process's orders canceled, the real position
+            # brought to the core's and protected (mirror.restart)
+            self._restarted = True
+            self.mirror.restart(self.trader.core, self._last_price())
         self.mirror.sync(self.trader.core, self._last_price())
 
     def on_tick(self, now_us: int) -> None:

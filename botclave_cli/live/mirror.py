@@ -11,11 +11,14 @@ long; futures: a reduce-only STOP_MARKET and a close-position TAKE_PROFIT_MARKET
 position while the bot is down or the market moves faster than a bar; it is canceled before
 the mirror closes the position itself.
 
-Client ids are deterministic from the session and the core's fill number (``bc-<session>-
-<fill 10>-en|ex|sl|tp``): after a restart the session replays the store, the core makes the
-same fills in the same order, and a fill already mirrored is not placed again (the manager
-finds it in the journal). Fills made while replaying (before the session went live again) are
-never placed late: the mirror starts at the first fill at or after ``live_from_us``.
+Client ids are deterministic: ``bc-<session>-<number 10>-en|ex|sl|tp``, the number counting
+the fills mirrored in this session from the journal's highest number + 1 when the process
+starts, so a fill whose placement failed (an unknown outcome, the exchange unreachable) is
+retried with the same id on the next call, and no id of an earlier process is ever reused.
+A restart replays the store: fills made while replaying are never placed late (the mirror
+starts at the first fill at or after ``live_from_us``); instead ``restart`` cancels the
+session's open orders on the exchange (the last process's protection), places one market order
+that brings the real position (the journal's fills) to the core's, and protects the result.
 Quantities in base units, rounded down to the market's step; prices in quote currency.
 """
 
@@ -24,12 +27,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from botclave_cli.errors import ExchangeUnreachable
+from botclave_cli.exchange.connector import OutcomeUnknown
 from botclave_cli.exchange.orders.checks import MarketRules, OrderRefused
 from botclave_cli.exchange.orders.manager import OrderManager
 from botclave_cli.exchange.orders.model import OrderRequest, OrderStatus, client_order_id
+from botclave_cli.exchange.orders.session import client_prefix
 from botclave_cli.execution import layout as L
 from botclave_cli.execution.core import ExecutionCore
-from botclave_cli.execution.view import fills_since
+from botclave_cli.execution.view import Fill, fills_since
 from botclave_cli.logs import get_logger
 
 log = get_logger(__name__)
@@ -57,6 +63,11 @@ class OrderMirror:
         unified = manager.connector.resolve_symbol(symbol)
         self.rules = MarketRules.from_ccxt(manager.exchange.markets[unified])
         self._protection: list[str] = []  # client ids of the working protection
+        prefix = client_prefix(session)
+        used = [int(c[len(prefix):len(prefix) + 10]) for c in manager.journal.orders()
+                if c.startswith(prefix) and c[len(prefix):len(prefix) + 10].isdigit()]
+        self.base = max(used, default=-1) + 1  # numbers of this process start here
+        self.first_live: int | None = None  # the core's fill index that is number ``base``
 
     def position(self) -> float:
         """The real position in base units from the journal's fills of this session."""
@@ -75,31 +86,70 @@ class OrderMirror:
         """Place what the core filled since the last call (call after the core got trades)."""
         fills = fills_since(core.state, core.params, self.mirrored)
         orders = core.state.orders
-        for number, fill in enumerate(fills, start=self.mirrored):
-            purpose = int(orders[fill.order_id, L.O_PURPOSE])
+        for index, fill in enumerate(fills, start=self.mirrored):
             if fill.ts_us < self.live_from_us:
+                self.mirrored = index + 1
                 continue  # made while replaying the store: never placed late
-            entry = purpose == L.ENTRY
-            if not entry:
-                self._cancel_protection()
-            held = self.position()
-            qty = self._qty(fill.qty if entry else min(fill.qty, abs(held)))
-            if qty <= 0:
-                continue  # the exchange's protection closed it already
+            if self.first_live is None:
+                self.first_live = index
+            if not self._mirror(core, fill, self.base + index - self.first_live, last_price,
+                                entry=int(orders[fill.order_id, L.O_PURPOSE]) == L.ENTRY):
+                return  # its outcome is unknown: the next call tries it again, same id
+            self.mirrored = index + 1
+
+    def _mirror(self, core: ExecutionCore, fill: Fill, number: int, last_price: float, *,
+                entry: bool) -> bool:
+        """Place one fill's order; False when it must be tried again (same id)."""
+        if not entry:
+            self._cancel_protection()
+        held = self.position()
+        qty = self._qty(fill.qty if entry else min(fill.qty, abs(held)))
+        if qty <= 0:
+            return True  # the exchange's protection closed it already
+        request = OrderRequest(client_id=client_order_id(self.session, number,
+                                                         "entry" if entry else "exit"),
+                               symbol=self.symbol, side=fill.side, type="market", qty=qty,
+                               reduce_only=not entry and self.manager.futures)
+        if not self._place(request, last_price, held):
+            return False
+        if entry and self.protect:
+            self._protect(core, number, last_price)
+        return True
+
+    def _place(self, request: OrderRequest, last_price: float, held: float) -> bool:
+        try:
+            placed = self.manager.place(request, last_price=last_price, position_qty=held)
+        except OrderRefused as exc:
+            self.stats.refused.append(str(exc))
+            log.warning("mirror order refused", extra={"reason": str(exc)})
+            return True
+        except (OutcomeUnknown, ExchangeUnreachable) as exc:
+            log.warning("mirror order outcome unknown: retried", extra={"reason": str(exc)})
+            return False
+        self.stats.placed += int(placed.sent)
+        return True
+
+    def restart(self, core: ExecutionCore, last_price: float) -> None:
+        """After a restart (module docstring): cancel the session's open orders, bring the
+        real position to the core's with one market order, protect it."""
+        self.cancel_all()
+        want = core.view().position_qty
+        held = self.position()
+        diff = self._qty(abs(want - held))
+        if diff > 0:
+            number = self.base
+            self.base += 1
+            side = "buy" if want > held else "sell"
+            grows = abs(want) > abs(held) and want * held >= 0
             request = OrderRequest(client_id=client_order_id(self.session, number,
-                                                             "entry" if entry else "exit"),
-                                   symbol=self.symbol, side=fill.side, type="market", qty=qty,
-                                   reduce_only=not entry and self.manager.futures)
-            try:
-                placed = self.manager.place(request, last_price=last_price, position_qty=held)
-            except OrderRefused as exc:
-                self.stats.refused.append(str(exc))
-                log.warning("mirror order refused", extra={"reason": str(exc)})
-                continue
-            self.stats.placed += int(placed.sent)
-            if entry and self.protect and placed.order.status == OrderStatus.FILLED:
-                self._protect(core, number, last_price)
-        self.mirrored += len(fills)
+                                                             "entry" if grows else "exit"),
+                                   symbol=self.symbol, side=side, type="market", qty=diff,
+                                   reduce_only=not grows and self.manager.futures)
+            log.info("position aligned after a restart", extra={"core": want, "real": held})
+            self._place(request, last_price, held)
+        if self.protect and self.position():
+            self._protect(core, self.base, last_price)
+            self.base += 1
 
     def _protect(self, core: ExecutionCore, number: int, last_price: float) -> None:
         """Protect the whole position (after each entry fill: the earlier protection, for
@@ -140,6 +190,8 @@ class OrderMirror:
             self.stats.refused.append(str(exc))
             log.warning("protection refused", extra={"reason": str(exc)})
             return
+        except (OutcomeUnknown, ExchangeUnreachable) as exc:  # the next reconcile settles it
+            log.warning("protection outcome unknown", extra={"reason": str(exc)})
         self._protection = [r.client_id for r in legs]
         self.stats.protections += 1
 
