@@ -47,7 +47,7 @@ def wait(cond, what: str, seconds: float = 90) -> None:
 
 
 def test_kill_9_then_restart_resumes_and_sigterm_ends_cleanly(tmp_path: Path) -> None:
-    emu = BinanceWsEmulator(shared_file(BTC), limit=16_000, pause_s=0.0004)
+    emu = BinanceWsEmulator(shared_file(BTC), limit=20_000, pause_s=0.0004)
     served = Served(emu)
     status = status_path(tmp_path / "store", "k1")
     try:
@@ -71,7 +71,7 @@ def test_kill_9_then_restart_resumes_and_sigterm_ends_cleanly(tmp_path: Path) ->
     trades = stored_trades(Store(tmp_path / "store"))
     assert 0 < before < trades.height  # the kill left some stored, the restart added the rest
     batch = make_tester().run(trades)
-    assert batch.signals.height >= 3
+    assert batch.signals.height >= 2
     written = read_results(Path(summary["folder"]))
     assert written["manifest"]["status"] == "stopped"
     for name in RESULT_FILES:
