@@ -238,7 +238,8 @@ class _Measure:
         ref = (None if outcome == "none"
                else round(trade_return(level, p.side, outcome, tick) * 1e4, 6))
         end = self.plan.t_us(p.info.get("follow_k1", p.k1))
-        return {"outcome": outcome, "follow_through_end_us": end,
+        return {"outcome": outcome, "drawn": p.info.get("drawn", outcome),
+                "follow_through_end_us": end,
                 "reference_return_bps": ref,
                 "expected_edge_bps": round(expected_edge(level, p.side, tick,
                                                          self.cfg.edge) * 1e4, 6)}
