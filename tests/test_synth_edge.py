@@ -131,3 +131,28 @@ def test_cli_no_edge(tmp_path):
     assert plain.exit_code == 0 and "edge +" in plain.output and "bps per trade" in plain.output
     helped = CliRunner().invoke(app, ["synth", "--help"])
     assert "--no-edge" in helped.output
+
+
+def test_pipeline_generates_again_when_the_stored_market_has_other_settings(tmp_path):
+    from botclave_cli.data.store import Store
+    from botclave_cli.data.synth import read_truth, truth_path, write_synth
+    from botclave_cli.pipeline import PipelineConfig
+    from botclave_cli.pipeline.context import Context
+    from botclave_cli.pipeline.stages import data_stage
+    from botclave_cli.progress import or_null
+
+    store = Store(tmp_path)
+    write_synth(store, SynthConfig(trades_per_day=5_000))  # 2024-01-01, with the edge
+
+    def stage(**synth):
+        cfg = PipelineConfig.model_validate({"synth": {"trades_per_day": 5_000, **synth}})
+        start, end = cfg.window()
+        ctx = Context(cfg=cfg, store=store, start=start, end=end, progress=or_null(None),
+                      charts=None, report=None)  # type: ignore[arg-type]
+        return data_stage(ctx).detail
+
+    assert stage().startswith("using stored")
+    assert stage(edge=False) == "generated 1 day(s) of synthetic market (control: no edge)"
+    assert not read_truth(truth_path(store, "BTC/USDT")).edge.enabled
+    assert stage(edge=False).startswith("using stored")
+    assert stage(edge=False, seed=8).startswith("generated")

@@ -65,9 +65,9 @@ def data_stage(ctx: Context) -> StageResult:
     cfg, lo, hi = ctx.cfg, to_us(ctx.start), to_us(ctx.end)
     ref = trades_ref(ctx)
     manifest = ctx.store.manifest(ref) if ref else None
-    stale_synth = (cfg.exchange == "synth" and manifest is not None
-                   and _settings(manifest.params.get("synth"))
-                   != _settings(_synth_config(ctx).model_dump(mode="json")))
+    stored = manifest.params.get("synth") if manifest is not None else None
+    stale_synth = (cfg.exchange == "synth" and isinstance(stored, dict)
+                   and _settings(stored) != _settings(_synth_config(ctx).model_dump(mode="json")))
     if manifest is not None and manifest.covers(lo, hi) and not stale_synth:
         return _result("data", "ok", f"using stored {ref.relpath()}")  # type: ignore[union-attr]
     if cfg.exchange == "synth":
@@ -91,11 +91,10 @@ def _synth_config(ctx: Context) -> Any:
                              book_interval_ms=s.book_interval_ms, edge=s.edge)
 
 
-def _settings(synth: Any) -> dict[str, Any]:
-    """A stored synthetic market's settings apart from its span (coverage is checked apart):
-    another seed, rate, cadence or edge mode is another market."""
-    if not isinstance(synth, dict):
-        return {}
+def _settings(synth: dict[str, Any]) -> dict[str, Any]:
+    """A generated market's settings apart from its span (coverage is checked apart): another
+    seed, rate, cadence or edge mode is another market, and is generated again. Trades that
+    ``botclave synth`` did not write (no such settings in the manifest) are used as they are."""
     return {k: v for k, v in synth.items() if k not in ("start", "days")}
 
 
