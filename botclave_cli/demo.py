@@ -159,8 +159,9 @@ def edge_check(truth: Truth, trades: pl.DataFrame) -> EdgeCheck:
     ret = (trades["pnl"] / (trades["entry_price"] * trades["qty"]) * 1e4).to_numpy()
     at = events_at(trades["entry_ts"].dt.epoch("us").to_list(), truth.events_of("absorption"))
     hit = [i for i, e in enumerate(at) if e is not None]
-    refs = [at[i].detail.get("reference_return_bps") for i in hit]  # type: ignore[union-attr]
-    reference = float(np.mean(refs)) if hit and all(r is not None for r in refs) else None
+    refs = [e.detail.get("reference_return_bps") for e in at if e is not None]
+    known = [float(r) for r in refs if r is not None]
+    reference = float(np.mean(known)) if hit and len(known) == len(refs) else None
     return EdgeCheck(
         edge=enabled, trades=int(ret.size), at_events=len(hit), expected_bps=expected,
         realised_bps=float(ret.mean()) if ret.size else None,
