@@ -85,7 +85,9 @@ def test_the_control_is_rejected(shipped):
     assert v["verdict"] == "fail"
     assert any(r.startswith("fail: oos_sharpe") for r in v["reasons"])
     assert v["figures"]["dsr"] < 0.05 and v["figures"]["psr"] < 0.05
-    assert "pbo" in v["figures"]  # computed and reported (see README: low on this control)
+    # nine sets, three groups by stop: the in-sample winner rarely stays best (README)
+    assert v["figures"]["pbo"] > 0.5
+    assert any(r.startswith("fail: pbo") for r in v["reasons"])
     assert "control: verdict fail: fail: oos_sharpe" in err
 
 
