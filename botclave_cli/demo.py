@@ -217,6 +217,10 @@ class DemoRun:
         return f"verdict {self.result.verdict or 'n/a'}" + (f": {'; '.join(why)}" if why else "")
 
 
+def _pct(fraction: Any) -> Any:
+    return fraction * 100 if isinstance(fraction, int | float) else fraction
+
+
 def _flagged(value: Any, flag: str | None) -> Any:
     if not isinstance(value, int | float) or not flag:
         return value
@@ -243,6 +247,9 @@ def comparison_column(run: DemoRun) -> Column:
         "backtest return %": key.get("return_pct"),
         "backtest win rate %": key.get("win_rate_pct"),
         "backtest sharpe": _flagged(key.get("sharpe"), flag),
+        "oos return % (walk-forward)": _pct((v.get("walk_forward") or {}).get("oos", {})
+                                            .get("total_return")),
+        "oos trades (walk-forward)": (v.get("walk_forward") or {}).get("oos", {}).get("trades"),
         "oos_sharpe (walk-forward)": _flagged(figures.get("oos_sharpe"), oos_window(v, folds)),
         **{name: figures.get(name) for name in ("psr", "dsr", "pbo", "wfe", "stability", "ruin")},
     }

@@ -75,7 +75,8 @@ def test_the_edge_is_found_and_passes(shipped):
     named = " ".join(v["checks"])
     for test in ("oos_sharpe", "psr", "dsr", "pbo", "wfe", "stability", "ruin"):
         assert f"pass: {test} " in named, test
-    assert v["figures"]["oos_sharpe"] > 0  # out of sample: the stitched walk-forward windows
+    # out of sample (the stitched walk-forward test windows) the strategy profits
+    assert v["figures"]["oos_sharpe"] > 0 and v["walk_forward"]["oos"]["total_return"] > 0
     assert "edge: verdict pass: pass: oos_sharpe" in err
 
 
@@ -120,7 +121,8 @@ def test_side_by_side_and_short_window_flags(shipped):
     for folder in runs.values():
         assert folder.name in html and folder.name in index
     assert "Side by side" in index and page.parent.name in index
-    for text in ("planted edge", "--no-edge", "realised edge (bps/trade)", "bounds met"):
+    for text in ("planted edge", "--no-edge", "realised edge (bps/trade)", "bounds met",
+                 "oos return % (walk-forward)"):
         assert text in html, text
     # the 5-day window: 7,200 one-minute periods, flagged wherever a ratio is annualised
     flag = "annualised from 7,200 periods (5.0 days < 30): too short to annualise"
