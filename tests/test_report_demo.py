@@ -1,4 +1,5 @@
-"""``make demo``'s entry point on a small synthetic day: prints the report path last, exit 0."""
+"""``make demo``'s entry point on a small synthetic day: runs the edge and the control, prints
+the side-by-side page's path last, exit 0; a second run reuses both stored markets."""
 
 from __future__ import annotations
 
@@ -30,11 +31,17 @@ def test_demo_generates_runs_and_prints_the_report(tmp_path: Path, monkeypatch, 
     }), encoding="utf-8")
     assert demo.main([str(config)]) == 0
     out, err = capsys.readouterr()
-    report = Path(out.strip().splitlines()[-1])
-    assert report.is_absolute() and report.exists()
-    assert report.parent.parent.parent == (tmp_path / "reports").resolve()
-    assert (tmp_path / "datasets" / "synth" / "spot" / "BTC-USDT" / "truth.json").exists()
-    assert "demo: [" in err and "verdict" in err and "synth BTC/USDT: generate" in err
+    page = Path(out.strip().splitlines()[-1])
+    assert page.is_absolute() and page.exists() and page.name == "comparison.html"
+    assert page.parent.parent.parent == (tmp_path / "reports").resolve()
+    for data in ("datasets", "datasets-no-edge"):
+        assert (tmp_path / data / "synth" / "spot" / "BTC-USDT" / "truth.json").exists()
+    assert "demo: [" in err and "verdict" in err and err.count("synth BTC/USDT: generate") == 2
+    assert "demo: edge: " in err and "demo: control: " in err
+    reports = sorted((tmp_path / "reports" / "html").glob("*/report.html"))
+    assert len(reports) == 2
+    titles = {r: r.read_text(encoding="utf-8") for r in reports}
+    (report,) = [r for r, html in titles.items() if "control, no edge" not in html]
     html = report.read_text(encoding="utf-8")
     for chart in ("candlesticks", "footprint", "volume_profile", "cvd", "depth_heatmap",
                   "equity", "drawdown", "walk_forward"):

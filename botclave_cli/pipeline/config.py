@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -24,10 +24,13 @@ class _Strict(BaseModel):
 
 
 class SynthStage(_Strict):
-    """Synthetic market generated when ``exchange: synth`` and the data is missing."""
+    """Synthetic market generated when ``exchange: synth`` and the stored one is missing or
+    was generated with other settings."""
 
     seed: int = 7
     trades_per_day: int = Field(400_000, ge=5_000)
+    book_interval_ms: int = Field(250, ge=100, le=1_000, description="depth diff cadence")
+    edge: bool = Field(True, description="false: the control market (botclave synth --no-edge)")
 
 
 FetchKind = Literal["trades", "agg_trades", "ohlcv"]
@@ -69,6 +72,9 @@ class ValidateStage(_Strict):
     enabled: bool = True
     folds: int | None = Field(None, ge=1, description="override walk_forward.folds")
     mc_runs: int | None = Field(None, ge=10, description="override monte_carlo.runs")
+    parameters: dict[str, list[Any]] | None = Field(
+        None, description="override the validation config's parameter space (dotted strategy "
+        "keys -> values)")
     jobs: int | Literal["auto"] = Field(
         "auto", description="'auto' (a pool only when the measured work pays its start-up), "
         "0: all cores, 1: serial, N: N processes")

@@ -58,10 +58,12 @@ class PipelineResult:
 
     def summary_line(self) -> str:
         """The one line cron mail shows: report path, key metrics, verdict."""
-        from botclave_cli.report.report import key_metrics
+        from botclave_cli.report.report import ANNUALISED, key_metrics, metrics_window
 
+        flag = metrics_window(self.metrics)
         parts = [f"report {self.report.resolve()}"]
-        parts += [f"{k} {_short(v)}" for k, v in key_metrics(self.metrics).items()]
+        parts += [f"{k} {_short(v)}" + (f" [{flag}]" if flag and k in ANNUALISED else "")
+                  for k, v in key_metrics(self.metrics).items()]
         parts.append(f"verdict {self.verdict or 'n/a'}")
         missing = [s.name for s in self.stages if s.status == "unavailable"]
         if missing:

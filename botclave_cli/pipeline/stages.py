@@ -65,7 +65,10 @@ def data_stage(ctx: Context) -> StageResult:
     cfg, lo, hi = ctx.cfg, to_us(ctx.start), to_us(ctx.end)
     ref = trades_ref(ctx)
     manifest = ctx.store.manifest(ref) if ref else None
-    if manifest is not None and manifest.covers(lo, hi):
+    stored = manifest.params.get("synth") if manifest is not None else None
+    stale_synth = (cfg.exchange == "synth" and isinstance(stored, dict)
+                   and _settings(stored) != _settings(_synth_config(ctx).model_dump(mode="json")))
+    if manifest is not None and manifest.covers(lo, hi) and not stale_synth:
         return _result("data", "ok", f"using stored {ref.relpath()}")  # type: ignore[union-attr]
     if cfg.exchange == "synth":
         return _generate_synth(ctx)
@@ -76,16 +79,34 @@ def data_stage(ctx: Context) -> StageResult:
     return _fetch(ctx)
 
 
-def _generate_synth(ctx: Context) -> StageResult:
+def _synth_config(ctx: Context) -> Any:
+    """The SynthConfig of the pipeline's window and ``synth`` settings."""
     synth = optional_module("botclave_cli.data.synth")
     if synth is None:
         raise DataError("exchange 'synth' needs botclave_cli.data.synth, missing from this build")
     days = max(1, math.ceil((ctx.end - ctx.start) / dt.timedelta(days=1)))
-    synth_cfg = synth.SynthConfig(symbol=ctx.cfg.symbol, start=ctx.start.date(), days=days,
-                                  seed=ctx.cfg.synth.seed,
-                                  trades_per_day=ctx.cfg.synth.trades_per_day)
-    synth.write_synth(ctx.store, synth_cfg, progress=ctx.progress)
-    return _result("data", "ok", f"generated {days} day(s) of synthetic market")
+    s = ctx.cfg.synth
+    return synth.SynthConfig(symbol=ctx.cfg.symbol, start=ctx.start.date(), days=days,
+                             seed=s.seed, trades_per_day=s.trades_per_day,
+                             book_interval_ms=s.book_interval_ms, edge=s.edge)
+
+
+def _settings(synth: dict[str, Any]) -> dict[str, Any]:
+    """A generated market's settings apart from its span (coverage is checked apart): another
+    seed, rate, cadence or edge mode is another market, and is generated again. Trades that
+    ``botclave synth`` did not write (no such settings in the manifest) are used as they are."""
+    return {k: v for k, v in synth.items() if k not in ("start", "days")}
+
+
+def _generate_synth(ctx: Context) -> StageResult:
+    """Generate the synthetic market (replacing a stored one made with other settings)."""
+    from botclave_cli.data.synth import write_synth
+
+    synth_cfg = _synth_config(ctx)
+    written = write_synth(ctx.store, synth_cfg, progress=ctx.progress)
+    ctx.state["synth_truth"] = written.truth_path
+    kind = "" if synth_cfg.edge else " (control: no edge)"
+    return _result("data", "ok", f"generated {synth_cfg.days} day(s) of synthetic market{kind}")
 
 
 def _fetch(ctx: Context) -> StageResult:
@@ -347,7 +368,7 @@ def validate_stage(ctx: Context) -> StageResult:
     if not cfg.validate_.enabled:
         return _result("validate", "skipped", "disabled in the pipeline config")
     from botclave_cli.backtest.results import read_results
-    from botclave_cli.config import load_exchange_config, load_model
+    from botclave_cli.config import load_exchange_config, load_model, validate_data
     from botclave_cli.report.sources import (
         VALIDATION_DIR,
         add_backtest,
@@ -361,6 +382,10 @@ def validate_stage(ctx: Context) -> StageResult:
 
     vcfg = (load_model(cfg.validation_config, ValidationConfig)
             if cfg.validation_config.exists() else ValidationConfig())
+    if cfg.validate_.parameters is not None:
+        vcfg = validate_data({**vcfg.model_dump(mode="json"),
+                              "parameters": cfg.validate_.parameters}, ValidationConfig,
+                             "pipeline config validate.parameters")
     params = ctx.state.get("strategy_params") or _strategy_params(ctx)
     exchange_cfg = load_exchange_config(cfg.exchange_config if cfg.exchange_config.exists()
                                         else None)

@@ -17,7 +17,7 @@ from typing import Any
 from botclave_cli import __version__
 from botclave_cli.data import atomic
 from botclave_cli.logs import get_logger
-from botclave_cli.report.report import REPORT_JSON, template_env
+from botclave_cli.report.report import ANNUALISED, REPORT_JSON, template_env
 
 INDEX_HTML = "index.html"
 HTML_DIR = "html"
@@ -51,15 +51,21 @@ def latest_report(reports_dir: Path) -> dict[str, Any] | None:
     return entries[0] if entries else None
 
 
-def render_index(entries: list[dict[str, Any]]) -> str:
+def render_index(entries: list[dict[str, Any]],
+                 comparisons: list[dict[str, Any]] | None = None) -> str:
     metric_names = list(dict.fromkeys(k for e in entries for k in e.get("key_metrics", {})))
     return template_env().get_template("index.html.j2").render(
-        entries=entries, metric_names=metric_names, version=__version__,
+        entries=entries, metric_names=metric_names, version=__version__, annualised=ANNUALISED,
+        comparisons=comparisons or [],
     )
 
 
 def write_index(reports_dir: Path) -> Path:
-    """Rebuild ``<reports>/index.html`` from the reports on disk; returns its path."""
+    """Rebuild ``<reports>/index.html`` from the reports (and side-by-side comparisons,
+    report/compare.py) on disk; returns its path."""
+    from botclave_cli.report.compare import list_comparisons
+
     target = reports_dir / INDEX_HTML
-    atomic.write_text(target, render_index(list_reports(reports_dir)))
+    atomic.write_text(target, render_index(list_reports(reports_dir),
+                                           list_comparisons(reports_dir)))
     return target

@@ -54,6 +54,34 @@ KEY_METRICS: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
 )
 
 
+#: ratios scaled to a year (sqrt or power of periods per year); from a window shorter than
+#: MIN_ANNUALISE_DAYS they are shown with a flag and the period count, not silently
+ANNUALISED = ("sharpe", "sharpe_ratio", "sortino", "annual_return", "volatility", "calmar",
+              "oos_sharpe")
+MIN_ANNUALISE_DAYS = 30.0
+
+
+def short_window(periods: Any, days: float | None) -> str | None:
+    """The flag for annualised figures from ``periods`` returns spanning ``days`` days: None
+    when the window is long enough (or unknown), else e.g. 'annualised from 7,200 periods
+    (5.0 days < 30): too short to annualise'."""
+    if not isinstance(periods, int) or days is None or not math.isfinite(days):
+        return None
+    if days >= MIN_ANNUALISE_DAYS:
+        return None
+    return (f"annualised from {periods:,} periods ({days:.1f} days < {MIN_ANNUALISE_DAYS:g}): "
+            "too short to annualise")
+
+
+def metrics_window(metrics: dict[str, Any]) -> str | None:
+    """``short_window`` of a metrics dict with ``periods`` and ``periods_per_year``
+    (backtest/metrics.py; a year is 365 days)."""
+    n, per_year = metrics.get("periods"), metrics.get("periods_per_year")
+    if not isinstance(per_year, int | float) or per_year <= 0:
+        return None
+    return short_window(n, n / per_year * 365 if isinstance(n, int) else None)
+
+
 @dataclass
 class Validation:
     """What the validation section shows: verdict (pass/warn/fail), reasons, and tables."""
@@ -61,6 +89,8 @@ class Validation:
     verdict: str
     reasons: list[str] = field(default_factory=list)
     tables: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)
+    #: the bounds that held (validation.json "checks"), e.g. "pass: psr 0.99 >= 0.95 (warn)"
+    checks: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -157,6 +187,7 @@ def render_html(report: ReportInput) -> str:
         r=report,
         sections=SECTIONS,
         key=key_metrics(report.metrics),
+        annualised=ANNUALISED, short=metrics_window(report.metrics),
         config_text=_config_text(report.config),
         manifest_text=_config_text(report.manifest),
         charts=[{"name": c.name, "title": c.title, "src": _data_uri(c.png),
@@ -174,6 +205,7 @@ def index_entry(report: ReportInput, html_path: Path) -> dict[str, Any]:
         "created": report.created.astimezone(dt.UTC).isoformat(),
         "summary": {k: fmt(v) for k, v in report.summary.items()},
         "key_metrics": key_metrics(report.metrics),
+        "short_window": metrics_window(report.metrics),
         "verdict": report.validation.verdict if report.validation else None,
         "report": html_path.name,
     }

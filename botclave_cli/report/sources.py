@@ -24,7 +24,14 @@ from botclave_cli.data.store import DatasetRef, Store, from_us, to_us
 from botclave_cli.errors import DataError, UsageError
 from botclave_cli.report.charts import Chart, ChartGenerator
 from botclave_cli.report.index import report_dir, write_index
-from botclave_cli.report.report import ReportInput, Validation, key_metrics, write_report
+from botclave_cli.report.report import (
+    ANNUALISED,
+    ReportInput,
+    Validation,
+    key_metrics,
+    short_window,
+    write_report,
+)
 
 if TYPE_CHECKING:
     from botclave_cli.engine.depth.analyzer import DepthParams, DepthResult
@@ -250,10 +257,13 @@ def add_validation(report: ReportInput, charts: ChartGenerator, folder: Path,
     data = json.loads(path.read_text(encoding="utf-8"))
     tables: list[tuple[str, list[dict[str, Any]]]] = []
     figures = data.get("figures") or {}
-    if figures:
-        tables.append(("Figures checked against the thresholds",
-                       [{"figure": k, "value": v} for k, v in sorted(figures.items())]))
     folds = _table(folder, "walk_forward_folds")
+    if figures:
+        flag = oos_window(data, folds)
+        tables.append(("Figures checked against the thresholds",
+                       [{"figure": k, "value": v,
+                         "note": flag if k in ANNUALISED and flag else ""}
+                        for k, v in sorted(figures.items())]))
     if folds is not None and folds.height:
         tables.append(("Walk-forward folds", _rows(folds)))
         windows = [{k: dt.datetime.fromisoformat(str(row[k])) for k in
@@ -292,7 +302,26 @@ def add_validation(report: ReportInput, charts: ChartGenerator, folder: Path,
                 tables.append((name.upper() if name == "pbo" else "Holdout out-of-sample",
                                [flat]))
     report.validation = Validation(verdict=str(data.get("verdict", "n/a")),
-                                   reasons=list(data.get("reasons", [])), tables=tables)
+                                   reasons=list(data.get("reasons", [])), tables=tables,
+                                   checks=list(data.get("checks", [])))
+
+
+def oos_window(data: dict[str, Any], folds: pl.DataFrame | None) -> str | None:
+    """``short_window`` of the out-of-sample returns the annualised validation figures
+    (oos_sharpe) come from: the stitched walk-forward test windows, else the holdout's."""
+    from botclave_cli.strategy.params import bar_us
+
+    cfg = data.get("config") or {}
+    if folds is not None and folds.height and "oos_bars" in folds.columns:
+        bars = int(folds["oos_bars"].sum())
+    elif isinstance((data.get("oos") or {}).get("windows"), dict):
+        w = data["oos"]["windows"]
+        span = dt.datetime.fromisoformat(w["oos_end"]) - dt.datetime.fromisoformat(w["oos_start"])
+        bars = int(span / dt.timedelta(microseconds=bar_us(str(cfg.get("bar", "1m")))))
+    else:
+        return None
+    days = bars * bar_us(str(cfg.get("bar", "1m"))) / 86_400e6
+    return short_window(bars, days)
 
 
 def monte_carlo_fan_settings(folder: Path) -> tuple[int, int]:

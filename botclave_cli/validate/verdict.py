@@ -39,6 +39,8 @@ class ValidationResult:
     which: str
     verdict: str = "pass"
     reasons: list[str] = field(default_factory=list)
+    #: the bounds the figures meet, one line per figure ("pass: psr 0.99 >= 0.95 (warn)")
+    checks: list[str] = field(default_factory=list)
     figures: dict[str, float | None] = field(default_factory=dict)
     sections: dict[str, Any] = field(default_factory=dict)
     tables: dict[str, pl.DataFrame] = field(default_factory=dict)
@@ -49,7 +51,7 @@ class ValidationResult:
 
     def as_dict(self) -> dict[str, Any]:
         return jsonable({"which": self.which, "verdict": self.verdict, "reasons": self.reasons,
-                         "figures": self.figures, **self.sections})
+                         "checks": self.checks, "figures": self.figures, **self.sections})
 
     def write(self, directory: Path) -> list[Path]:
         """Parquet tables and ``validation.json`` into ``directory``, replaced as a whole: the
@@ -101,10 +103,34 @@ def check_thresholds(figures: dict[str, float | None], bounds: Thresholds, level
     return reasons
 
 
+def passed_checks(figures: dict[str, float | None], cfg: VerdictConfig) -> list[str]:
+    """One line per figure that meets bounds, naming each bound it meets and its level, e.g.
+    'pass: oos_sharpe 1.2 >= 0.5 (warn), >= 0 (fail)'. A figure breaking a bound is a reason
+    (``check_thresholds``) and is not listed here."""
+    lines = []
+    for attr, name, direction in _RULES:
+        value = figures.get(name)
+        if name not in figures or value is None:
+            continue
+        held, broken = [], False
+        for level, bounds in (("warn", cfg.warn), ("fail", cfg.fail)):
+            bound = getattr(bounds, attr)
+            if bound is None:
+                continue
+            ok = value >= bound if direction == "min" else value <= bound
+            held.append(f"{'>=' if direction == 'min' else '<='} {bound:g} ({level})")
+            broken = broken or not ok
+        if held and not broken:
+            lines.append(f"pass: {name} {value:.4g} {', '.join(held)}")
+    return lines
+
+
 def apply_verdict(out: ValidationResult, cfg: VerdictConfig) -> None:
-    """Set ``out.verdict``; the threshold reasons go before the notes already in ``reasons``."""
+    """Set ``out.verdict``; the threshold reasons go before the notes already in ``reasons``,
+    and ``checks`` names the bounds that held."""
     fails = check_thresholds(out.figures, cfg.fail, "fail")
     warns = check_thresholds(out.figures, cfg.warn, "warn")
+    out.checks = passed_checks(out.figures, cfg)
     out.reasons = fails + warns + out.reasons
     if fails:
         out.verdict = "fail"

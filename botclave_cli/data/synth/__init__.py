@@ -6,13 +6,15 @@ store as exchange ``synth``, market ``spot``, with ``truth.json`` beside the dat
 contract with the detectors is in notes/SYNTH.md.
 
 Modules: ``config`` (SynthConfig), ``plan`` (background path and the plan arrays), ``events``
-(the planters and the day's schedule), ``kernel`` (numba book simulation), ``generate`` (orders
-and frames), ``truth`` (Truth models, measured on the output), ``write`` (store and truth file).
+(the planters and the day's schedule), ``edge`` (the absorptions' follow-through and its
+reference trade), ``kernel`` (numba book simulation), ``generate`` (orders and frames),
+``truth`` (Truth models, measured on the output), ``write`` (store and truth file).
 """
 
 from botclave_cli.data.synth.config import SynthConfig
+from botclave_cli.data.synth.edge import FOLLOW_THROUGH, FollowThrough
 from botclave_cli.data.synth.generate import SynthMarket, generate, ohlcv_1m
-from botclave_cli.data.synth.truth import QuietStretch, Truth, TruthEvent
+from botclave_cli.data.synth.truth import EdgeTruth, QuietStretch, Truth, TruthEvent
 from botclave_cli.data.synth.write import (
     EXCHANGE,
     MARKET,
@@ -25,7 +27,8 @@ from botclave_cli.data.synth.write import (
 )
 
 __all__ = [
-    "EXCHANGE", "MARKET", "TRUTH_NAME", "QuietStretch", "SynthConfig", "SynthMarket",
+    "EXCHANGE", "FOLLOW_THROUGH", "MARKET", "TRUTH_NAME", "EdgeTruth", "FollowThrough",
+    "QuietStretch", "SynthConfig", "SynthMarket",
     "SynthWritten", "Truth", "TruthEvent", "dataset_refs", "generate", "ohlcv_1m", "read_truth",
     "truth_path", "write_synth",
 ]

@@ -15,6 +15,8 @@ class SynthConfig(BaseModel):
     background aggressive orders (the total is a little higher: sweeps and planted flow add
     prints). ``book_levels`` is the depth kept on each side, one level per tick next to the
     touch; ``book_interval_ms`` is the cadence of the depth diffs (Binance spot: 100 ms).
+    ``edge`` switches the absorptions' follow-through (events.py) on or off; everything else,
+    random draws included, is the same either way.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -33,6 +35,9 @@ class SynthConfig(BaseModel):
     book_interval_ms: int = Field(250, ge=100, le=1_000)
     trade_qty_median: float = Field(0.01, gt=0, description="background trade size, base units")
     level_qty_median: float = Field(0.4, gt=0, description="resting size per level, base units")
+    edge: bool = Field(True, description="absorptions have their planted follow-through "
+                       "(events.FOLLOW_THROUGH); False (botclave synth --no-edge) is the control: "
+                       "the same events, flow and draws, with only background after each one")
 
     @field_validator("book_interval_ms")
     @classmethod

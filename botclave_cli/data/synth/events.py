@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from botclave_cli.data.synth.edge import FOLLOW_THROUGH
 from botclave_cli.data.synth.plan import SHIFT, Override, Plan, Planted, Planter, Quiet, trade_lots
 
 ROW_TICKS = 10
@@ -29,7 +30,9 @@ MIN = 60.0
 
 def absorption(side: str) -> Planter:
     """Heavy aggressive flow into one level for 3 minutes; the level refills after every diff
-    (iceberg-like) and price never trades through it; then price turns away from it."""
+    (iceberg-like) and price never trades through it. Then its follow-through (edge.py): price
+    turns away from the level or breaks through it, as drawn; with ``cfg.edge`` off the
+    background continues from the level instead (the draw is made all the same)."""
     sign = 1 if side == "bid" else -1
 
     def plant(plan: Plan, k0: int, s: int) -> int:
@@ -43,12 +46,27 @@ def absorption(side: str) -> Planter:
         level = s if side == "bid" else s + 1
         plan.overrides.append(Override(k0 - 1, k1, 0 if side == "bid" else 1, level, 0,
                                        reset=True, refill=True))
-        plan.planted.append(Planted("absorption", k0, k1, side, {"tick": level}))
-        k2 = plan.ramp(k1, [(0, 0), (30, sign * 40)], s)
-        plan.p_buy[k1:k2] = 0.5 + 0.1 * sign
-        return k2
+        planted = Planted("absorption", k0, k1, side, {"tick": level})
+        plan.planted.append(planted)
+        return follow_through(plan, planted, k1, s, sign)
 
     return plant
+
+
+def follow_through(plan: Plan, planted: Planted, k1: int, s: int, sign: int) -> int:
+    """What follows an absorption ending at ``k1`` with the best bid at ``s``; ``sign`` +1 for
+    a bid (the reversal goes up). Records the drawn outcome and where the segment ends."""
+    ft = FOLLOW_THROUGH
+    reverses = bool(plan.rng.random() < ft.p_reversal)  # drawn with the edge off too
+    if not plan.cfg.edge:
+        planted.info.update(outcome="none", drawn="reversal" if reverses else "break")
+        return k1
+    ticks, seconds = ((ft.reversal_ticks, ft.reversal_s) if reverses
+                      else (-ft.break_ticks, ft.break_s))
+    k2 = plan.ramp(k1, [(0, 0), (seconds, sign * ticks)], s)
+    plan.p_buy[k1:k2] = 0.5 + 0.1 * sign * (1 if reverses else -1)
+    planted.info.update(outcome="reversal" if reverses else "break", follow_k1=k2)
+    return k2
 
 
 def wall(ended_by: str) -> Planter:
@@ -225,17 +243,23 @@ def pinned(minutes: int) -> Planter:
 
 
 def day_schedule() -> list[tuple[float, Planter]]:
-    """Seconds after each UTC midnight -> planter. Events sit in different hours."""
+    """Seconds after each UTC midnight -> planter. Events sit at least 20 minutes apart; the
+    seven absorptions a day (with their follow-through) are the planted edge the demo trades."""
     h = 3_600
     return [
         (20 * MIN, band(60)),
+        (90 * MIN, absorption("ask")),
         (2 * h, absorption("bid")),
         (3 * h, pinned(30)),
         (4 * h, wall("pulled")),
+        (4.5 * h, absorption("ask")),
         (5 * h, wall("traded_through")),
+        (5.5 * h, absorption("bid")),
         (6 * h, stacked("buy")),
+        (6.5 * h, absorption("ask")),
         (7 * h, stair("up")),
         (8 * h, stacked("sell")),
+        (8.5 * h, absorption("bid")),
         (9 * h, stair("down")),
         (10 * h, void("up")),
         (11 * h, void("down")),

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from botclave_cli.data.synth.edge import FOLLOW_THROUGH, expected_edge, trade_return
 from botclave_cli.data.synth.events import KINDS, ROW_TICKS, SWING_CONFIRM_BARS
 from botclave_cli.data.synth.plan import Plan, Planted
 
@@ -40,6 +41,22 @@ class QuietStretch(BaseModel):
     kind: str
     start_us: int
     end_us: int
+
+
+class EdgeTruth(BaseModel):
+    """The planted edge (edge.py): the absorptions' follow-through and the expected net return
+    of its reference trade, in bps of the entry notional, averaged over the planted events.
+    ``enabled`` False is the control market (``--no-edge``): same events, no follow-through."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool
+    kind: str = "absorption"
+    follow_through: dict[str, Any]
+    events: int
+    reversals: int
+    expected_edge_bps: float
+    note: str
 
 
 class Truth(BaseModel):
@@ -76,6 +93,7 @@ class Truth(BaseModel):
     detector_params: dict[str, Any]
     events: list[TruthEvent]
     quiet: list[QuietStretch]
+    edge: EdgeTruth | None = None
 
     def events_of(self, kind: str) -> list[TruthEvent]:
         return [e for e in self.events if e.kind == kind]
@@ -125,7 +143,30 @@ def build_truth(plan: Plan, tape: Tape) -> Truth:
     }
     return Truth(symbol=cfg.symbol, seed=cfg.seed, tick_size=cfg.tick_size,
                  lot_size=cfg.lot_size, start_us=cfg.start_us, end_us=cfg.end_us,
-                 detector_params=params, events=events, quiet=quiet)
+                 detector_params=params, events=events, quiet=quiet,
+                 edge=edge_truth(cfg.edge, [e for e in events if e.kind == "absorption"]))
+
+
+def edge_truth(enabled: bool, absorptions: list[TruthEvent]) -> EdgeTruth:
+    """The edge block of truth.json from the measured absorption events."""
+    expected = [e.detail["expected_edge_bps"] for e in absorptions]
+    ft = FOLLOW_THROUGH
+    if enabled:
+        note = (f"after each absorption price turns away from the level by {ft.reversal_ticks} "
+                f"ticks within {ft.reversal_s} s with probability {ft.p_reversal:g}, else breaks "
+                f"through it by {ft.break_ticks} ticks within {ft.break_s} s (each event's "
+                "detail.outcome); expected_edge_bps prices the reference trade (edge.py): fade "
+                f"at the level, target {ft.target_ticks} ticks, stop {ft.stop_ticks} ticks "
+                f"through, {ft.fee_bps:g} bps fee a side, {ft.slippage_bps:g} bps slippage on "
+                "taker fills")
+    else:
+        note = ("control (--no-edge): the same events and draws, but only the background random "
+                "walk after each absorption; a trade of it expects its costs only "
+                f"(2 x {ft.fee_bps:g} bps fees + 2 x {ft.slippage_bps:g} bps slippage)")
+    return EdgeTruth(
+        enabled=enabled, follow_through=ft.as_dict(), events=len(absorptions),
+        reversals=sum(e.detail["outcome"] == "reversal" for e in absorptions),
+        expected_edge_bps=round(float(np.mean(expected)), 6) if expected else 0.0, note=note)
 
 
 ABSORPTION_WINDOW_S = 60
@@ -187,7 +228,21 @@ class _Measure:
                     "ticks_through": int(max(0, through)),
                     "max_qty_per_window": min(per_window),
                     "visible_qty": self.qty(p.info.get("visible_lots", 0)),
-                    "aggressor": "sell" if p.side == "bid" else "buy"})
+                    "aggressor": "sell" if p.side == "bid" else "buy",
+                    **self._follow_through(p, self.price(level))})
+
+    def _follow_through(self, p: Planted, level: float) -> dict[str, Any]:
+        """The drawn outcome and the reference trade's returns (bps) for this absorption."""
+        outcome = p.info["outcome"]
+        tick = self.cfg.tick_size
+        ref = (None if outcome == "none"
+               else round(trade_return(level, p.side, outcome, tick) * 1e4, 6))
+        end = self.plan.t_us(p.info.get("follow_k1", p.k1))
+        return {"outcome": outcome, "drawn": p.info.get("drawn", outcome),
+                "follow_through_end_us": end,
+                "reference_return_bps": ref,
+                "expected_edge_bps": round(expected_edge(level, p.side, tick,
+                                                         self.cfg.edge) * 1e4, 6)}
 
     def bid_wall(self, p: Planted) -> TruthEvent:
         wall = p.info["tick"]

@@ -40,6 +40,7 @@ class SynthWritten:
     quiet: int
     seconds: float
     market: SynthMarket | None = field(default=None, repr=False)
+    expected_edge_bps: float = 0.0
 
 
 def dataset_refs(symbol: str) -> dict[str, DatasetRef]:
@@ -98,6 +99,7 @@ def write_synth(store: Store, cfg: SynthConfig, progress: Progress | None = None
         truth_path=final_dir / TRUTH_NAME, events=len(market.truth.events),
         quiet=len(market.truth.quiet), seconds=time.perf_counter() - started,
         market=market if keep_market else None,
+        expected_edge_bps=market.truth.edge.expected_edge_bps if market.truth.edge else 0.0,
     )
 
 
