@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "synth", "fetch", "importer", "record", "footprint", "depth", "backtest", "paper",
     "validate",
     "report", "orders", "datasets", "config_cmd",
+    "dashboard",
 )
 
 app = typer.Typer(

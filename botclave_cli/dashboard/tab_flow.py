@@ -1,0 +1,47 @@
+"""The Order Flow tab: footprint, CVD, volume profile and signals of the sidebar's selection.
+
+Far out the chart shows candles and delta; the "Window" slider narrows it on the server, and
+once the window holds at most ``flow.DETAIL_MAX_BARS`` bars each bar is drawn level by level
+(bid x ask, POC, value area, imbalances and stacks). Plotly zooms and pans inside what is sent.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from botclave_cli.dashboard import data as dd
+from botclave_cli.dashboard import fig_flow, flow
+from botclave_cli.dashboard.ui import Selection, cached_view
+
+
+def render(sources: dd.Sources, sel: Selection | None) -> None:
+    if sel is None:
+        st.info(dd.no_markets_message(sources.store))
+        return
+    m = sel.market
+    with st.spinner("building the footprint"):
+        view = cached_view(str(sources.data_dir), m.exchange, m.market, m.symbol, sel.bar,
+                           sel.row_size, sel.start, sel.end)
+    bars = view.result.bars
+    starts = bars["bar_start"].to_list()
+    lo, hi = starts[0], starts[-1]
+    if len(starts) > 1:
+        lo, hi = st.select_slider(
+            "Window (bars drawn level by level when it holds at most "
+            f"{flow.DETAIL_MAX_BARS})", options=starts, value=(starts[0], starts[-1]),
+            format_func=lambda t: t.strftime("%m-%d %H:%M:%S"), key="flow_window")
+    shown = flow.window_bars(bars, lo, hi)
+    left, right = st.columns([4, 1])
+    title = f"{m.symbol} {sel.bar} footprint"
+    left.plotly_chart(fig_flow.footprint_figure(view, shown, title), key="footprint",
+                      config={"scrollZoom": True, "displaylogo": False})
+    right.plotly_chart(fig_flow.profile_figure(view), key="profile",
+                       config={"displaylogo": False})
+    p = view.profile
+    st.caption(f"{view.trades:,} trades -> {bars.height:,} bars, {view.result.levels.height:,} "
+               f"levels from {view.ref}; profile POC {p.poc:g}, value area {p.val:g} .. "
+               f"{p.vah:g}, {p.hvn.height} HVN, {p.lvn.height} LVN; "
+               f"{view.signals.height} signal(s)")
+    if view.signals.height:
+        with st.expander(f"Signals ({view.signals.height})"):
+            st.dataframe(view.signals, hide_index=True)
