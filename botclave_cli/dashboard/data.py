@@ -180,8 +180,9 @@ def load_run(runs_dir: Path, run_id: str) -> dict[str, Any]:
     folder = run_folder(runs_dir, run_id)
     try:
         return read_results(folder)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{folder}: the run folder is incomplete ({exc})") from None
+    except (OSError, ValueError, pl.exceptions.PolarsError) as exc:
+        raise DataError(f"{folder}: the run folder is incomplete or damaged ({exc}); rerun "
+                        "the backtest that wrote it") from None
 
 
 def run_window(manifest: dict[str, Any]) -> tuple[dt.datetime, dt.datetime] | None:

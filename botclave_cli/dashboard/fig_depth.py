@@ -33,7 +33,8 @@ def depth_figure(result: DepthResult, samples: pl.DataFrame, trades: pl.DataFram
                         vertical_spacing=0.03)
     times, edges, z = heatmap_grid(samples)
     x = [from_us(int(t)) for t in times]
-    fig.add_trace(go.Heatmap(x=x, y=edges.tolist(), z=np.where(np.isnan(z), None, z).tolist(),
+    cells = [[None if np.isnan(v) else float(v) for v in row] for row in z]
+    fig.add_trace(go.Heatmap(x=x, y=edges.tolist(), z=cells,
                              colorscale="Viridis", name="resting size",
                              colorbar={"title": "log10(1+qty)", "len": 0.55, "y": 0.75},
                              hovertemplate="%{x}<br>price %{y}<br>log10(1+qty) %{z:.2f}"
@@ -42,7 +43,7 @@ def depth_figure(result: DepthResult, samples: pl.DataFrame, trades: pl.DataFram
         for side, color in (("buy", BUY), ("sell", SELL)):
             part = trades.filter(pl.col("side") == side)
             qty = part["qty"].to_numpy()
-            size = 4 + 16 * np.sqrt(qty / max(float(trades["qty"].max() or 1.0), 1e-12))
+            size = 4 + 16 * np.sqrt(qty / max(float(trades["qty"].to_numpy().max()), 1e-12))
             fig.add_trace(go.Scatter(
                 x=part["ts"].to_list(), y=part["price"].to_list(), mode="markers",
                 name=f"{side} trades", marker={"size": size, "color": color, "opacity": 0.6},

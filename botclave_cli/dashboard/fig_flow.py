@@ -119,7 +119,7 @@ def profile_figure(view: FlowView) -> go.Figure:
                          orientation="h", name="sell", marker_color=SELL))
     fig.add_trace(go.Bar(y=lv["price"].to_list(), x=lv["buy_volume"].to_list(),
                          orientation="h", name="buy", marker_color=BUY))
-    top = float(lv["volume"].max() or 0.0)
+    top = float(lv["volume"].to_numpy().max(initial=0.0))
     for price, label, color in ((p.poc, "POC", POC), (p.vah, "VAH", "#555"),
                                 (p.val, "VAL", "#555")):
         fig.add_trace(go.Scatter(x=[0, top], y=[price, price], mode="lines", name=label,

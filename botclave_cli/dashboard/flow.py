@@ -67,7 +67,7 @@ def build_view(store: Store, ref: DatasetRef, spec: FootprintSpec, start: dt.dat
     assert run.result is not None  # keep=True
     result = run.result
     bars = result.bars
-    cvd = cvd_bars(bars, session if session in ("none", "daily") else "daily")
+    cvd = cvd_bars(bars, "none" if session == "none" else "daily")
     row_price = spec.row_size * spec.tick_size
     profile = volume_profile(result.levels, row_price, value_area_share=spec.value_area,
                              close=float(bars["close"][-1]), lot=spec.step)
