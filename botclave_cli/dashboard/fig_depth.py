@@ -4,6 +4,8 @@ in base units, times UTC."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import plotly.graph_objects as go
 import polars as pl
@@ -14,12 +16,19 @@ from botclave_cli.data.store import from_us
 from botclave_cli.engine.depth.analyzer import DepthResult
 
 
-def heatmap_grid(samples: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def row_price(samples: pl.DataFrame, tick: float, rows: int = 200) -> float:
+    """A whole number of ticks per heatmap row, at most ``rows`` rows over the price range."""
+    span = float(samples["price"].max()) - float(samples["price"].min())  # type: ignore[arg-type]
+    return tick * max(1, math.ceil(span / tick / rows))
+
+
+def heatmap_grid(samples: pl.DataFrame, tick: float
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(times us, price rows, log10(1 + size) with NaN where nothing rests): the report's
-    ``heatmap_matrix`` on a log scale for the colour."""
+    ``heatmap_matrix`` on rows of whole ticks, on a log scale for the colour."""
     from botclave_cli.report.heatmap import heatmap_matrix
 
-    times, edges, matrix = heatmap_matrix(samples)
+    times, edges, matrix = heatmap_matrix(samples, row_price(samples, tick))
     with np.errstate(divide="ignore"):
         z = np.where(matrix > 0, np.round(np.log10(1.0 + matrix), 3), np.nan)
     return times, edges, z
@@ -31,7 +40,7 @@ def depth_figure(result: DepthResult, samples: pl.DataFrame, trades: pl.DataFram
     the book imbalance, OFI and microprice minus mid."""
     fig = make_subplots(rows=3, cols=1, shared_xaxes=True, row_heights=[0.6, 0.2, 0.2],
                         vertical_spacing=0.03)
-    times, edges, z = heatmap_grid(samples)
+    times, edges, z = heatmap_grid(samples, result.tick_size)
     x = [from_us(int(t)) for t in times]
     cells = [[None if np.isnan(v) else float(v) for v in row] for row in z]
     fig.add_trace(go.Heatmap(x=x, y=edges.tolist(), z=cells,
@@ -43,7 +52,7 @@ def depth_figure(result: DepthResult, samples: pl.DataFrame, trades: pl.DataFram
         for side, color in (("buy", BUY), ("sell", SELL)):
             part = trades.filter(pl.col("side") == side)
             qty = part["qty"].to_numpy()
-            size = 4 + 16 * np.sqrt(qty / max(float(trades["qty"].to_numpy().max()), 1e-12))
+            size = 3 + 9 * np.sqrt(qty / max(float(trades["qty"].to_numpy().max()), 1e-12))
             fig.add_trace(go.Scatter(
                 x=part["ts"].to_list(), y=part["price"].to_list(), mode="markers",
                 name=f"{side} trades", marker={"size": size, "color": color, "opacity": 0.6},
