@@ -7,11 +7,26 @@ once the window holds at most ``flow.DETAIL_MAX_BARS`` bars each bar is drawn le
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
 import streamlit as st
 
 from botclave_cli.dashboard import data as dd
 from botclave_cli.dashboard import fig_flow, flow
 from botclave_cli.dashboard.ui import Selection, cached_view
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def cached_figures(data_dir: str, exchange: str, market: str, symbol: str, bar: str,
+                   row_size: int, start: dt.datetime, end: dt.datetime, lo: dt.datetime,
+                   hi: dt.datetime) -> tuple[Any, Any]:
+    """The footprint and profile figures of a window (built once: a tab switch or a second
+    visitor only serialises them)."""
+    view = cached_view(data_dir, exchange, market, symbol, bar, row_size, start, end)
+    shown = flow.window_bars(view.result.bars, lo, hi)
+    return (fig_flow.footprint_figure(view, shown, f"{symbol} {bar} footprint"),
+            fig_flow.profile_figure(view))
 
 
 def render(sources: dd.Sources, sel: Selection | None) -> None:
@@ -30,13 +45,12 @@ def render(sources: dd.Sources, sel: Selection | None) -> None:
             "Window (bars drawn level by level when it holds at most "
             f"{flow.DETAIL_MAX_BARS})", options=starts, value=(starts[0], starts[-1]),
             format_func=lambda t: t.strftime("%m-%d %H:%M:%S"), key="flow_window")
-    shown = flow.window_bars(bars, lo, hi)
+    footprint, profile = cached_figures(str(sources.data_dir), m.exchange, m.market, m.symbol,
+                                        sel.bar, sel.row_size, sel.start, sel.end, lo, hi)
     left, right = st.columns([4, 1])
-    title = f"{m.symbol} {sel.bar} footprint"
-    left.plotly_chart(fig_flow.footprint_figure(view, shown, title), key="footprint",
+    left.plotly_chart(footprint, key="footprint",
                       config={"scrollZoom": True, "displaylogo": False})
-    right.plotly_chart(fig_flow.profile_figure(view), key="profile",
-                       config={"displaylogo": False})
+    right.plotly_chart(profile, key="profile", config={"displaylogo": False})
     p = view.profile
     st.caption(f"{view.trades:,} trades -> {bars.height:,} bars, {view.result.levels.height:,} "
                f"levels from {view.ref}; profile POC {p.poc:g}, value area {p.val:g} .. "
