@@ -29,6 +29,10 @@ pytest.importorskip("streamlit", reason="the dashboard extra is not installed (m
 
 #: tab -> plotly charts it must draw on the test's data (Configuration draws none: its form)
 TABS = {"Order Flow": 2, "Strategy": 2, "Depth": 1, "Live": 1, "Configuration": 0}
+#: the value of the metric labelled {label} in the open tab
+METRIC = ("Array.from(document.querySelectorAll('[data-testid=stMetric]'))"
+          ".filter(m => m.innerText.split('\\n')[0].trim() === '{label}')"
+          ".map(m => m.querySelector('[data-testid=stMetricValue]').innerText.trim())[0]")
 
 
 def screenshot(tools, target: Path) -> Path:
@@ -63,4 +67,25 @@ def test_every_tab_renders_its_charts_without_console_errors(tmp_path_factory, t
             assert shot.stat().st_size > 10_000
         text = tools.evaluate("document.body.innerText")
         assert "Traceback" not in text
+        follows_the_session(tools, world)
         assert page_problems(tools, url) == []
+
+
+def follows_the_session(tools, world) -> None:
+    """The Live tab shows a rewritten paper folder without a reload (the lag itself is
+    measured in benchmarks/bench_dashboard.py)."""
+    import polars as pl
+
+    from tests.dashboard_helpers import write_paper
+
+    click_tab(tools, "Live")
+    tab_ready(tools, "Live", 1)
+    tools.evaluate("window.__same_page = true")
+    equity = METRIC.format(label="equity")
+    before = pl.read_parquet(world["paper"] / "equity.parquet")["equity"][-1]
+    wait_for(tools, equity, lambda v: v == f"{before:,.2f}")
+    write_paper(world["data"], world["runs"].parent, "paper-t1", hours=20)
+    after = pl.read_parquet(world["paper"] / "equity.parquet")["equity"][-1]
+    assert f"{after:,.2f}" != f"{before:,.2f}"
+    wait_for(tools, equity, lambda v: v == f"{after:,.2f}", timeout=60)
+    assert tools.evaluate("window.__same_page === true")

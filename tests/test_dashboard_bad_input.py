@@ -118,3 +118,11 @@ def test_the_app_script_the_command_starts_exists():
     cmd = streamlit_command("127.0.0.1", 8600)
     assert cmd[1:5] == ["-m", "streamlit", "run", str(APP_SCRIPT)]
     assert cmd[cmd.index("--client.showErrorDetails") + 1] == "none"
+
+
+def test_paper_write_every_must_be_positive(tmp_path):
+    """``botclave paper --write-every S``: how often the session rewrites the folder the Live
+    tab reads (seconds, > 0)."""
+    r = CliRunner().invoke(app, ["paper", "--session", "s1", "--write-every", "0",
+                                 "--data-dir", str(tmp_path)])
+    assert r.exit_code == 2 and "--write-every 0.0: must be > 0 seconds" in r.output
