@@ -22,6 +22,7 @@ from typing import Any
 from benchmarks.run import Result
 
 AREA = "dashboard"
+PAPER_EXTRA = {"paper": True, "dataset": "synth/spot/BTC-USDT/trades"}
 NO_PEER = "no peer (no other interactive view of this store); target from the issue: "
 
 
@@ -53,7 +54,7 @@ def _world(root: Path) -> tuple[Path, Path]:
     write_synth(Store(data), SynthConfig(start=dt.date(2024, 1, 1), days=1))
     write_results(_backtest(data, 6), out, extra={"dataset": "synth/spot/BTC-USDT/trades"})
     write_results(_backtest(data, 1), out, rid="paper-b1", status="running",
-                  extra={"paper": True})
+                  extra=PAPER_EXTRA)
     return data, out / "runs"
 
 
@@ -65,11 +66,11 @@ def _live_lag(tools: Any, data: Path, runs: Path) -> float:
     from tests.test_browser_dashboard import METRIC
 
     click_tab(tools, "Live")
-    tab_ready(tools, "Live", 1)
+    tab_ready(tools, "Live", 1, idle=False)
     result = _backtest(data, 3)
     shown = f"{result.equity['equity'][-1]:,.2f}"
     started = time.perf_counter()
-    write_results(result, runs.parent, rid="paper-b1", status="running", extra={"paper": True})
+    write_results(result, runs.parent, rid="paper-b1", status="running", extra=PAPER_EXTRA)
     wait_for(tools, METRIC.format(label="equity"), lambda v: v == shown, timeout=60)
     return time.perf_counter() - started
 

@@ -133,14 +133,16 @@ def click_tab(tools: DevTools, label: str) -> None:
     assert found, f"no tab {label!r}: {tools.evaluate(TAB_LABELS)}"
 
 
-def tab_ready(tools: DevTools, label: str, plots: int, timeout: float = 180) -> float:
-    """Wait until the open tab is ``label``, the app is idle and ``plots`` charts drew."""
+def tab_ready(tools: DevTools, label: str, plots: int, timeout: float = 180,
+              idle: bool = True) -> float:
+    """Wait until the open tab is ``label``, ``plots`` charts drew and (``idle``) the app is
+    not running (a tab that re-reads every second, Live, is never idle for long)."""
     expression = (
         "(() => { const sel = document.querySelector('[role=tab][aria-selected=true]');"
         " const running = document.querySelector('[data-testid=stStatusWidgetRunningIcon]');"
         f" return [sel ? sel.innerText.trim() : null, {PLOTS}, !!running]; }})()")
     return wait_for(tools, expression,
-                    lambda v: v[0] == label and v[1] >= plots and not v[2], timeout)
+                    lambda v: v[0] == label and v[1] >= plots and not (idle and v[2]), timeout)
 
 
 def page_problems(tools: DevTools, origin: str) -> list[str]:

@@ -20,6 +20,17 @@ SETTINGS = ["--set", "entry.setups=[bos, absorption]", "--set", "bars.timeframe=
             "--set", "risk.max_daily_loss=1.0", "--set", "risk.cooldown_losses=0"]
 
 
+_WORLDS: dict[str, dict[str, Any]] = {}
+
+
+def shared_world(tmp_path_factory: Any) -> dict[str, Any]:
+    """``make_world`` once per test session (the dashboard's test modules read it; the tests
+    that rewrite the paper folder read its values back from the files, never from memory)."""
+    if "world" not in _WORLDS:
+        _WORLDS["world"] = make_world(tmp_path_factory.mktemp("dashboard_world"))
+    return _WORLDS["world"]
+
+
 def make_world(root: Path) -> dict[str, Any]:
     """store (synth, 20,000 trades a day, book every second), reports/runs with one backtest
     and its validation (3 folds, 50 Monte Carlo runs), and a running paper session's folder."""

@@ -22,7 +22,7 @@ from tests.dashboard_browser import (
     tab_ready,
     wait_for,
 )
-from tests.dashboard_helpers import make_world
+from tests.dashboard_helpers import shared_world
 
 pytestmark = pytest.mark.browser
 pytest.importorskip("streamlit", reason="the dashboard extra is not installed (make venv does)")
@@ -51,7 +51,7 @@ def test_every_tab_renders_its_charts_without_console_errors(tmp_path_factory, t
     if binary is None:
         pytest.skip("headless Chromium not found: `make test` installs Debian's chromium "
                     "package with apt-get when run as root; otherwise apt-get install chromium")
-    world = make_world(tmp_path_factory.mktemp("dashboard_browser"))
+    world = shared_world(tmp_path_factory)
     with dashboard(world["data"], world["runs"], tmp_path / "server.log") as url, \
             browser(tmp_path / "profile", binary) as tools:
         open_page(tools, url)
@@ -59,7 +59,7 @@ def test_every_tab_renders_its_charts_without_console_errors(tmp_path_factory, t
                  lambda n: n == len(TABS))
         for label, plots in TABS.items():
             click_tab(tools, label)
-            tab_ready(tools, label, plots)
+            tab_ready(tools, label, plots, idle=label != "Live")
             if label == "Configuration":
                 wait_for(tools, "document.body.innerText.includes('parameters valid')", bool)
             shot = screenshot(tools, tmp_path / f"dashboard_{label.lower().replace(' ', '_')}"
@@ -78,13 +78,14 @@ def follows_the_session(tools, world) -> None:
 
     from tests.dashboard_helpers import write_paper
 
+    write_paper(world["data"], world["runs"].parent, "paper-t1", hours=8)
     click_tab(tools, "Live")
-    tab_ready(tools, "Live", 1)
+    tab_ready(tools, "Live", 1, idle=False)
     tools.evaluate("window.__same_page = true")
     equity = METRIC.format(label="equity")
     before = pl.read_parquet(world["paper"] / "equity.parquet")["equity"][-1]
     wait_for(tools, equity, lambda v: v == f"{before:,.2f}")
-    write_paper(world["data"], world["runs"].parent, "paper-t1", hours=20)
+    write_paper(world["data"], world["runs"].parent, "paper-t1", hours=16)
     after = pl.read_parquet(world["paper"] / "equity.parquet")["equity"][-1]
     assert f"{after:,.2f}" != f"{before:,.2f}"
     wait_for(tools, equity, lambda v: v == f"{after:,.2f}", timeout=60)

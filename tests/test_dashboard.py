@@ -19,9 +19,9 @@ from tests.dashboard_helpers import (
     app_test,
     figures,
     frames_with,
-    make_world,
     no_traceback,
     numbers,
+    shared_world,
     times,
     trace,
 )
@@ -31,7 +31,7 @@ pytest.importorskip("streamlit", reason="the dashboard extra is not installed (m
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> dict:
-    return make_world(tmp_path_factory.mktemp("dashboard"))
+    return shared_world(tmp_path_factory)
 
 
 def stored_footprint(data: Path):
@@ -197,19 +197,29 @@ def test_configuration_shows_a_bad_parameter_inline(world, monkeypatch, tmp_path
 
 
 def test_live_tab_follows_the_paper_session(world, monkeypatch, tmp_path):
+    import os
+
     from tests.dashboard_helpers import write_paper
 
+    write_paper(world["data"], world["runs"].parent, "paper-t1", hours=12)  # just written
     at = app_test(monkeypatch, world["data"], world["runs"], tab="Live")
     no_traceback(at)
     markdown = " ".join(m.value for m in at.markdown)
-    assert "paper-t1" in markdown and "live" in markdown
+    assert "**paper-t1** connection :green[live] (status running" in markdown
     equity = pl.read_parquet(world["paper"] / "equity.parquet")["equity"]
     shown = {m.label: m.value for m in at.metric}
     assert shown["equity"] == f"{equity[-1]:,.2f}"
+    trades = pl.read_parquet(world["paper"] / "trades.parquet")
+    assert shown["realized"] == f"{trades['pnl'].sum():+,.2f}"
     write_paper(world["data"], world["runs"].parent, "paper-t1", hours=20)  # the session goes on
     at.run()
     later = pl.read_parquet(world["paper"] / "equity.parquet")["equity"]
     assert {m.label: m.value for m in at.metric}["equity"] == f"{later[-1]:,.2f}"
+    manifest = world["paper"] / "manifest.json"
+    old = manifest.stat().st_mtime - 120  # no rewrite for two minutes
+    os.utime(manifest, (old, old))
+    at.run()
+    assert "connection :orange[stale]" in " ".join(m.value for m in at.markdown)
 
 
 def test_live_tab_reads_an_order_journal(world, monkeypatch, tmp_path):

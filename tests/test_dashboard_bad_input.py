@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from botclave_cli.cli.app import app
-from tests.dashboard_helpers import app_test, make_world, no_traceback
+from tests.dashboard_helpers import app_test, no_traceback, shared_world
 
 pytest.importorskip("streamlit", reason="the dashboard extra is not installed (make venv does)")
 
@@ -21,7 +21,7 @@ TABS = ("Order Flow", "Strategy", "Depth", "Live", "Configuration")
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> dict:
-    return make_world(tmp_path_factory.mktemp("dashboard_bad"))
+    return shared_world(tmp_path_factory)
 
 
 def messages(at) -> str:

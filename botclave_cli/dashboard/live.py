@@ -50,11 +50,14 @@ def connection_state(status: str, age_s: float, stale_s: float = STALE_S) -> str
     return "live" if age_s <= stale_s else "stale"
 
 
-def paper_state(runs_dir: Path, run_id: str, now: float | None = None) -> PaperState:
+def paper_state(runs_dir: Path, run_id: str, now: float | None = None,
+                results: dict[str, Any] | None = None) -> PaperState:
+    """The session's state from its folder (``results``: the folder already read, e.g. from
+    a cache keyed by the manifest's modification time)."""
     folder = dd.run_folder(runs_dir, run_id)
     now = time.time() if now is None else now
     age = max(0.0, now - (folder / "manifest.json").stat().st_mtime)
-    results = dd.load_run(runs_dir, run_id)
+    results = results if results is not None else dd.load_run(runs_dir, run_id)
     manifest = results["manifest"]
     status = str(manifest.get("status", "complete"))
     trades: pl.DataFrame = results["trades"]

@@ -8,7 +8,7 @@ import datetime as dt
 import streamlit as st
 
 from botclave_cli.dashboard import data as dd
-from botclave_cli.dashboard import live
+from botclave_cli.dashboard import live, tab_strategy
 from botclave_cli.dashboard.fig_strategy import equity_figure
 from botclave_cli.dashboard.ui import guard
 
@@ -36,7 +36,8 @@ def render(sources: dd.Sources) -> None:
 
 def _paper_once(sources: dd.Sources, run_id: str) -> None:
     with guard("Live"):
-        s = live.paper_state(sources.runs_dir, run_id)
+        results = tab_strategy.load(sources, run_id)  # re-read when the folder is rewritten
+        s = live.paper_state(sources.runs_dir, run_id, results=results)
         st.markdown(f"**{run_id}** connection {CONNECTION_ICON[s.connection]} (status "
                     f"{s.status}, folder rewritten {s.age_s:.1f} s ago; read "
                     f"{dt.datetime.now(dt.UTC):%H:%M:%S} UTC)")
@@ -51,7 +52,6 @@ def _paper_once(sources: dd.Sources, run_id: str) -> None:
         st.dataframe(s.open_orders, hide_index=True, key="live_orders")
         st.markdown("Fills (newest first)")
         st.dataframe(s.fills, hide_index=True, key="live_fills")
-        results = dd.load_run(sources.runs_dir, run_id)
         if results["equity"].height:
             st.plotly_chart(equity_figure(results["equity"], "Session equity"),
                             key="live_equity")
