@@ -23,9 +23,10 @@ from tests.test_browser_report import CHROMIUM_NAMES, FLAGS, DevTools
 BROWSER_FLAGS = tuple("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"
                       if f.startswith("--host-resolver-rules") else f for f in FLAGS)
 #: plotly charts drawn in the open tab: plotly has laid the chart out and drawn its SVG
+#: (charts already there before a tab click are marked ``data-bc-old`` and not counted)
 PLOTS = ("Array.from(document.querySelectorAll('[role=tabpanel] .js-plotly-plot'))"
-         ".filter(p => p._fullLayout && p._fullData && p._fullData.length"
-         " && p.querySelector('.main-svg')).length")
+         ".filter(p => !p.hasAttribute('data-bc-old') && p._fullLayout && p._fullData"
+         " && p._fullData.length && p.querySelector('.main-svg')).length")
 TAB_LABELS = "Array.from(document.querySelectorAll('[role=tab]')).map(b => b.innerText)"
 
 
@@ -126,8 +127,11 @@ def open_page(tools: DevTools, url: str) -> None:
 
 
 def click_tab(tools: DevTools, label: str) -> None:
+    """Click the tab ``label``; the charts on the page before the click no longer count."""
     found = tools.evaluate(
-        "(() => { const b = Array.from(document.querySelectorAll('[role=tab]'))"
+        "(() => { document.querySelectorAll('.js-plotly-plot')"
+        ".forEach(p => p.setAttribute('data-bc-old', ''));"
+        " const b = Array.from(document.querySelectorAll('[role=tab]'))"
         f".find(b => b.innerText.trim() === {json.dumps(label)}); if (b) b.click(); "
         "return !!b; })()")
     assert found, f"no tab {label!r}: {tools.evaluate(TAB_LABELS)}"
