@@ -18,7 +18,7 @@ from typing import Any
 import polars as pl
 
 from botclave_cli.data.store import TRADE_KINDS, DatasetRef, Store, find_trades, from_us
-from botclave_cli.errors import DataError, UsageError
+from botclave_cli.errors import DataError
 
 RUNS_DIR_ENV = "BOTCLAVE_DASHBOARD_RUNS_DIR"
 DATA_DIR_ENV = "BOTCLAVE_DATA_DIR"
@@ -217,9 +217,3 @@ def initial_equity(results: dict[str, Any]) -> float:
         return float(initial)
     return float(results["metrics"].get("start_equity", 0.0))
 
-
-def check_runs_dir(runs_dir: Path) -> None:
-    """``--runs-dir`` must be a ``runs`` folder: a backtest's ``--out-dir D`` writes D/runs/."""
-    if runs_dir.name != "runs":
-        raise UsageError(f"--runs-dir {runs_dir}: expected a folder named runs (botclave "
-                         "backtest --out-dir D writes its runs to D/runs/<run id>)")
