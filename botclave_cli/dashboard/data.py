@@ -216,4 +216,3 @@ def initial_equity(results: dict[str, Any]) -> float:
     if initial is not None:
         return float(initial)
     return float(results["metrics"].get("start_equity", 0.0))
-
