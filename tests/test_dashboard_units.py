@@ -39,6 +39,20 @@ def test_overview_merges_consecutive_bars_k_by_k():
     assert overview_bars(bars, max_bars=5).height == 5
 
 
+def test_profile_rows_merge_k_by_k():
+    from botclave_cli.dashboard.flow import profile_rows
+
+    rows = pl.DataFrame({"price": [10.0, 11.0, 12.0, 13.0, 14.0],
+                         "volume": [1.0, 2.0, 3.0, 4.0, 5.0],
+                         "buy_volume": [1.0, 0.0, 3.0, 1.0, 5.0],
+                         "sell_volume": [0.0, 2.0, 0.0, 3.0, 0.0]})
+    out = profile_rows(rows, max_rows=2)  # k = 3: rows 10-12 and 13-14
+    assert out.to_dict(as_series=False) == {"price": [10.0, 13.0], "volume": [6.0, 9.0],
+                                            "buy_volume": [4.0, 6.0],
+                                            "sell_volume": [2.0, 3.0]}
+    assert profile_rows(rows, max_rows=5) is rows
+
+
 def test_detail_grid_places_each_level_in_its_bar_and_row():
     from botclave_cli.dashboard.flow import detail_grid
 

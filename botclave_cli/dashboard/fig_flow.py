@@ -7,7 +7,14 @@ import plotly.graph_objects as go
 import polars as pl
 from plotly.subplots import make_subplots
 
-from botclave_cli.dashboard.flow import DETAIL_MAX_BARS, FlowView, detail_grid, overview_bars
+from botclave_cli.dashboard.flow import (
+    DETAIL_MAX_BARS,
+    PROFILE_MAX_ROWS,
+    FlowView,
+    detail_grid,
+    overview_bars,
+    profile_rows,
+)
 
 BUY = "#1a9850"
 SELL = "#d73027"
@@ -113,7 +120,7 @@ def _signals(fig: go.Figure, signals: pl.DataFrame, bars: pl.DataFrame) -> None:
 def profile_figure(view: FlowView) -> go.Figure:
     """Horizontal volume profile (buy / sell stacked) with POC, VAH/VAL, HVN and LVN."""
     p = view.profile
-    lv = p.levels
+    lv = profile_rows(p.levels)
     fig = go.Figure()
     fig.add_trace(go.Bar(y=lv["price"].to_list(), x=lv["sell_volume"].to_list(),
                          orientation="h", name="sell", marker_color=SELL))
@@ -129,7 +136,9 @@ def profile_figure(view: FlowView) -> go.Figure:
         fig.add_trace(go.Scatter(x=[top] * nodes.height, y=nodes["price"].to_list(),
                                  mode="markers", name=label, marker={"symbol": symbol, "size": 9},
                                  hovertemplate=f"{label} %{{y}}<extra></extra>"))
-    fig.update_layout(barmode="stack", title="Volume profile", height=720,
+    merged = -(-p.levels.height // PROFILE_MAX_ROWS)
+    title = "Volume profile" + (f" ({merged} rows a bar)" if merged > 1 else "")
+    fig.update_layout(barmode="stack", title=title, height=720, bargap=0,
                       margin={"l": 50, "r": 10, "t": 50, "b": 30},
                       legend={"orientation": "h"})
     return fig

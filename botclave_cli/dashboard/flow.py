@@ -19,8 +19,11 @@ from botclave_cli.errors import DataError
 
 #: at most this many bars are drawn level by level (bid x ask text); more show candles + delta
 DETAIL_MAX_BARS = 90
-#: at most this many candles go to the browser; more are merged k by k on the server
-OVERVIEW_MAX_BARS = 1500
+#: at most this many candles go to the browser; more are merged k by k on the server (each
+#: candle costs the browser a few SVG nodes: a day of 1m bars goes as 720 2m candles)
+OVERVIEW_MAX_BARS = 720
+#: at most this many volume-profile rows go to the browser; more are merged k by k
+PROFILE_MAX_ROWS = 200
 
 
 @dataclass
@@ -102,6 +105,18 @@ def overview_bars(bars: pl.DataFrame, max_bars: int = OVERVIEW_MAX_BARS) -> pl.D
                  pl.col("close").last(), pl.col("volume").sum(), pl.col("delta").sum(),
                  pl.len().alias("bars"))
             .drop("_g"))
+
+
+def profile_rows(levels: pl.DataFrame, max_rows: int = PROFILE_MAX_ROWS) -> pl.DataFrame:
+    """A volume profile's rows (price low to high, on a regular grid) merged k by k, k the
+    smallest that leaves at most ``max_rows``: price = the group's lowest row, volumes summed."""
+    k = max(1, -(-levels.height // max_rows))
+    if k == 1:
+        return levels
+    return (levels.with_row_index("_i").group_by(pl.col("_i") // k, maintain_order=True)
+            .agg(pl.col("price").first(), pl.col("volume").sum(), pl.col("buy_volume").sum(),
+                 pl.col("sell_volume").sum())
+            .drop("_i"))
 
 
 def detail_grid(levels: pl.DataFrame, bars: pl.DataFrame

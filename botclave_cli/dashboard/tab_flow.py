@@ -39,18 +39,21 @@ def render(sources: dd.Sources, sel: Selection | None) -> None:
                            sel.row_size, sel.start, sel.end)
     bars = view.result.bars
     starts = bars["bar_start"].to_list()
-    lo, hi = starts[0], starts[-1]
-    if len(starts) > 1:
-        lo, hi = st.select_slider(
-            "Window (bars drawn level by level when it holds at most "
-            f"{flow.DETAIL_MAX_BARS})", options=starts, value=(starts[0], starts[-1]),
-            format_func=lambda t: t.strftime("%m-%d %H:%M:%S"), key="flow_window")
+    first, last = 0, len(starts) - 1
+    if last > 0:
+        # bar numbers, not a list of times: a day of 1m bars would send 1,440 option labels
+        first, last = st.slider(
+            f"Window, bar numbers (drawn level by level at most {flow.DETAIL_MAX_BARS} bars)",
+            min_value=0, max_value=last, value=(0, last), key="flow_window")
+    lo, hi = starts[first], starts[last]
+    st.caption(f"bars {first}..{last}: {lo:%Y-%m-%d %H:%M:%S} .. {hi:%Y-%m-%d %H:%M:%S} UTC")
     footprint, profile = cached_figures(str(sources.data_dir), m.exchange, m.market, m.symbol,
                                         sel.bar, sel.row_size, sel.start, sel.end, lo, hi)
     left, right = st.columns([4, 1])
-    left.plotly_chart(footprint, key="footprint",
+    # theme=None: the figures carry their own colours (Streamlit's theme costs the browser time)
+    left.plotly_chart(footprint, key="footprint", theme=None,
                       config={"scrollZoom": True, "displaylogo": False})
-    right.plotly_chart(profile, key="profile", config={"displaylogo": False})
+    right.plotly_chart(profile, key="profile", theme=None, config={"displaylogo": False})
     p = view.profile
     st.caption(f"{view.trades:,} trades -> {bars.height:,} bars, {view.result.levels.height:,} "
                f"levels from {view.ref}; profile POC {p.poc:g}, value area {p.val:g} .. "
