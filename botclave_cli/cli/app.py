@@ -21,7 +21,7 @@ COMMAND_MODULES = (
     "synth", "fetch", "importer", "record", "footprint", "depth", "backtest", "paper", "live",
     "validate",
     "report", "orders", "datasets", "config_cmd",
-    "alerts",
+    "alerts", "dashboard",
 )
 
 app = typer.Typer(

@@ -45,6 +45,9 @@ def paper(
                                                 "restart).")] = None,
     duration: Annotated[str | None, typer.Option("--duration", help="Live: stop after this "
                                                  "long (30s, 15m, 1h).")] = None,
+    write_every: Annotated[float, typer.Option("--write-every", help="Live: rewrite the "
+                                               "run folder every this many seconds (the "
+                                               "dashboard's Live tab reads it).")] = 10.0,
     ws_url: Annotated[str | None, typer.Option("--ws-url", help="Live: combined-stream "
                                                "endpoint (default Binance's).")] = None,
     rest_url: Annotated[str | None, typer.Option("--rest-url", help="Live: scheme and host "
@@ -112,6 +115,8 @@ def paper(
         if not replay:
             if session is None:
                 raise UsageError("a live paper session needs --session ID (or use --replay)")
+            if not write_every > 0:
+                raise UsageError(f"--write-every {write_every}: must be > 0 seconds")
             from botclave_cli.cli.depth import parse_duration_us
             from botclave_cli.exchange.record_config import RecordConfig
             from botclave_cli.exchange.recorder import ccxt_snapshot_fetcher
@@ -136,7 +141,8 @@ def paper(
                 store, cfg, tester, data_dir=data_dir, out_dir=out_dir, session=session,
                 capture_dir=store.root / "captures" / "binance",
                 fetch_snapshot=ccxt_snapshot_fetcher(market, rest_url),
-                alerter=alerter_from_config(ex_cfg.alerts, session=session))
+                alerter=alerter_from_config(ex_cfg.alerts, session=session),
+                write_every_s=write_every)
             if folder is None:
                 raise DataError(f"paper session {session}: no trade received from {cfg.url()}")
             m = paper_session.trader.result().metrics
