@@ -27,6 +27,14 @@ distributed = pytest.importorskip(
     "(make venv installs it)")
 
 START_TIMEOUT_S = 60.0
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def slow_echo(item: tuple[int, float]) -> int:
+    """A task for the workers (importable there: ``tests`` is on their path): waits ``item[1]``
+    seconds, returns ``item[0]``."""
+    time.sleep(item[1])
+    return item[0]
 
 
 def free_port() -> int:
@@ -47,7 +55,7 @@ class LocalCluster:
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.update({"POLARS_MAX_THREADS": "1", "NUMBA_NUM_THREADS": "1",
-                    "DASK_DISTRIBUTED__WORKER__DAEMON": "False"})
+                    "PYTHONPATH": os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])})
         return env
 
     def _log(self, name: str):
@@ -80,12 +88,12 @@ class LocalCluster:
                                 set_as_default=False) as client:
             client.wait_for_workers(n, timeout=START_TIMEOUT_S)
 
-    def worker_pids(self) -> dict[str, int]:
-        """Worker name -> pid, as the scheduler knows them."""
+    def worker_names(self) -> list[str]:
+        """The workers the scheduler knows now."""
         with distributed.Client(self.address, timeout=START_TIMEOUT_S,
                                 set_as_default=False) as client:
             info = client.scheduler_info()["workers"]
-        return {w["name"]: w["pid"] for w in info.values()}
+        return sorted(str(w["name"]) for w in info.values())
 
     def _wait(self, ready, what: str) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -104,16 +112,19 @@ class LocalCluster:
         proc.wait(timeout=30)
 
     def stop(self) -> None:
-        for proc in [*self.workers, self.scheduler]:
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-        for proc in [*self.workers, self.scheduler]:
-            if proc is None:
-                continue
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill(proc)
+        """Workers first (each says goodbye to the scheduler), then the scheduler; a process
+        that does not exit within a few seconds is killed."""
+        for group in (self.workers, [self.scheduler]):
+            for proc in group:
+                if proc is not None and proc.poll() is None:
+                    proc.terminate()
+            for proc in group:
+                if proc is None:
+                    continue
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    self.kill(proc)
 
 
 def _answers(address: str) -> bool:

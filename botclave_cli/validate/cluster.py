@@ -26,6 +26,7 @@ saved.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import uuid
@@ -48,12 +49,20 @@ INSTALL_HINT = "pip install 'botclave[cluster]'"
 log = get_logger(__name__)
 
 
+#: Dask's loggers print tracebacks on stderr when the scheduler goes; the command says it in
+#: one line (ClusterUnreachable) instead
+QUIET_LOGGERS = ("distributed", "distributed.client", "distributed.core", "distributed.comm",
+                 "distributed.utils", "tornado", "tornado.application", "asyncio")
+
+
 def _distributed() -> Any:
     try:
         import distributed
     except ImportError:
         raise UsageError(f"--executor dask: Dask distributed is not installed ({INSTALL_HINT})"
                          ) from None
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
     return distributed
 
 
@@ -67,10 +76,11 @@ class DaskExecutor:
 
     remote = True  # results arrive in this process: the caller saves them here (on_item)
 
-    def __init__(self, address: str, connect_timeout_s: float = CONNECT_TIMEOUT_S,
+    def __init__(self, address: str, connect_timeout_s: float | None = None,
                  retries: int = RETRIES) -> None:
         self.address = address
-        self.connect_timeout_s = connect_timeout_s
+        self.connect_timeout_s = CONNECT_TIMEOUT_S if connect_timeout_s is None \
+            else connect_timeout_s
         self.retries = retries
         self.requested = f"dask={address}"
         self._client: Any = None
