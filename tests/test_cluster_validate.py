@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from tests.cluster import free_port, local_cluster, slow_echo
 from botclave_cli.cli.validate import PARTIAL_DIR
 from botclave_cli.errors import ClusterUnreachable
 from botclave_cli.validate import cluster as cl
 from botclave_cli.validate.cluster import DaskExecutor, parse_executor, worker_host
+from tests.cluster import free_port, local_cluster, slow_echo
 from tests.test_validate_cli import _configs, _validate, data_dir  # noqa: F401 - the fixture
 from tests.test_validation_resume_cli import _count, _files
 

@@ -1,0 +1,133 @@
+"""Footprint builds over several symbols and days as tasks (``footprint -s A -s B --executor``):
+the store's files are the bytes one serial build per symbol writes, on every executor, a real
+local Dask cluster included."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from botclave_cli.cli.app import app
+from botclave_cli.data.manifest import Manifest
+from botclave_cli.data.store import DatasetRef, Store
+
+T0 = dt.datetime(2024, 1, 1, 21, 0, tzinfo=dt.UTC)
+SYMBOLS = ("BTC/USDT", "ETH/USDT")
+
+
+def _trades(seed: int, n: int = 5000) -> pl.DataFrame:
+    """About 53 hours from T0 (four UTC days), a quiet hour around the first midnight."""
+    rng = np.random.default_rng(seed)
+    ts = int(T0.timestamp() * 1e6) + np.cumsum(rng.integers(1, 75_000_000, n))
+    ts = np.where(ts > int(T0.timestamp() * 1e6) + 3 * 3600e6 - 1800e6,
+                  ts + int(3600e6), ts)  # nothing from 23:30 to 00:30
+    price = np.round(100 + np.cumsum(rng.normal(0, 0.05, n)), 2)
+    return pl.DataFrame({
+        "ts": pl.Series(ts).cast(pl.Datetime("us")).dt.replace_time_zone("UTC"),
+        "price": price, "qty": np.round(rng.exponential(0.5, n), 3) + 0.001,
+        "side": np.where(rng.random(n) < 0.5, "buy", "sell"),
+        "trade_id": np.arange(n, dtype=np.int64)})
+
+
+@pytest.fixture(scope="module")
+def store_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("store") / "data"
+    store = Store(root)
+    for i, symbol in enumerate(SYMBOLS):
+        store.write(DatasetRef("synth", "spot", symbol, "trades"), _trades(i),
+                    new_manifest=lambda s=symbol: Manifest(
+                        kind="trades", exchange="synth", market="spot", symbol=s,
+                        source="test", tick_size=0.01, lot_size=0.001))
+    return root
+
+
+def _built(root: Path) -> dict[str, bytes]:
+    """Every derived file (manifests without their creation time)."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and "footprint" in str(p.relative_to(root)):
+            data = p.read_bytes()
+            if p.name == "manifest.json":
+                m = json.loads(data)
+                for stamp in ("created_us", "updated_us"):  # when, not what
+                    m.pop(stamp, None)
+                data = json.dumps(m, sort_keys=True).encode()
+            out[str(p.relative_to(root))] = data
+    return out
+
+
+def _footprint(root: Path, *args: str):
+    return CliRunner().invoke(app, ["footprint", "--exchange", "synth", "--data-dir", str(root),
+                                    "--row-size", "5", *args])
+
+
+def _copy(store_dir: Path, tmp: Path) -> Path:
+    shutil.copytree(store_dir, tmp / "data")
+    return tmp / "data"
+
+
+@pytest.fixture(scope="module", params=["1m", "15m", "vol:20"])
+def reference(request, store_dir, tmp_path_factory):
+    """One serial build per symbol (the single-symbol command, as before)."""
+    root = _copy(store_dir, tmp_path_factory.mktemp("ref"))
+    for symbol in SYMBOLS:
+        res = _footprint(root, "--bar", request.param, "-s", symbol, "--json")
+        assert res.exit_code == 0, res.output
+    return request.param, _built(root)
+
+
+def _many(root: Path, bar: str, executor: str):
+    args = [a for s in SYMBOLS for a in ("-s", s)]
+    return _footprint(root, "--bar", bar, *args, "--executor", executor, "--json")
+
+
+def test_serial_tasks_write_what_one_build_per_symbol_writes(reference, store_dir, tmp_path):
+    bar, files = reference
+    res = _many(_copy(store_dir, tmp_path), bar, "serial")
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    days = [len(list((store_dir / "synth" / "spot" / s.replace("/", "-") / "trades")
+                     .glob("date=*"))) for s in SYMBOLS]
+    assert min(days) >= 3
+    # time bars: a task per stored day; volume bars: one per symbol
+    assert data["tasks"] == (sum(days) if bar[-1] == "m" else len(SYMBOLS))
+    assert [b["symbol"] for b in data["builds"]] == list(SYMBOLS)
+    assert all(b["trades"] == 5000 for b in data["builds"])
+    assert _built(tmp_path / "data") == files
+
+
+def test_process_pool_writes_the_same(reference, store_dir, tmp_path):
+    bar, files = reference
+    if bar != "1m":
+        pytest.skip("one bar is enough for the pool (its start costs seconds)")
+    res = _many(_copy(store_dir, tmp_path), bar, "processes")
+    assert res.exit_code == 0, res.output
+    assert _built(tmp_path / "data") == files
+
+
+def test_dask_cluster_writes_the_same(reference, store_dir, tmp_path):
+    from tests.cluster import local_cluster
+
+    bar, files = reference
+    with local_cluster(tmp_path / "cluster", workers=2) as c:
+        res = _many(_copy(store_dir, tmp_path), bar, f"dask={c.address}")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["jobs"]["tasks"] == json.loads(res.stdout)["tasks"]
+    assert _built(tmp_path / "data") == files
+
+
+def test_png_needs_one_symbol(store_dir, tmp_path):
+    res = _many(_copy(store_dir, tmp_path), "1m", "serial")
+    assert res.exit_code == 0
+    res = _footprint(tmp_path / "data", "-s", "BTC/USDT", "--executor", "serial", "--png",
+                     str(tmp_path / "x.png"))
+    assert res.exit_code == 2
+    assert res.stderr.strip() == ("error: --png and --indicators take one symbol, without "
+                                  "--executor")
