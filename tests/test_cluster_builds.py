@@ -131,3 +131,68 @@ def test_png_needs_one_symbol(store_dir, tmp_path):
     assert res.exit_code == 2
     assert res.stderr.strip() == ("error: --png and --indicators take one symbol, without "
                                   "--executor")
+
+
+# depth: a task per symbol (a book is one state machine), on the two spot captures ------------
+CAPTURES = ("binance-ws/spot_btcusdt_20240808.gz", "binance-ws/spot_ethusdt_20240808.gz")
+DEPTH_ARGS = ("--from", "2024-08-08T23:55:00", "--to", "2024-08-08T23:58:00", "--interval", "1s")
+
+
+@pytest.fixture(scope="module")
+def book_store(tmp_path_factory) -> Path:
+    from botclave_cli.data.importers.imports import import_capture
+    from tests.conftest import shared_file
+
+    files = [shared_file(c) for c in CAPTURES]
+    root = tmp_path_factory.mktemp("books") / "data"
+    store = Store(root)
+    for f in files:
+        import_capture(store, [f])
+    return root
+
+
+def _depth_files(root: Path) -> dict[str, bytes]:
+    out = {}
+    for p in sorted(root.rglob("*")):
+        rel = str(p.relative_to(root))
+        if p.is_file() and ("depth_series" in rel or "params=" in rel):
+            data = p.read_bytes()
+            if p.name == "manifest.json":
+                m = json.loads(data)
+                for stamp in ("created_us", "updated_us"):
+                    m.pop(stamp, None)
+                data = json.dumps(m, sort_keys=True).encode()
+            out[rel] = data
+    return out
+
+
+@pytest.fixture(scope="module")
+def depth_reference(book_store, tmp_path_factory):
+    root = _copy(book_store, tmp_path_factory.mktemp("depth_ref"))
+    for symbol in ("BTC/USDT", "ETH/USDT"):
+        res = CliRunner().invoke(app, ["depth", "-s", symbol, "--data-dir", str(root),
+                                       *DEPTH_ARGS, "--json"])
+        assert res.exit_code == 0, res.output
+    files = _depth_files(root)
+    assert len([f for f in files if f.endswith(".parquet")]) == 4  # samples + series, x2
+    return files
+
+
+@pytest.mark.parametrize("executor", ["serial", "dask"])
+def test_depth_tasks_write_what_the_single_symbol_command_writes(
+        book_store, depth_reference, tmp_path, executor):
+    root = _copy(book_store, tmp_path)
+    args = ["depth", "-s", "BTC/USDT", "-s", "ETH/USDT", "--data-dir", str(root), *DEPTH_ARGS,
+            "--json"]
+    if executor == "dask":
+        from tests.cluster import local_cluster
+
+        with local_cluster(tmp_path / "cluster", workers=2) as c:
+            res = CliRunner().invoke(app, [*args, "--executor", f"dask={c.address}"])
+    else:
+        res = CliRunner().invoke(app, [*args, "--executor", executor])
+    assert res.exit_code == 0, res.output
+    builds = json.loads(res.stdout)["builds"]
+    assert [b["symbol"] for b in builds] == ["BTC/USDT", "ETH/USDT"]
+    assert all(b["rows"] == 180 for b in builds)  # 3 minutes of 1 s samples
+    assert _depth_files(root) == depth_reference
