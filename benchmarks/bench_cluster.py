@@ -209,10 +209,10 @@ def _print_projection(task_s: float, tasks: int, overhead_s: float, start_s: flo
                       data_mb: float) -> None:
     print(f"  scaling projection: {tasks} tasks x {task_s * 1e3:.2f} ms, Dask overhead "
           f"{overhead_s * 1e3:.2f} ms/task, start {start_s:.1f} s, {data_mb:.1f} MB per node")
-    print("  nodes  workers  projected s  speed-up  (x 10 tasks / 10x heavier tasks)")
+    print("  nodes  workers  projected s  speed-up vs serial  (speed-up if tasks were 10x heavier)")
     for nodes in (1, 2, 4, 8, 16, 32, 64):
         est = projection(task_s, tasks, overhead_s, start_s, data_mb, nodes)
         heavy = projection(task_s * 10, tasks, overhead_s, start_s, data_mb, nodes)
         base = projection(task_s * 10, tasks, 0.0, 0.0, 0.0, 1, 1)
         print(f"  {nodes:5d}  {nodes * NODE_WORKERS:7d}  {est:11.1f}  "
-              f"{tasks * task_s / est:8.2f}  ({base / heavy:.1f}x for 10x heavier tasks)")
+              f"{tasks * task_s / est:18.2f}  ({base / heavy:.1f}x)")

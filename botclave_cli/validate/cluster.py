@@ -224,8 +224,9 @@ def open_executor(spec: ExecutorSpec | str, jobs: int | str = "auto") -> Any:
     if spec.kind == "serial":
         return SerialExecutor()
     if spec.kind == "processes":
-        executor = ProcessExecutor(jobs if isinstance(jobs, int) and jobs > 0 else None)
-        executor.requested = "processes"
+        n = jobs if isinstance(jobs, int) and jobs > 0 else 0  # 0: every core
+        executor = ProcessExecutor(n or None)
+        executor.requested = n
         return executor
     return make_executor(jobs)
 
