@@ -103,21 +103,27 @@ def test_serial_tasks_write_what_one_build_per_symbol_writes(reference, store_di
     assert _built(tmp_path / "data") == files
 
 
-def test_process_pool_writes_the_same(reference, store_dir, tmp_path):
-    bar, files = reference
-    if bar != "1m":
-        pytest.skip("one bar is enough for the pool (its start costs seconds)")
-    res = _many(_copy(store_dir, tmp_path), bar, "processes")
+def test_process_pool_writes_the_same(store_dir, tmp_path):
+    ref_root = _copy(store_dir, tmp_path / "ref")
+    for symbol in SYMBOLS:  # one bar spec is enough for the pool (its start costs seconds)
+        assert _footprint(ref_root, "--bar", "1m", "-s", symbol).exit_code == 0
+    res = _many(_copy(store_dir, tmp_path / "pool"), "1m", "processes")
     assert res.exit_code == 0, res.output
-    assert _built(tmp_path / "data") == files
+    assert json.loads(res.stdout)["jobs"]["used"] >= 1
+    assert _built(tmp_path / "pool" / "data") == _built(ref_root)
 
 
-def test_dask_cluster_writes_the_same(reference, store_dir, tmp_path):
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
     from tests.cluster import local_cluster
 
+    with local_cluster(tmp_path_factory.mktemp("cluster"), workers=2) as c:
+        yield c
+
+
+def test_dask_cluster_writes_the_same(reference, store_dir, tmp_path, cluster):
     bar, files = reference
-    with local_cluster(tmp_path / "cluster", workers=2) as c:
-        res = _many(_copy(store_dir, tmp_path), bar, f"dask={c.address}")
+    res = _many(_copy(store_dir, tmp_path), bar, f"dask={cluster.address}")
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["jobs"]["tasks"] == json.loads(res.stdout)["tasks"]
     assert _built(tmp_path / "data") == files
@@ -180,17 +186,13 @@ def depth_reference(book_store, tmp_path_factory):
 
 @pytest.mark.parametrize("executor", ["serial", "dask"])
 def test_depth_tasks_write_what_the_single_symbol_command_writes(
-        book_store, depth_reference, tmp_path, executor):
+        book_store, depth_reference, tmp_path, executor, request):
     root = _copy(book_store, tmp_path)
     args = ["depth", "-s", "BTC/USDT", "-s", "ETH/USDT", "--data-dir", str(root), *DEPTH_ARGS,
             "--json"]
     if executor == "dask":
-        from tests.cluster import local_cluster
-
-        with local_cluster(tmp_path / "cluster", workers=2) as c:
-            res = CliRunner().invoke(app, [*args, "--executor", f"dask={c.address}"])
-    else:
-        res = CliRunner().invoke(app, [*args, "--executor", executor])
+        executor = f"dask={request.getfixturevalue('cluster').address}"
+    res = CliRunner().invoke(app, [*args, "--executor", executor])
     assert res.exit_code == 0, res.output
     builds = json.loads(res.stdout)["builds"]
     assert [b["symbol"] for b in builds] == ["BTC/USDT", "ETH/USDT"]
