@@ -142,7 +142,8 @@ def local_cluster(folder: Path, workers: int = 1) -> Iterator[LocalCluster]:
         cluster.start_scheduler()
         for _ in range(workers):
             cluster.add_worker()
-        cluster.wait_for_workers(workers)
+        if workers:
+            cluster.wait_for_workers(workers)
         yield cluster
     finally:
         cluster.stop()

@@ -199,3 +199,13 @@ def test_a_serial_run_cut_short_resumes_on_the_cluster(tmp_path, data_dir, clust
     assert calls == []  # none evaluated in this process: the rest ran on the workers
     assert _files(Path(data["folder"])) == serial["all"]
     assert not (Path(data["folder"]).parent / PARTIAL_DIR).exists()
+
+
+def test_a_scheduler_without_workers_is_exit_4(tmp_path, data_dir, monkeypatch):  # noqa: F811
+    monkeypatch.setattr(cl, "CONNECT_TIMEOUT_S", 1.0)
+    with local_cluster(tmp_path / "c", workers=0) as c:
+        res = _validate(tmp_path, data_dir, "oos", "--executor", f"dask={c.address}")
+    assert res.exit_code == 4
+    assert res.stderr.strip().splitlines() == [
+        f"error: --executor dask={c.address}: the scheduler answers but no worker joined it "
+        f"within 1 s; start workers with `dask worker {c.address}`"]

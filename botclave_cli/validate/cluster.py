@@ -101,6 +101,14 @@ class DaskExecutor:
                     self.address, timeout=self.connect_timeout_s, set_as_default=False)
             except (OSError, TimeoutError) as exc:
                 raise self._unreachable(exc) from None
+            try:  # tasks sent to a scheduler without workers would wait for ever
+                self._client.wait_for_workers(1, timeout=self.connect_timeout_s)
+            except (OSError, TimeoutError):
+                self.close()
+                raise ClusterUnreachable(
+                    f"--executor dask={self.address}: the scheduler answers but no worker "
+                    f"joined it within {self.connect_timeout_s:g} s; start workers with "
+                    f"`dask worker {self.address}`") from None
         return self._client
 
     @property
