@@ -132,6 +132,16 @@ def _start_cluster(folder: Path, workers: int) -> tuple[str, list[subprocess.Pop
     return address, procs
 
 
+def _stop(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        p.terminate()
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
 def projection(task_s: float, tasks: int, overhead_s: float, start_s: float,
                data_mb: float, nodes: int, workers: int = NODE_WORKERS) -> float:
     """Projected wall seconds on ``nodes`` nodes of ``workers`` processes: the cluster's start,
@@ -170,14 +180,7 @@ def run() -> list[Result]:
                 dask_s, dask_rows = _walk_forward(path, dask)
                 dask_over = _overhead(dask)
         finally:
-            for p in procs[::-1]:
-                p.terminate()
-            for p in procs:
-                try:
-                    p.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+            _stop([*procs[1:], procs[0]])  # workers first: each says goodbye to the scheduler
     same = "identical to serial" if pool_rows == ref and dask_rows == ref else "DIFFERENT"
     what = f"walk-forward {FOLDS} folds x {SETS} sets, 1y of 1m bars"
     note = f"load {load:.1f} on 2 shared cores"
