@@ -127,8 +127,12 @@ def _start_cluster(folder: Path, workers: int) -> tuple[str, list[subprocess.Pop
                                 "1", "--no-nanny", "--no-dashboard", "--host", "127.0.0.1"],
                                cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT)
               for _ in range(workers)]
-    with distributed.Client(address, timeout=60, set_as_default=False) as client:
-        client.wait_for_workers(workers, timeout=60)
+    try:
+        with distributed.Client(address, timeout=60, set_as_default=False) as client:
+            client.wait_for_workers(workers, timeout=60)
+    except BaseException:
+        _stop([*procs[1:], procs[0]])
+        raise
     return address, procs
 
 
