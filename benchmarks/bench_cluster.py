@@ -207,7 +207,8 @@ def run() -> list[Result]:
         est = projection(task_s, tasks, dask_over, cluster_start_s, data_mb, nodes)
         out.append(Result("cluster", f"projection: {nodes} node(s) x {NODE_WORKERS} workers",
                           est, "s", "serial", serial_s,
-                          note=f"{NETWORK_MB_S:g} MB/s to the store assumed"))
+                          note=f"a core per worker, {NETWORK_MB_S:g} MB/s to the store "
+                               "assumed"))
     _print_projection(task_s, tasks, dask_over, cluster_start_s, data_mb)
     return out
 
