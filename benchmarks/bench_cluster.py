@@ -25,6 +25,7 @@ import numpy as np
 import polars as pl
 
 from benchmarks.run import Result
+from botclave_cli.validate.cluster import CHUNKS_PER_THREAD, DaskExecutor
 from botclave_cli.validate.config import ValidationConfig
 from botclave_cli.validate.evaluation import EvaluationResult, Timeline, evaluation_metrics
 from botclave_cli.validate.executor import ProcessExecutor, SerialExecutor
@@ -147,17 +148,21 @@ def _stop(procs: list[subprocess.Popen]) -> None:
 
 
 def projection(task_s: float, tasks: int, overhead_s: float, start_s: float,
-               data_mb: float, nodes: int, workers: int = NODE_WORKERS) -> float:
+               data_mb: float, nodes: int, workers: int = NODE_WORKERS,
+               chunks_per_thread: int | None = None) -> float:
     """Projected wall seconds on ``nodes`` nodes of ``workers`` processes: the cluster's start,
-    each node reading the data once (in parallel, at NETWORK_MB_S), the tasks spread over every
-    worker, and the scheduler's per-task overhead, which one scheduler pays for all tasks."""
+    each node reading the data once (in parallel, at NETWORK_MB_S), the evaluations spread over
+    every worker, and the scheduler's ``overhead_s`` per task, which one scheduler pays for all
+    of them; with ``chunks_per_thread`` the evaluations travel as that many tasks per worker
+    (DaskExecutor's chunking), at most one per evaluation."""
     rounds = -(-tasks // (nodes * workers))
-    return start_s + data_mb / NETWORK_MB_S + rounds * task_s + tasks * overhead_s
+    sent = tasks if not chunks_per_thread else min(tasks, nodes * workers * chunks_per_thread)
+    return start_s + data_mb / NETWORK_MB_S + rounds * task_s + sent * overhead_s
 
 
 def run() -> list[Result]:
     try:
-        from botclave_cli.validate.cluster import DaskExecutor
+        import distributed  # noqa: F401 - the cluster extra
     except ImportError as exc:
         return [Result("cluster", "skipped", 0, "", note=f"cluster extra absent: {exc}")]
     load = os.getloadavg()[0]
@@ -182,7 +187,9 @@ def run() -> list[Result]:
         try:
             with DaskExecutor(address) as dask:
                 dask_s, dask_rows = _walk_forward(path, dask)
-                dask_over = _overhead(dask)
+                dask_over = _overhead(dask)  # per item, chunked as a run is
+            with DaskExecutor(address, chunks_per_thread=None) as one_each:
+                task_over = _overhead(one_each)  # per scheduler task: what N nodes pay
         finally:
             _stop([*procs[1:], procs[0]])  # workers first: each says goodbye to the scheduler
     same = "identical to serial" if pool_rows == ref and dask_rows == ref else "DIFFERENT"
@@ -198,29 +205,36 @@ def run() -> list[Result]:
                note=f"{tasks} tasks"),
         Result("cluster", "per-task overhead, process pool", pool_over * 1e3, "ms/task",
                note=f"{NOOP_TASKS} no-op tasks"),
-        Result("cluster", "per-task overhead, Dask", dask_over * 1e3, "ms/task", "process pool",
-               pool_over * 1e3, note=f"{NOOP_TASKS} no-op tasks, 2 workers"),
+        Result("cluster", "per-item overhead, Dask (chunked)", dask_over * 1e3, "ms/item",
+               "process pool", pool_over * 1e3, note=f"{NOOP_TASKS} no-op items, 2 workers, "
+               f"{CHUNKS_PER_THREAD} tasks per thread"),
+        Result("cluster", "per-task overhead, Dask (a task per item)", task_over * 1e3,
+               "ms/task", "process pool", pool_over * 1e3, note=f"{NOOP_TASKS} no-op tasks"),
         Result("cluster", "local cluster start (scheduler + 2 workers)", cluster_start_s, "s"),
         Result("cluster", "data per node (Parquet, read once per worker)", data_mb, "MB"),
     ]
     for nodes in (1, 2, 4, 8, 16, 32, 64):
-        est = projection(task_s, tasks, dask_over, cluster_start_s, data_mb, nodes)
+        est = projection(task_s, tasks, task_over, cluster_start_s, data_mb, nodes,
+                         chunks_per_thread=CHUNKS_PER_THREAD)
         out.append(Result("cluster", f"projection: {nodes} node(s) x {NODE_WORKERS} workers",
                           est, "s", "serial", serial_s,
                           note=f"a core per worker, {NETWORK_MB_S:g} MB/s to the store "
                                "assumed"))
-    _print_projection(task_s, tasks, dask_over, cluster_start_s, data_mb)
+    _print_projection(task_s, tasks, task_over, cluster_start_s, data_mb)
     return out
 
 
 def _print_projection(task_s: float, tasks: int, overhead_s: float, start_s: float,
                       data_mb: float) -> None:
-    print(f"  scaling projection: {tasks} tasks x {task_s * 1e3:.2f} ms, Dask overhead "
-          f"{overhead_s * 1e3:.2f} ms/task, start {start_s:.1f} s, {data_mb:.1f} MB per node")
+    print(f"  scaling projection: {tasks} evaluations x {task_s * 1e3:.2f} ms, Dask overhead "
+          f"{overhead_s * 1e3:.2f} ms per task, {CHUNKS_PER_THREAD} tasks per worker at most, "
+          f"start {start_s:.1f} s, {data_mb:.1f} MB per node")
     print("  nodes  workers  projected s  speed-up vs serial  (speed-up if tasks were 10x heavier)")
     for nodes in (1, 2, 4, 8, 16, 32, 64):
-        est = projection(task_s, tasks, overhead_s, start_s, data_mb, nodes)
-        heavy = projection(task_s * 10, tasks, overhead_s, start_s, data_mb, nodes)
+        est = projection(task_s, tasks, overhead_s, start_s, data_mb, nodes,
+                         chunks_per_thread=CHUNKS_PER_THREAD)
+        heavy = projection(task_s * 10, tasks, overhead_s, start_s, data_mb, nodes,
+                           chunks_per_thread=CHUNKS_PER_THREAD)
         base = projection(task_s * 10, tasks, 0.0, 0.0, 0.0, 1, 1)
         print(f"  {nodes:5d}  {nodes * NODE_WORKERS:7d}  {est:11.1f}  "
               f"{tasks * task_s / est:18.2f}  ({base / heavy:.1f}x)")

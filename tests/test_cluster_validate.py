@@ -73,6 +73,23 @@ def test_results_come_back_in_item_order_whatever_the_completion(cluster):
     assert len(hosts) == 2  # both workers took tasks
 
 
+def test_chunk_sizes_by_hand():
+    assert cl.chunk_size(1206, 2, 16) == 38  # ceil(1206 / 32): 32 tasks
+    assert cl.chunk_size(1206, 128, 16) == 1  # a big cluster: a task per item
+    assert cl.chunk_size(33, 2, 16) == 2 and cl.chunk_size(32, 2, 16) == 1
+    assert cl.chunk_size(1000, 2, None) == 1  # chunking off
+
+
+def test_chunked_batches_come_back_whole_and_in_order(cluster):
+    items = [(i, 0.002 * ((i * 7) % 5)) for i in range(100)]  # 2 threads: 25 tasks of 4
+    arrived: list[int] = []
+    with DaskExecutor(cluster.address) as ex:
+        assert ex.map(slow_echo, items, on_item=lambda i, r: arrived.append(i)) == list(
+            range(100))
+        assert ex.report()["tasks"] == 100
+    assert sorted(arrived) == list(range(100))
+
+
 @pytest.mark.parametrize("which", MODES)
 def test_every_mode_on_the_cluster_is_byte_identical(tmp_path, data_dir, cluster,  # noqa: F811
                                                      serial, which):
