@@ -2,8 +2,9 @@
 processes, as an operator starts them on a head and on worker nodes, torn down afterwards.
 
 Workers run with ``--no-nanny`` (a killed worker stays dead, as a lost node does) and one
-thread, pinned like the process pool (``POLARS_MAX_THREADS=1``, ``NUMBA_NUM_THREADS=1``), in
-their own working directory, so nothing they read can come from the test's relative paths.
+thread, pinned like the process pool (``POLARS_MAX_THREADS=1``, ``NUMBA_NUM_THREADS=1``) and
+without Dask's sampling profiler (as the README says to run them), in their own working
+directory, so nothing they read can come from the test's relative paths.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class LocalCluster:
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.update({"POLARS_MAX_THREADS": "1", "NUMBA_NUM_THREADS": "1",
+                    "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False",
                     "PYTHONPATH": os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])})
         return env
 
