@@ -47,3 +47,10 @@ class ValidationFailed(BotclaveError):
     """A validation verdict of ``fail`` (exit code 1)."""
 
     exit_code = 1
+
+
+class ClusterUnreachable(BotclaveError):
+    """The cluster's scheduler (``--executor dask=ADDRESS``) could not be reached (exit code 4,
+    the code of an unreachable remote end)."""
+
+    exit_code = 4

@@ -11,6 +11,7 @@ from botclave_cli.cli.common import (
     DEFAULT_DATA_DIR,
     ConfigOpt,
     DataDirOpt,
+    ExecutorOpt,
     FromOpt,
     JsonOpt,
     QuietOpt,
@@ -19,6 +20,7 @@ from botclave_cli.cli.common import (
     parse_range,
     run,
 )
+from botclave_cli.cli.defaults import CONFIG_DIR, VALIDATION_CONFIG
 from botclave_cli.errors import DataError
 
 if TYPE_CHECKING:  # the library is imported in the command (cli/defaults.py says why)
@@ -115,7 +117,17 @@ def backtest(
         "--exchange-config", help="Fees and tick/lot (default configs/exchange_config.yaml).")]
     = None,
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Results go to <out-dir>/runs/<run "
-                                          "id>/.")] = Path("reports"),
+                                          "id>/ (a sweep to <out-dir>/sweeps/<id>/).")]
+    = Path("reports"),
+    sweep: Annotated[bool, typer.Option("--sweep", help="Backtest every parameter set of "
+                                        "--validation's space over --from/--to: one Parquet "
+                                        "table, a row per set.")] = False,
+    validation: Annotated[Path, typer.Option("--validation", help="With --sweep: the parameter "
+                                             "space and objective.")]
+    = CONFIG_DIR / VALIDATION_CONFIG,
+    executor_: ExecutorOpt = "auto",
+    jobs: Annotated[str, typer.Option("--jobs", "-j", help="With --sweep: worker processes "
+                                      "(auto, 0 = all cores, N).")] = "auto",
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -128,8 +140,21 @@ def backtest(
     Example: botclave backtest --exchange synth --no-book --set entry.order_type=limit
 
     Example: botclave backtest --exchange synth --per-bar   (bar by bar, as paper/live decide)
+
+    Example: botclave backtest --sweep --exchange synth --from 2024-01-01 --to 2024-01-02
+    --executor dask=tcp://head:8786   (every set of configs/validation.yaml, one table)
     """
     with run(json_, quiet) as out:
+        if sweep:
+            from botclave_cli.cli.sweep import run_sweep
+
+            lo, hi = parse_range(start, end)
+            check_market(market)
+            run_sweep(out, config=config, validation=validation, symbol=symbol,
+                      exchange=exchange, market=market, lo=lo, hi=hi, set_=set_, kind=kind,
+                      exchange_config=exchange_config, out_dir=out_dir, data_dir=data_dir,
+                      executor=executor_, jobs=jobs)
+            return
         from botclave_cli.backtest.backtester import Backtester
         from botclave_cli.backtest.results import write_results
         from botclave_cli.config import load_exchange_config, load_model

@@ -61,6 +61,10 @@ MarketOpt = Annotated[str, typer.Option("--market", "-m", help="spot | usdm | co
 SkipBadOpt = Annotated[
     bool, typer.Option("--skip-bad", help="Write good rows, report bad ones beside the dataset.")
 ]
+ExecutorOpt = Annotated[str, typer.Option(
+    "--executor", help="Where tasks run: auto (--jobs decides, as before), serial, processes "
+    "(--jobs workers) or dask=tcp://HOST:8786 (a Dask cluster; pip install "
+    "'botclave[cluster]'). Results are identical on every executor.")]
 
 DEFAULT_DATA_DIR = Path("datasets")
 MARKETS = ("spot", "usdm", "coinm")

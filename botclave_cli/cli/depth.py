@@ -12,6 +12,7 @@ from botclave_cli.cli.common import (
     DEFAULT_DATA_DIR,
     DataDirOpt,
     ExchangeOpt,
+    ExecutorOpt,
     FromOpt,
     JsonOpt,
     MarketOpt,
@@ -41,7 +42,9 @@ def parse_duration_us(text: str, option: str) -> int:
     return int(round(float(match.group(1)) * _UNITS_US[match.group(2)]))
 
 
-SymbolArg = Annotated[str | None, typer.Option("--symbol", "-s", help="ccxt symbol: BTC/USDT.")]
+SymbolArg = Annotated[list[str] | None, typer.Option(
+    "--symbol", "-s", help="ccxt symbol: BTC/USDT; repeat it for several (a task per symbol on "
+    "--executor).")]
 IntervalOpt = Annotated[str, typer.Option("--interval", help="Sampling interval: 500ms, 1s, 1m.")]
 DepthOpt = Annotated[int, typer.Option("--depth", min=1, help="Levels per side sampled.")]
 LevelsOpt = Annotated[int, typer.Option("--levels", min=1, help="Levels for the imbalance.")]
@@ -54,6 +57,21 @@ PngOpt = Annotated[Path | None, typer.Option("--png", help="Write the depth heat
 SourcesArg = Annotated[list[str], typer.Argument(
     help="Capture files (one stream, in order) or a stored symbol path (binance/spot/BTC-USDT).")]
 ReplayMarketOpt = Annotated[str | None, typer.Option("--market", "-m", help="Override detection.")]
+
+
+def _depth_many(out, store, exchange: str, market: str, symbols: list[str],
+                start_us: int | None, end_us: int | None, kind: str | None, params,
+                executor: str) -> None:
+    from botclave_cli.engine.depth.many import build_many, depth_jobs
+    from botclave_cli.validate.cluster import open_executor
+
+    jobs = depth_jobs(store, exchange, market, symbols, start_us, end_us, kind, params)
+    with open_executor(executor) as ex:
+        summary = build_many(jobs, ex, out.progress())
+        used = ex.report()
+    rows = [{k: s[k] for k in ("symbol", "rows", "walls", "absorption")} for s in summary]
+    out.emit({"builds": summary, "jobs": used}, f"depth: {len(summary)} symbol(s), "
+             f"{sum(s['rows'] for s in summary)} depth rows", rows=rows, title="depth builds")
 
 
 @depth_app.callback()
@@ -72,6 +90,7 @@ def depth(
     wall_min: WallMinOpt = "60s",
     png: PngOpt = None,
     kind: KindOpt = None,
+    executor: ExecutorOpt = "auto",
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -79,7 +98,12 @@ def depth(
     """Replay the stored book, sample it, and store the depth series (spread, mid, microprice,
     imbalance, OFI, depth by band); print walls, absorption zones, support and resistance.
 
+    Several symbols, or an explicit --executor, run one task per symbol (a Dask cluster
+    included); each writes that symbol's datasets as the single-symbol command does.
+
     Example: botclave depth --symbol BTC/USDT --from 2024-08-08 --to 2024-08-09 --png heat.png
+
+    Example: botclave depth -s BTC/USDT -s ETH/USDT --executor dask=tcp://head:8786
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -102,18 +126,28 @@ def depth(
                                  wall_min_us=wall_min_us)
         except ValueError as exc:
             raise UsageError(f"bad depth parameter: {exc}") from None
+        from botclave_cli.validate.cluster import parse_executor
+
+        spec_ex = parse_executor(executor)
         store = Store(data_dir)
         start_us, end_us = (to_us(lo) if lo else None), (to_us(hi) if hi else None)
-        book = load_book(store, exchange, market, symbol, start_us, end_us, kind)
+        if len(symbol) > 1 or spec_ex.kind != "auto":
+            if png is not None:
+                raise UsageError("--png takes one symbol, without --executor")
+            _depth_many(out, store, exchange, market, symbol, start_us, end_us, kind, params,
+                        executor)
+            return
+        sym = symbol[0]
+        book = load_book(store, exchange, market, sym, start_us, end_us, kind)
         result = analyze_book(book["book_snapshot"], book["book_diff"], book["trades"], market,
                               params, book["tick_size"], start_us=start_us, end_us=end_us)
         if result.series.is_empty():
-            raise DataError(f"{symbol}: no valid book in the range (counts: {result.counts})")
-        written = write_depth(store, exchange, market, symbol, result, params, exchange)
+            raise DataError(f"{sym}: no valid book in the range (counts: {result.counts})")
+        written = write_depth(store, exchange, market, sym, result, params, exchange)
         if png is not None:
             from botclave_cli.report.heatmap import write_heatmap
 
-            write_heatmap(png, result.samples, result.trades, title=f"{symbol} depth")
+            write_heatmap(png, result.samples, result.trades, title=f"{sym} depth")
             written["png"] = str(png)
         walls = [vars(w) for w in result.walls]
         zones = [vars(z) for z in result.zones]
@@ -125,7 +159,7 @@ def depth(
         rows += [{"what": f"absorption {z['side']}", "price": z["price"], "peak": z["absorbed_qty"],
                   "seconds": (z["end_us"] - z["start_us"]) / 1e6, "end": ""} for z in zones]
         c = result.counts
-        out.emit(data, f"{symbol}: {result.series.height} depth rows ({c['samples_valid']} valid "
+        out.emit(data, f"{sym}: {result.series.height} depth rows ({c['samples_valid']} valid "
                  f"samples of {c['samples_taken']}), {c['gaps']} gap(s), {len(walls)} wall(s), "
                  f"{len(zones)} absorption zone(s) -> {written['depth_series']}",
                  rows=rows, title="walls and absorption")

@@ -11,11 +11,11 @@ from botclave_cli.cli.common import (
     DEFAULT_DATA_DIR,
     DataDirOpt,
     ExchangeOpt,
+    ExecutorOpt,
     FromOpt,
     JsonOpt,
     MarketOpt,
     QuietOpt,
-    SymbolOpt,
     ToOpt,
     check_market,
     parse_range,
@@ -111,8 +111,36 @@ def _indicators(names: list[str], run_, store: Store, start, end, session: str,
     return out, sig
 
 
+def _build_many(out: Any, store: Store, refs: list, fields: dict, tick_size: float | None,
+                row_size: int | None, row_price: float | None, lo: Any, hi: Any,
+                executor: str) -> None:
+    """Several symbols (or one, on an explicit ``--executor``): a task per symbol and day."""
+    from botclave_cli.engine.footprint.many import build_many, footprint_jobs
+    from botclave_cli.engine.footprint.store import resolve_tick, row_size_ticks
+    from botclave_cli.validate.cluster import open_executor
+
+    builds = []
+    for ref in refs:
+        manifest = store.manifest(ref)
+        tick = resolve_tick(manifest, tick_size)
+        builds.append((ref, footprint_spec(
+            **fields, tick_size=tick, row_size=row_size_ticks(tick, row_size, row_price),
+            qty_step=(manifest.lot_size if manifest and manifest.lot_size else None))))
+    jobs = footprint_jobs(store, builds, lo, hi)
+    with open_executor(executor) as ex:
+        summary = build_many(store, jobs, ex, out.progress())
+        used = ex.report()
+    data = {"builds": summary, "tasks": len(jobs), "jobs": used}
+    rows = [{k: s[k] for k in ("symbol", "tasks", "trades", "bars", "levels", "params_hash")}
+            for s in summary]
+    out.emit(data, f"footprint {fields['bar']}: {len(summary)} symbol(s), {len(jobs)} task(s), "
+             f"{sum(s['bars'] for s in summary)} bars", rows=rows, title="footprint builds")
+
+
 def footprint(
-    symbol: SymbolOpt = "BTC/USDT",
+    symbols: Annotated[list[str] | None, typer.Option(
+        "--symbol", "-s", help="ccxt unified symbol, e.g. BTC/USDT (default); repeat it to "
+        "build several, as tasks on --executor.")] = None,
     exchange: ExchangeOpt = "binance",
     market: MarketOpt = "spot",
     bar: Annotated[str, typer.Option("--bar", help="1m, 5s, 1h, 1d, vol:50, trades:500, "
@@ -145,6 +173,7 @@ def footprint(
     )] = "daily",
     swing_bars: Annotated[int, typer.Option(
         "--swing-bars", help="Swing confirmation bars for divergences.")] = 3,
+    executor: ExecutorOpt = "auto",
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -155,7 +184,14 @@ def footprint(
     manifest). Bad bar spec, row price off the tick grid or an empty range exit 2; no trades in
     the range or trades without aggressor side exit 3.
 
+    Several symbols, or an explicit --executor, build one task per symbol and day (time
+    bars; one per symbol for volume, trade and range bars) on that executor, a Dask cluster
+    included; the store ends up the same as with one serial build.
+
     Example: botclave footprint --exchange synth --bar 1m --row-size 10 --png fp.png
+
+    Example: botclave footprint -s BTC/USDT -s ETH/USDT --from 2024-01-01 --to 2024-02-01
+    --executor dask=tcp://head:8786
     """
     with run(json_, quiet) as out:
         from botclave_cli.data.store import Store, find_trades
@@ -184,7 +220,19 @@ def footprint(
                   "imbalance_min_volume": imbalance_min_volume, "stacked_min_levels": stacked,
                   "imbalance_basis": imbalance_basis, "preset": preset}
         footprint_spec(**fields, tick_size=1.0)  # option errors before looking at the data
+        from botclave_cli.validate.cluster import parse_executor
+
+        spec_ex = parse_executor(executor)
+        symbols = symbols or ["BTC/USDT"]
         store = Store(data_dir)
+        if len(symbols) > 1 or spec_ex.kind != "auto":
+            if png or names:
+                raise UsageError("--png and --indicators take one symbol, without --executor")
+            refs = [find_trades(store, exchange, market, s, kind) for s in symbols]
+            _build_many(out, store, refs, fields, tick_size, row_size, row_price, lo, hi,
+                        executor)
+            return
+        symbol = symbols[0]
         ref = find_trades(store, exchange, market, symbol, kind)
         manifest = store.manifest(ref)
         tick = resolve_tick(manifest, tick_size)

@@ -21,6 +21,7 @@ from botclave_cli.cli.common import (
     DEFAULT_DATA_DIR,
     ConfigOpt,
     DataDirOpt,
+    ExecutorOpt,
     FromOpt,
     JsonOpt,
     QuietOpt,
@@ -68,6 +69,7 @@ def validate(
                                       "only when the timed work pays for its start-up, "
                                       "0 = all cores, 1 = serial (results are identical).")]
     = "auto",
+    executor_: ExecutorOpt = "auto",
     seed: Annotated[int | None, typer.Option("--seed", help="Monte Carlo seed.")] = None,
     set_: Annotated[list[str] | None, typer.Option(
         "--set", help="Override a base strategy parameter: key=value (repeatable).")] = None,
@@ -88,14 +90,21 @@ def validate(
     """Validate a strategy: out-of-sample, walk-forward, Monte Carlo, PBO/DSR, and a verdict.
 
     Exit code 0 for pass or warn (reasons printed), 1 for fail, 2 for bad input. An
-    interrupted run resumes: its finished evaluations are reused by the same command.
+    interrupted run resumes: its finished evaluations are reused by the same command, on any
+    executor (a run cut short on a cluster resumes serially, and the other way round); a
+    cluster scheduler that cannot be reached exits 4.
     Example: botclave validate all --config configs/strategy_params.yaml --exchange synth
     --symbol BTC/USDT --from 2024-01-01 --to 2024-01-02 --folds 3 --runs 200 --json
+
+    Example (on a Dask cluster): botclave validate walk-forward --exchange synth
+    --from 2024-01-01 --to 2024-01-02 --executor dask=tcp://head:8786
     """
     with run(json_, quiet) as out:
-        from botclave_cli.validate.executor import make_executor, parse_jobs  # light
+        from botclave_cli.validate.cluster import open_executor, parse_executor  # light
+        from botclave_cli.validate.executor import parse_jobs
 
         jobs_value = parse_jobs(jobs)  # a bad --jobs stops before the heavy imports below
+        spec = parse_executor(executor_)
         from botclave_cli.backtest.results import code_version
         from botclave_cli.config import load_exchange_config, load_model
         from botclave_cli.data.store import Store, find_trades
@@ -124,7 +133,7 @@ def validate(
         ex_cfg = load_exchange_config(exchange_config)
         store = Store(data_dir)
         ref = find_trades(store, exchange, market, symbol, kind)
-        with make_executor(jobs_value) as executor:
+        with open_executor(spec, jobs_value) as executor:
             validator = backtest_validator(store, ref, lo, hi, params, ex_cfg, vcfg,
                                            source=str(validation), executor=executor,
                                            progress=out.progress())

@@ -11,6 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import socket
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,7 @@ from botclave_cli.validate.validator import StrategyValidator
 #: the last range read in this process: a worker evaluates many windows of one range, and
 #: shipping the trades with every task would cost more than reading them once per worker
 _TRADES: dict[tuple[str, str, int, int], tuple[pl.DataFrame, np.ndarray]] = {}
+_TRADES_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -52,12 +55,15 @@ class TradeSource:
     def load(self) -> tuple[pl.DataFrame, np.ndarray]:
         """(trades sorted by ts, their ts in us)."""
         key = (self.data_dir, str(self.ref), self.start_us, self.end_us)
-        if key not in _TRADES:
-            _TRADES.clear()
-            df = (Store(self.data_dir).scan(self.ref, from_us(self.start_us), from_us(self.end_us))
-                  .select("ts", "price", "qty", "side").collect().sort("ts", maintain_order=True))
-            _TRADES[key] = (df, df["ts"].dt.epoch("us").to_numpy())
-        return _TRADES[key]
+        with _TRADES_LOCK:  # a Dask worker may run several tasks in threads of one process
+            if key not in _TRADES:
+                _TRADES.clear()
+                df = (Store(self.data_dir).scan(self.ref, from_us(self.start_us),
+                                                from_us(self.end_us))
+                      .select("ts", "price", "qty", "side").collect()
+                      .sort("ts", maintain_order=True))
+                _TRADES[key] = (df, df["ts"].dt.epoch("us").to_numpy())
+            return _TRADES[key]
 
     def content_hash(self) -> str:
         """sha256 of the trades the range holds (ts in us, price, qty, side): a re-imported or
@@ -117,6 +123,10 @@ class BacktestEvaluator:
         n = (end_us - start_us) // step
         init = sp.execution.initial_equity
         df, ts = self.trades.load()
+        if df.height == 0:  # the caller saw trades there: this node does not see the store
+            raise DataError(f"{self.trades.data_dir}: no trades of {self.trades.ref} on host "
+                            f"{socket.gethostname()}; a cluster's workers need the store at a "
+                            "path every node sees")
         i0, i1 = np.searchsorted(ts, [start_us, end_us], side="left")
         ppy = YEAR_US / step
         if i1 - i0 < 2:
@@ -150,7 +160,8 @@ def backtest_validator(
     """
     manifest = store.manifest(ref)
     start_us, end_us = to_us(start), to_us(end)
-    trades = TradeSource(str(store.root), ref, start_us, end_us)
+    # absolute: a worker process (a cluster's, with another working directory) reads it too
+    trades = TradeSource(str(Path(store.root).resolve()), ref, start_us, end_us)
     if trades.load()[0].height < 2:
         raise DataError(f"{ref}: fewer than 2 trades in [{start.isoformat()}, {end.isoformat()})")
     timeline = Timeline(start_us, end_us, bar_us(config.bar))

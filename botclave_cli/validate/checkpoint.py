@@ -146,10 +146,17 @@ def run_saved(item: SavedTask) -> Outcome:
     """``run_task``, then the outcome saved; a failed save (a full disk) only costs the resume:
     the outcome is returned all the same."""
     outcome = run_task(item.task)
+    save(item, outcome)
+    return outcome
+
+
+def save(item: SavedTask, outcome: Outcome) -> None:
+    """Write ``outcome`` to ``item.path`` (atomically); a failed save (a full disk) only costs
+    the resume. Called by the process that computed the outcome, or by the client of a remote
+    executor as the outcome arrives."""
     if _plain(outcome):
         with contextlib.suppress(OSError, ValueError, TypeError):
             write_text(Path(item.path), encode(item.key, outcome) + "\n")
-    return outcome
 
 
 @dataclass

@@ -4,9 +4,9 @@ The validator never runs a backtest itself. It sends every evaluation (a paramet
 window of the timeline) to an evaluator (``evaluation.Evaluator``), and it only asks for
 in-sample windows while it optimises, so no out-of-sample bar can reach a parameter choice.
 
-Work runs through an ``Executor`` (serial or a process pool); tasks are deterministic and the
-results come back in task order, so ``--jobs 1``, ``--jobs N`` and ``--jobs auto`` write
-identical files.
+Work runs through an ``Executor`` (serial, a process pool or a Dask cluster); tasks are
+deterministic and the results come back in task order, so every executor, ``--jobs 1``,
+``--jobs N`` and ``--jobs auto`` write identical files.
 
 With a ``Checkpoint`` every evaluation's outcome is saved as it completes and a rerun of the
 same run takes the saved ones instead of evaluating again (``checkpoint.py``); the outcomes are
@@ -26,7 +26,8 @@ import polars as pl
 from botclave_cli.errors import BotclaveError, UsageError
 from botclave_cli.progress import Progress, or_null
 from botclave_cli.validate import overfitting as ovf
-from botclave_cli.validate.checkpoint import Checkpoint, run_saved
+from botclave_cli.validate.checkpoint import Checkpoint, run_saved, save
+from botclave_cli.validate.cluster import map_each
 from botclave_cli.validate.config import WHICH, ValidationConfig
 from botclave_cli.validate.evaluation import (
     METRIC_KEYS,
@@ -105,8 +106,12 @@ class StrategyValidator:
         ck.evaluated += len(todo)
         if len(todo) < len(tasks):
             self.progress.advance(len(tasks) - len(todo))
-        new = self.executor.map(run_saved, [ck.pending(tasks[i]) for i in todo],
-                                self.progress.advance)
+        pending = [ck.pending(tasks[i]) for i in todo]
+        if getattr(self.executor, "remote", False):  # saved here, as each outcome arrives
+            new = map_each(self.executor, run_task, [p.task for p in pending],
+                           self.progress.advance, lambda j, o: save(pending[j], o))
+        else:  # saved by the worker process that computed it
+            new = self.executor.map(run_saved, pending, self.progress.advance)
         for i, outcome in zip(todo, new, strict=True):
             found[i] = outcome
         return [o for o in found if o is not None]

@@ -99,11 +99,7 @@ def build_from_store(store: Store, ref: DatasetRef, spec: FootprintSpec,
     progress.start(len(files) or None, f"footprint {ref.symbol} {spec.bar}")
     params = dataset_params(spec, start)
     h = params_hash(params)
-    src = store.manifest(ref)
-    bars_ref = DatasetRef(ref.exchange, ref.market, ref.symbol,
-                          "footprint").with_level("params", h)
-    levels_ref = DatasetRef(ref.exchange, ref.market, ref.symbol,
-                            "footprint_levels").with_level("params", h)
+    bars_ref, levels_ref = footprint_refs(ref, h)
     builder = FootprintBuilder(spec)
     kept: list[FootprintResult] = []
     counts = {"bars": 0, "levels": 0, "trades": 0}
@@ -116,19 +112,7 @@ def build_from_store(store: Store, ref: DatasetRef, spec: FootprintSpec,
         if keep:
             kept.append(part)
         if write:
-            bars, levels = part.to_store()
-            first = as_datetime(part.bars["bar_start"].min(), "footprint: first bar_start")
-            last = as_datetime(part.bars["bar_end"].max(), "footprint: last bar_end")
-            span = (to_us(first), to_us(last))
-
-            def cover(m: Manifest) -> None:
-                m.add_coverage(*span)
-
-            for target, frame in ((bars_ref, bars), (levels_ref, levels)):
-                store.write(target, frame,
-                            new_manifest=functools.partial(_manifest, target, ref, src, spec,
-                                                           params),
-                            update_manifest=cover, prefer_new=True)
+            write_part(store, ref, spec, params, part)
 
     for chunk in partition_chunks(store, ref, start, end):
         df = chunk.collect()
@@ -142,6 +126,39 @@ def build_from_store(store: Store, ref: DatasetRef, spec: FootprintSpec,
     return FootprintRun(ref, bars_ref if write else None, levels_ref if write else None, h,
                         counts["bars"], counts["levels"], counts["trades"],
                         concat_results(kept, spec) if keep else None)
+
+
+def footprint_refs(ref: DatasetRef, h: str) -> tuple[DatasetRef, DatasetRef]:
+    """The ``footprint`` and ``footprint_levels`` datasets built from ``ref`` with params ``h``."""
+    return tuple(DatasetRef(ref.exchange, ref.market, ref.symbol, kind).with_level("params", h)
+                 for kind in ("footprint", "footprint_levels"))  # type: ignore[return-value]
+
+
+def part_span(part: FootprintResult) -> tuple[int, int]:
+    """(first bar_start, last bar_end) of a built chunk, us."""
+    first = as_datetime(part.bars["bar_start"].min(), "footprint: first bar_start")
+    last = as_datetime(part.bars["bar_end"].max(), "footprint: last bar_end")
+    return to_us(first), to_us(last)
+
+
+def write_part(store: Store, ref: DatasetRef, spec: FootprintSpec, params: dict,
+               part: FootprintResult, span: tuple[int, int] | None = None) -> None:
+    """Merge one built chunk's bars and levels into the store (a rebuilt bar replaces the
+    stored one) and add ``span`` (default: the chunk's) to both manifests' coverage."""
+    if not part.bars.height:
+        return
+    bars, levels = part.to_store()
+    span = span or part_span(part)
+
+    def cover(m: Manifest) -> None:
+        m.add_coverage(*span)
+
+    src = store.manifest(ref)
+    for target, frame in zip(footprint_refs(ref, params_hash(params)), (bars, levels),
+                             strict=True):
+        store.write(target, frame,
+                    new_manifest=functools.partial(_manifest, target, ref, src, spec, params),
+                    update_manifest=cover, prefer_new=True)
 
 
 def dataset_params(spec: FootprintSpec, start: dt.datetime | None) -> dict:
