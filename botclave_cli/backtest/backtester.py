@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from botclave_cli.backtest.bars_path import pseudo_trades
 from botclave_cli.backtest.book import BookArrays, BookInput, book_arrays, imbalance_asof
 from botclave_cli.backtest.metrics import MetricsCalculator
 from botclave_cli.backtest.per_bar import StreamedBars, UserBars, bar_ends, run_per_bar
@@ -83,7 +84,6 @@ PURPOSES = ["entry", "stop_loss", "take_profit", "time_stop", "signal_exit", "ha
 STATUSES = ["active", "filled", "cancelled", "rejected", "expired"]
 REASONS = ["", "halted_day", "halted_drawdown", "cooldown", "max_concurrent",
            "opposite_position", "size_below_lot", "no_stop", "max_position"]
-UNLIMITED_LOTS = 1 << 60
 YEAR_S = 365 * 86_400
 
 
@@ -178,7 +178,8 @@ class Backtester:
         if bars_only:
             if bars is None or bars.height == 0:
                 raise DataError("bars-only mode: no bars in the selected range")
-            bars = bars.sort("bar_start")
+            if not bars["bar_start"].is_sorted():
+                bars = bars.sort("bar_start")
             t_ts, t_px, t_qty = pseudo_trades(bars, self.params.execution.bars_path,
                                               self.tick_size)
             mode = "bars"
@@ -353,17 +354,19 @@ class Backtester:
         return CoreInputs(self.core_params(continuous), self.submissions(signals), samples,
                           f_ts, f_rate)
 
-    def new_core(self, inputs: CoreInputs) -> ExecutionCore:
-        """An execution core for this backtester's symbol, parameters and book depth."""
+    def new_core(self, inputs: CoreInputs, span_us: int = 0) -> ExecutionCore:
+        """An execution core for this backtester's symbol, parameters and book depth, with room
+        for the equity marks of ``span_us`` microseconds of trades."""
         depth = inputs.book.bid_px.shape[1] if inputs.book is not None else 0
-        return ExecutionCore(inputs.params, depth=depth, symbol=self.symbol)
+        marks = span_us // bar_us(self.params.execution.equity_interval) + 2
+        return ExecutionCore(inputs.params, depth=depth, symbol=self.symbol, marks=marks)
 
     def _execute(self, t_ts: np.ndarray, t_px: np.ndarray, t_qty: np.ndarray,
                  signals: pl.DataFrame, funding: pl.DataFrame | None, continuous: bool,
                  book: BookArrays | None = None) -> ExecutionCore:
         """The driver of a vectorised strategy's backtest: every event fed to the core at once."""
         inputs = self.core_inputs(signals, funding, continuous, book)
-        core = self.new_core(inputs)
+        core = self.new_core(inputs, int(t_ts[-1] - t_ts[0]))
         core.submit(inputs.signals)
         if inputs.book is not None:
             core.add_book(inputs.book)
@@ -397,27 +400,6 @@ class Backtester:
                 "position_qty": m_pos.astype(np.float64) * lot}),
             final_equity=float(final), open_positions=int(open_mask.sum()),
             positions=_positions(s_i, s_f, signals, tick, lot))
-
-
-def pseudo_trades(bars: pl.DataFrame, path: str, tick: float
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Bars-only mode: four pseudo-trades per bar along the assumed OHLC path (module doc)."""
-    start = bars["bar_start"].dt.epoch("us").to_numpy().astype(np.int64)
-    dur = (bars["bar_end"].dt.epoch("us").to_numpy().astype(np.int64) - start)
-    o, h, lo, c = (np.rint(bars[x].to_numpy() / tick).astype(np.int64)
-                   for x in ("open", "high", "low", "close"))
-    if path == "ohlc":
-        high_first = np.ones(len(o), bool)
-    elif path == "olhc":
-        high_first = np.zeros(len(o), bool)
-    else:
-        high_first = (h - o) <= (o - lo)
-    first = np.where(high_first, h, lo)
-    second = np.where(high_first, lo, h)
-    px = np.column_stack([o, first, second, c]).reshape(-1)
-    ts = (start[:, None] + (dur[:, None] * np.arange(4)[None, :]) // 4).reshape(-1)
-    qty = np.full(len(px), UNLIMITED_LOTS, np.int64)
-    return ts, px, qty
 
 
 def _positions(s_i: np.ndarray, s_f: np.ndarray, signals: pl.DataFrame, tick: float,

@@ -90,17 +90,7 @@ class MetricsCalculator:
                     "max_drawdown_duration_s": 0.0}
         peak = np.maximum.accumulate(e)
         dd = e / peak - 1.0
-        under = dd < 0
-        longest, start_of_longest, run, run_start = 0, 0, 0, 0
-        for i, u in enumerate(under):
-            if u:
-                if run == 0:
-                    run_start = i
-                run += 1
-                if run > longest:
-                    longest, start_of_longest = run, run_start
-            else:
-                run = 0
+        longest, start_of_longest = longest_run(dd < 0)
         seconds = 0.0
         if ts is not None and longest and len(ts) >= len(e) - 1:
             us = ts.dt.epoch("us").to_numpy()
@@ -143,3 +133,14 @@ class MetricsCalculator:
             "longest_losing_streak": int(best),
             "fees": float(trades["fees"].sum()) if "fees" in trades.columns else None,
         }
+
+
+def longest_run(flags: np.ndarray) -> tuple[int, int]:
+    """(length, start index) of the first longest run of True in ``flags``; (0, 0) if none."""
+    edges = np.diff(np.concatenate([[0], flags.astype(np.int8), [0]]))
+    starts = np.flatnonzero(edges == 1)
+    if starts.size == 0:
+        return 0, 0
+    lengths = np.flatnonzero(edges == -1) - starts
+    k = int(np.argmax(lengths))  # the first of equal longest runs
+    return int(lengths[k]), int(starts[k])

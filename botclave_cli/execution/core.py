@@ -105,15 +105,18 @@ class ExecutionCore:
     """One symbol's simulated exchange, advanced event by event.
 
     ``params``: the float64 vector of ``layout.P_*`` values; ``depth``: book levels per side
-    (0: no book, trade-price rules only)."""
+    (0: no book, trade-price rules only); ``marks``: room for that many equity marks up front
+    (a hint: the arrays grow as needed anyway)."""
 
-    def __init__(self, params: np.ndarray, depth: int = 0, symbol: str = "") -> None:
+    def __init__(self, params: np.ndarray, depth: int = 0, symbol: str = "",
+                 marks: int = 64) -> None:
         if params.shape != (L.P_N,):
             raise ValueError(f"params: expected {L.P_N} values, got {params.shape}")
         self.params = params.astype(np.float64)
         self.depth = depth
         self.symbol = symbol
-        self.state: CoreState = new_state(float(params[L.P_EQUITY0]), depth)
+        self.state: CoreState = new_state(float(params[L.P_EQUITY0]), depth,
+                                          cap_marks=max(int(marks), 64))
         self._signals = _Growing(Signals, Signals(*(_ints(0) for _ in Signals._fields)))
         w = max(depth, 1)
         self._book = _Growing(Book, Book(_ints(0), _ints(0), _ints(0, w), _ints(0, w),
@@ -235,21 +238,25 @@ class ExecutionCore:
                                 self.params)
             done += k
             if status == L.NEED_ROOM:
-                self._grow(sig)
+                self._grow(sig, int(ts_us[done]))
             elif status != L.OK:
                 raise RuntimeError("execution core: an output array overflowed despite the "
                                    "room check (a bug)")
         self.trades_seen += n
         self.last_ts = int(ts_us[-1])
 
-    def _grow(self, sig: Signals) -> None:
+    def _grow(self, sig: Signals, next_ts: int) -> None:
+        """Room for what the trade at ``next_ts`` (us) may produce: orders, fills and closed
+        trades doubled, the equity marks up to that trade (doubled only when short)."""
         st = self.state
         pending = sig.arr.shape[0] - int(st.iv[L.I_NEXT_SIGNAL])
         orders = int(st.iv[L.I_N_ORDERS]) + (pending + 3) * (L.MAX_SLOTS + 2) + \
             2 * int(st.iv[L.I_N_ACTIVE])
         fills = int(st.iv[L.I_N_FILLS]) + orders * max(self.depth, 1)
         trades = int(st.iv[L.I_N_TRADES]) + L.MAX_SLOTS + orders
-        marks = int(st.iv[L.I_N_MARKS]) + 2 * st.marks_eq.shape[0] + 64
+        interval = int(self.params[L.P_EQ_INTERVAL_US])
+        marks = int(st.iv[L.I_N_MARKS]) + max(next_ts - int(st.iv[L.I_NEXT_MARK]), 0) \
+            // interval + 2
         self.state = grow(st, orders, fills, trades, marks)
 
     # -- results -----------------------------------------------------------------------------
