@@ -51,6 +51,7 @@ backtesting.py does by default); ``BacktestResult.open_positions`` counts them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -422,21 +423,38 @@ def _ts(values: np.ndarray) -> pl.Series:
     return pl.Series(values.astype(np.int64)).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
 
 
+def _names(codes: np.ndarray, names: Sequence[str]) -> pl.Series | list[str]:
+    """``names[code]`` per code, as a String column (an empty list, typeless, when there is
+    none: what the frames always had)."""
+    if len(codes) == 0:
+        return []
+    return pl.Series(codes.astype(np.int64)).replace_strict(
+        list(range(len(names))), list(names), return_dtype=pl.String)
+
+
+def _setups(setup: pl.Series, sig: np.ndarray) -> pl.Series | list[str | None]:
+    """The setup of each row's signal (None where the row has no signal)."""
+    valid = (sig >= 0) & (sig < len(setup))
+    if len(sig) == 0 or not valid.any():
+        return [None] * len(sig)
+    out = setup.cast(pl.String).gather(np.where(valid, sig, 0))
+    return out.scatter(np.flatnonzero(~valid), None) if not valid.all() else out
+
+
 def _orders_frame(o: np.ndarray, signals: pl.DataFrame, tick: float, lot: float) -> pl.DataFrame:
-    setup = signals["setup"].to_numpy()
     sig = o[:, K.O_SIG]
     return pl.DataFrame({
         "order_id": np.arange(len(o), dtype=np.int64),
         "signal_id": sig,
-        "setup": [setup[s] if 0 <= s < len(setup) else None for s in sig],
-        "purpose": [PURPOSES[x] for x in o[:, K.O_PURPOSE]],
-        "type": [("market", "limit", "stop")[x] for x in o[:, K.O_TYPE]],
+        "setup": _setups(signals["setup"], sig),
+        "purpose": _names(o[:, K.O_PURPOSE], PURPOSES),
+        "type": _names(o[:, K.O_TYPE], ("market", "limit", "stop")),
         "side": np.where(o[:, K.O_SIDE] > 0, "buy", "sell"),
         "limit_price": np.where(o[:, K.O_TYPE] == K.LIMIT, o[:, K.O_LIMIT] * tick, np.nan),
         "qty": np.where(o[:, K.O_QTY] > 0, o[:, K.O_QTY], 0) * lot,
         "filled_qty": o[:, K.O_FILLED] * lot,
-        "status": [STATUSES[x] for x in o[:, K.O_STATUS]],
-        "reject_reason": [REASONS[x] for x in o[:, K.O_REASON]],
+        "status": _names(o[:, K.O_STATUS], STATUSES),
+        "reject_reason": _names(o[:, K.O_REASON], REASONS),
         "created_ts": _ts(o[:, K.O_CREATED]), "arrival_ts": _ts(o[:, K.O_ARRIVAL]),
         "done_ts": _ts(o[:, K.O_DONE]),
     }).with_columns(pl.col("limit_price").fill_nan(None),
@@ -466,10 +484,9 @@ def _trades_frame(ti: np.ndarray, tf: np.ndarray, signals: pl.DataFrame, tick: f
         pnl = gross - tf[:, K.F_FEES] - tf[:, K.F_FUNDING]
         risk = tf[:, K.F_RISK]
         r_mult = np.where(risk > 0, pnl / np.where(risk > 0, risk, 1.0), np.nan)
-    setup = signals["setup"].to_numpy()
     return pl.DataFrame({
         "trade_id": np.arange(len(ti), dtype=np.int64),
-        "signal_id": ti[:, K.T_SIG], "setup": [setup[s] for s in ti[:, K.T_SIG]],
+        "signal_id": ti[:, K.T_SIG], "setup": _setups(signals["setup"], ti[:, K.T_SIG]),
         "side": np.where(side > 0, "long", "short"),
         "entry_ts": _ts(ti[:, K.T_ENTRY_TS]), "exit_ts": _ts(ti[:, K.T_EXIT_TS]),
         "qty": qty, "entry_price": entry_px, "exit_price": exit_px,
@@ -478,5 +495,5 @@ def _trades_frame(ti: np.ndarray, tf: np.ndarray, signals: pl.DataFrame, tick: f
         "risk": risk, "r_multiple": r_mult,
         "mae": np.maximum(0.0, -side * (ti[:, K.T_WORST] * tick - entry_px)) * qty,
         "mfe": np.maximum(0.0, side * (ti[:, K.T_BEST] * tick - entry_px)) * qty,
-        "exit_reason": [PURPOSES[x] for x in ti[:, K.T_REASON]],
+        "exit_reason": _names(ti[:, K.T_REASON], PURPOSES),
     }).with_columns(pl.col("r_multiple").fill_nan(None))

@@ -238,7 +238,11 @@ class ExecutionCore:
                                 self.params)
             done += k
             if status == L.NEED_ROOM:
-                self._grow(sig, int(ts_us[done]))
+                before = self.state
+                self._grow(sig, int(ts_us[-1]))
+                if k == 0 and all(a.shape == b.shape for a, b in zip(before, self.state,
+                                                                      strict=True)):
+                    raise RuntimeError("execution core: asked for room it already has (a bug)")
             elif status != L.OK:
                 raise RuntimeError("execution core: an output array overflowed despite the "
                                    "room check (a bug)")
@@ -246,8 +250,9 @@ class ExecutionCore:
         self.last_ts = int(ts_us[-1])
 
     def _grow(self, sig: Signals, next_ts: int) -> None:
-        """Room for what the trade at ``next_ts`` (us) may produce: orders, fills and closed
-        trades doubled, the equity marks up to that trade (doubled only when short)."""
+        """Room for what the next trade may produce (orders, fills and closed trades doubled)
+        and for the equity marks up to ``next_ts`` (us), the chunk's last trade: an idle
+        stretch is skipped at once, so its marks must all fit (and are all needed anyway)."""
         st = self.state
         pending = sig.arr.shape[0] - int(st.iv[L.I_NEXT_SIGNAL])
         orders = int(st.iv[L.I_N_ORDERS]) + (pending + 3) * (L.MAX_SLOTS + 2) + \
