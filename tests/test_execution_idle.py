@@ -38,6 +38,11 @@ def _check(inputs: CoreInputs, ts: np.ndarray, px: np.ndarray, qty: np.ndarray) 
     fast = _fed(inputs, ts, px, qty, invalid_book=False)
     slow = _fed(inputs, ts, px, qty, invalid_book=True)
     assert fast.outputs()["trades_i"].shape[0] > 0
+    # the one trace of the invalid book: orders note "no valid book at arrival" (O_QSET 2)
+    qset = slow.state.orders[: slow.state.iv[L.I_N_ORDERS], L.O_QSET]
+    assert set(np.unique(qset)) <= {0, 2}
+    n = min(int(slow.state.iv[L.I_N_ORDERS]), int(fast.state.iv[L.I_N_ORDERS]))
+    slow.state.orders[:n, L.O_QSET] = fast.state.orders[:n, L.O_QSET]
     _assert_same(fast, slow, int(slow.state.iv[L.I_N_MARKS]) + 1)
     assert fast.trades_seen == slow.trades_seen == len(ts)
     assert fast.state.iv.tobytes() == slow.state.iv.tobytes()

@@ -69,6 +69,9 @@ def sma_sweep(bars: pl.DataFrame, pairs: Sequence[tuple[int, int]],
     if not bars["bar_start"].is_sorted():
         bars = bars.sort("bar_start")
     t_ts, t_px, t_qty = pseudo_trades(bars, base.execution.bars_path, tester.tick_size)
+    if np.any(np.diff(t_ts) < 0) or np.any(t_px <= 0):
+        raise DataError("sweep: bars overlap in time or have prices <= 0 (expected bars in "
+                        "time order, each ending before the next starts)")
     core_params = tester.core_params(continuous=True)
     # one mark over the whole span: marks are outputs only (no fill depends on them)
     core_params[K.P_EQ_INTERVAL_US] = float(int(t_ts[-1] - t_ts[0]) + 1)
@@ -118,9 +121,10 @@ def _pair(pair: tuple[int, int]) -> tuple[int, int]:
 def _run(tester: Backtester, core_params: np.ndarray, signals: pl.DataFrame,
          trades: tuple[np.ndarray, np.ndarray, np.ndarray], fast: int, slow: int) -> SweepRun:
     t_ts, t_px, t_qty = trades
-    core = ExecutionCore(core_params, depth=0, symbol=tester.symbol, marks=4)
+    core = ExecutionCore(core_params, depth=0, symbol=tester.symbol, marks=4,
+                         orders=2 * signals.height + 16)
     core.submit(tester.submissions(signals))
-    core.trades_ticks(t_ts, t_px, t_qty)
+    core.trades_ticks(t_ts, t_px, t_qty, checked=True)  # checked once in sma_sweep
     out = core.outputs()
     s_i = out["slots_i"]
     open_mask = s_i[:, K.S_ACTIVE] == 1

@@ -105,18 +105,21 @@ class ExecutionCore:
     """One symbol's simulated exchange, advanced event by event.
 
     ``params``: the float64 vector of ``layout.P_*`` values; ``depth``: book levels per side
-    (0: no book, trade-price rules only); ``marks``: room for that many equity marks up front
-    (a hint: the arrays grow as needed anyway)."""
+    (0: no book, trade-price rules only); ``marks``
+    and ``orders``: room for that many equity marks and orders up front (hints: the arrays
+    grow as needed anyway)."""
 
     def __init__(self, params: np.ndarray, depth: int = 0, symbol: str = "",
-                 marks: int = 64) -> None:
+                 marks: int = 64, orders: int = 64) -> None:
         if params.shape != (L.P_N,):
             raise ValueError(f"params: expected {L.P_N} values, got {params.shape}")
         self.params = params.astype(np.float64)
         self.depth = depth
         self.symbol = symbol
+        n_orders = max(int(orders), 64)
         self.state: CoreState = new_state(float(params[L.P_EQUITY0]), depth,
-                                          cap_marks=max(int(marks), 64))
+                                          cap_orders=n_orders, cap_fills=4 * n_orders,
+                                          cap_trades=n_orders // 2, cap_marks=max(int(marks), 64))
         self._signals = _Growing(Signals, Signals(*(_ints(0) for _ in Signals._fields)))
         w = max(depth, 1)
         self._book = _Growing(Book, Book(_ints(0), _ints(0), _ints(0, w), _ints(0, w),
@@ -207,12 +210,17 @@ class ExecutionCore:
         self.trades_ticks(ts, np.rint(price / self.params[L.P_TICK]).astype(np.int64),
                           np.rint(qty / self.params[L.P_LOT]).astype(np.int64))
 
-    def trades_ticks(self, ts_us: np.ndarray, px: np.ndarray, qty: np.ndarray) -> None:
-        """A chunk of trades already in ticks and lots: the core advances over them."""
+    def trades_ticks(self, ts_us: np.ndarray, px: np.ndarray, qty: np.ndarray, *,
+                     checked: bool = False) -> None:
+        """A chunk of trades already in ticks and lots: the core advances over them.
+        ``checked``: the caller has made sure they are in time order with quantities >= 0
+        (a sweep feeding the same trades to many cores checks them once)."""
         n = ts_us.shape[0]
         if n == 0:
             return
-        if n == 1:  # the live case, without numpy's per-call overhead on 1-element arrays
+        if checked:
+            neg = disorder = False
+        elif n == 1:  # the live case, without numpy's per-call overhead on 1-element arrays
             neg = qty[0] < 0
             disorder = False
         else:
