@@ -13,6 +13,7 @@ from botclave_cli.config import ExchangeConfig
 from botclave_cli.data.store import DatasetRef, Store
 from botclave_cli.data.synth import SynthConfig, write_synth
 from botclave_cli.errors import DataError
+from botclave_cli.strategy.base import BarStrategy
 from botclave_cli.strategy.params import StrategyParams
 
 REF = DatasetRef("synth", "spot", "BTC/USDT", "trades")
@@ -65,6 +66,13 @@ def test_refusals() -> None:
     p.entry.setups = ["bos", "absorption"]
     assert stream_refusal(Backtester(p, ex, tick_size=1.0, lot_size=1e-5), book=False,
                           per_bar=False) == "the absorption setup"
+    class Quiet(BarStrategy):
+        def on_bar(self, history):
+            return None
+
+    assert stream_refusal(Backtester(StrategyParams(), ex, tick_size=1.0, lot_size=1e-5,
+                                     strategy=Quiet(StrategyParams())),
+                          book=False, per_bar=False) == "a bar-by-bar strategy"
     q = StrategyParams()
     q.bars.timeframe = "7m"
     assert "do not divide a day" in stream_refusal(

@@ -9,8 +9,8 @@ execution core, which gives the same bytes fed whole or in chunks. The result is
 
 Where that identity cannot hold, ``stream_refusal`` says why and the caller loads the trades
 whole: a book (samples span days), ``--per-bar``, bars that do not divide a day, a user
-strategy that reads trades in ``enrich``, and the absorption setup (its onsets are judged
-against the bars before them, across midnight).
+strategy that reads trades in ``enrich`` or decides bar by bar, and the absorption setup (its
+onsets are judged against the bars before them, across midnight).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from botclave_cli.errors import DataError
 from botclave_cli.execution.layout import DAY_US
 from botclave_cli.progress import Progress, or_null
 from botclave_cli.strategy.bars import bars_from_trades
-from botclave_cli.strategy.base import Strategy
+from botclave_cli.strategy.base import BarStrategy, Strategy
 from botclave_cli.strategy.features import (
     FOOTPRINT_COLUMNS,
     footprint_spec,
@@ -48,8 +48,8 @@ def stream_refusal(tester: Backtester, *, book: bool, per_bar: bool) -> str | No
     tf = tester.params.bars.timeframe
     if book:
         return "book mode"
-    if per_bar:
-        return "--per-bar"
+    if per_bar or isinstance(strategy, BarStrategy):
+        return "--per-bar" if per_bar else "a bar-by-bar strategy"
     try:
         dur = bar_us(tf)
     except (KeyError, ValueError):

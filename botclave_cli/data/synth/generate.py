@@ -110,12 +110,13 @@ class SynthRun:
         carry = _Carry(np.zeros((2, n_ticks), np.int64), np.zeros((2, n_ticks), np.int64),
                        np.zeros((2, n_ticks), np.uint8), np.zeros((2 * n_ticks, 2), np.int64),
                        np.zeros(6, np.int64))
+        target = plan.path - base
         for day in range(cfg.days):
             k_lo, k_hi = day * cfg.intervals_per_day, (day + 1) * cfg.intervals_per_day
             orders = place_orders(plan, self.rng_trades, day)
             size_refills(plan, orders, k_lo, k_hi)
             out = run_book(plan, orders, self.rng_book, (k_lo, k_hi), base, n_ticks, pool,
-                           carry)
+                           carry, target)
             frames, tape = to_frames(plan, out, k_lo, k_hi, carry)
             day_plan = replace(plan, planted=[p for p in plan.planted if k_lo <= p.k0 < k_hi])
             yield SynthDay(day, frames, measure_events(day_plan, tape))
@@ -172,14 +173,17 @@ def size_refills(plan: Plan, orders: Orders, k_lo: int = 0, k_hi: int | None = N
 
 
 def run_book(plan: Plan, orders: Orders, rng: np.random.Generator, span: tuple[int, int],
-             base: int, n_ticks: int, pool: np.ndarray, carry: _Carry
-             ) -> dict[str, np.ndarray | int]:
-    """The book kernel over the intervals ``span`` (one day), from and into ``carry``."""
+             base: int, n_ticks: int, pool: np.ndarray, carry: _Carry,
+             target: np.ndarray | None = None) -> dict[str, np.ndarray | int]:
+    """The book kernel over the intervals ``span`` (one day), from and into ``carry``;
+    ``target``: ``plan.path - base`` (computed once for all days by the caller)."""
     cfg = plan.cfg
     depth = cfg.book_levels
     k_lo, k_hi = span
     n_k = k_hi - k_lo
     ov = plan.overrides
+    if target is None:
+        target = plan.path - base
     moves = int(np.abs(np.diff(plan.path[max(k_lo - 1, 0):k_hi])).sum())
     cap_p = orders.t.size * 2 + moves + 1_024
     cap_d = n_k * 3 + 4 * moves + orders.t.size * 2 + 1_024
@@ -187,7 +191,7 @@ def run_book(plan: Plan, orders: Orders, rng: np.random.Generator, span: tuple[i
     args = (
         n_ticks, depth, cfg.start_us, cfg.interval_us,
         orders.k, orders.t, orders.buy, orders.lots,
-        plan.path - base, plan.mode,
+        target, plan.mode,
         np.array([o.k0 for o in ov], np.int64), np.array([o.k1 for o in ov], np.int64),
         np.array([o.side for o in ov], np.int64), np.array([o.tick - base for o in ov], np.int64),
         np.array([o.lots for o in ov], np.int64), np.array([int(o.reset) for o in ov], np.int64),
