@@ -68,9 +68,10 @@ print(json.dumps({"s": warm, "trades": int(counts.sum())}))
 
 def ours_params(fast: int, slow: int):  # noqa: ANN201 - a StrategyParams, imported late
     from benchmarks.bench_backtest import sma_params
+    from botclave_cli.strategy.params import SmaCrossParams
 
     p = sma_params()
-    p.sma_cross.fast, p.sma_cross.slow = fast, slow
+    p.sma_cross = SmaCrossParams(fast=fast, slow=slow)
     p.risk.max_drawdown = p.risk.max_daily_loss = 1.0
     return p
 

@@ -14,7 +14,7 @@ from botclave_cli.backtest.backtester import Backtester
 from botclave_cli.backtest.sweep import sma_sweep, summary
 from botclave_cli.config import ExchangeConfig, FeeSchedule
 from botclave_cli.errors import ConfigError, DataError
-from botclave_cli.strategy.params import StrategyParams
+from botclave_cli.strategy.params import SmaCrossParams, StrategyParams
 
 EX = ExchangeConfig(fees=FeeSchedule(maker=0.001, taker=0.001))
 
@@ -48,7 +48,7 @@ def params(**risk: float) -> StrategyParams:
 
 def single(bars: pl.DataFrame, p: StrategyParams, fast: int, slow: int):
     one = p.model_copy(deep=True)
-    one.sma_cross.fast, one.sma_cross.slow = fast, slow
+    one.sma_cross = SmaCrossParams(fast=fast, slow=slow)
     return Backtester(one, EX, tick_size=0.01, lot_size=1e-8).run(bars=bars, bars_only=True)
 
 

@@ -359,7 +359,8 @@ class Backtester:
         """An execution core for this backtester's symbol, parameters and book depth, with room
         for the equity marks of ``span_us`` microseconds of trades."""
         depth = inputs.book.bid_px.shape[1] if inputs.book is not None else 0
-        marks = span_us // bar_us(self.params.execution.equity_interval) + 2
+        # + 3: the grid starts at the interval before the first trade, and ends after the last
+        marks = span_us // bar_us(self.params.execution.equity_interval) + 3
         return ExecutionCore(inputs.params, depth=depth, symbol=self.symbol, marks=marks)
 
     def _execute(self, t_ts: np.ndarray, t_px: np.ndarray, t_qty: np.ndarray,
