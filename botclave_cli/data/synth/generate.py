@@ -120,6 +120,8 @@ class SynthRun:
             frames, tape = to_frames(plan, out, k_lo, k_hi, carry)
             day_plan = replace(plan, planted=[p for p in plan.planted if k_lo <= p.k0 < k_hi])
             yield SynthDay(day, frames, measure_events(day_plan, tape))
+            # drop this day before the next is built: else two days' arrays live at once
+            del orders, out, frames, tape, day_plan
             prog.advance()
 
     def truth(self, events: list[TruthEvent]) -> Truth:
@@ -211,6 +213,11 @@ def run_book(plan: Plan, orders: Orders, rng: np.random.Generator, span: tuple[i
     names = ("p_t", "p_tick", "p_lots", "p_buy", "n_p", "d_k", "d_side", "d_tick", "d_lots",
              "n_d", "q", "s_idx", "s_side", "s_level", "s_tick", "s_lots", "n_s")
     out = dict(zip(names, res, strict=True))
+    del res
+    # copies of the filled rows: views would keep the kernel's spare capacity alive
+    for keys, n in ((names[:4], out["n_p"]), (names[5:9], out["n_d"]), (names[11:16], out["n_s"])):
+        for key in keys:
+            out[key] = out[key][:n].copy()
     out["base"] = base
     out["snap_k"] = snap_k
     return out
