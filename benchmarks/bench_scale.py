@@ -1,14 +1,14 @@
 """Memory and time at scale: ``synth``, ``footprint`` and ``backtest`` from the store.
 
-Per size N (trades; ``BOTCLAVE_SCALE_TRADES``, default ``10M,30M,100M``; 100M takes many
-minutes and several GB of disk in a temporary folder): the synthetic market of
-``ceil(N / prints per day)`` UTC days at ``BOTCLAVE_SCALE_PER_DAY`` background orders a day
-(default 3,300,000: about 3.45M prints, so 100M is a month of 30 days) is written by
-``botclave synth``; then ``botclave footprint`` (1m bars, 10-tick rows) and
-``botclave backtest --no-book`` (the default order-flow strategy) read it from the store.
-Each command runs as the CLI in a fresh interpreter; its wall time, trades/s and peak RSS (VmHWM of that process: interpreter, polars
-and numba included) are printed per size, so that growth with N is visible. Goal: peak RSS
-< 2 GiB each and time linear in the trades.
+Per size N (trades; ``BOTCLAVE_SCALE_TRADES``, default ``10M,30M,100M``; 100M takes many minutes
+and several GB of disk in a temporary folder): the synthetic market of ``ceil(N / prints per
+day)`` UTC days at ``BOTCLAVE_SCALE_PER_DAY`` background orders a day (default 3,300,000: about
+3.45M prints, so 100M is a month of 30 days) is written by ``botclave synth``; then ``botclave
+footprint`` (1m bars, 10-tick rows) and ``botclave backtest --no-book`` (the default order-flow
+strategy) read it from the store. Each command runs as the CLI in a fresh interpreter; its wall
+time, trades/s and peak RSS (VmHWM of that process: interpreter, polars and numba included) are
+printed per size, so that growth with N is visible. Goal: peak RSS < 2 GiB each and time linear
+in the trades.
 """
 
 from __future__ import annotations
