@@ -105,9 +105,8 @@ class ExecutionCore:
     """One symbol's simulated exchange, advanced event by event.
 
     ``params``: the float64 vector of ``layout.P_*`` values; ``depth``: book levels per side
-    (0: no book, trade-price rules only); ``marks``
-    and ``orders``: room for that many equity marks and orders up front (hints: the arrays
-    grow as needed anyway)."""
+    (0: no book, trade-price rules only); ``marks`` and ``orders``: room for that many equity
+    marks and orders up front (hints: the arrays grow as needed anyway)."""
 
     def __init__(self, params: np.ndarray, depth: int = 0, symbol: str = "",
                  marks: int = 64, orders: int = 64) -> None:
