@@ -29,7 +29,13 @@ test: $(STAMP)
 	    "(install it with: apt-get install -y chromium)"; fi; }
 	$(BIN)/python -m pytest -p no:cacheprovider
 
-bench: $(STAMP)
+BENCH_STAMP := $(VENV)/.installed-bench
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[test,lint,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.run
 
 lint: $(STAMP)

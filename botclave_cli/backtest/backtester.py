@@ -51,12 +51,14 @@ backtesting.py does by default); ``BacktestResult.open_positions`` counts them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import polars as pl
 
+from botclave_cli.backtest.bars_path import pseudo_trades
 from botclave_cli.backtest.book import BookArrays, BookInput, book_arrays, imbalance_asof
 from botclave_cli.backtest.metrics import MetricsCalculator
 from botclave_cli.backtest.per_bar import StreamedBars, UserBars, bar_ends, run_per_bar
@@ -83,7 +85,6 @@ PURPOSES = ["entry", "stop_loss", "take_profit", "time_stop", "signal_exit", "ha
 STATUSES = ["active", "filled", "cancelled", "rejected", "expired"]
 REASONS = ["", "halted_day", "halted_drawdown", "cooldown", "max_concurrent",
            "opposite_position", "size_below_lot", "no_stop", "max_position"]
-UNLIMITED_LOTS = 1 << 60
 YEAR_S = 365 * 86_400
 
 
@@ -178,7 +179,8 @@ class Backtester:
         if bars_only:
             if bars is None or bars.height == 0:
                 raise DataError("bars-only mode: no bars in the selected range")
-            bars = bars.sort("bar_start")
+            if not bars["bar_start"].is_sorted():
+                bars = bars.sort("bar_start")
             t_ts, t_px, t_qty = pseudo_trades(bars, self.params.execution.bars_path,
                                               self.tick_size)
             mode = "bars"
@@ -353,17 +355,20 @@ class Backtester:
         return CoreInputs(self.core_params(continuous), self.submissions(signals), samples,
                           f_ts, f_rate)
 
-    def new_core(self, inputs: CoreInputs) -> ExecutionCore:
-        """An execution core for this backtester's symbol, parameters and book depth."""
+    def new_core(self, inputs: CoreInputs, span_us: int = 0) -> ExecutionCore:
+        """An execution core for this backtester's symbol, parameters and book depth, with room
+        for the equity marks of ``span_us`` microseconds of trades."""
         depth = inputs.book.bid_px.shape[1] if inputs.book is not None else 0
-        return ExecutionCore(inputs.params, depth=depth, symbol=self.symbol)
+        # + 3: the grid starts at the interval before the first trade, and ends after the last
+        marks = span_us // bar_us(self.params.execution.equity_interval) + 3
+        return ExecutionCore(inputs.params, depth=depth, symbol=self.symbol, marks=marks)
 
     def _execute(self, t_ts: np.ndarray, t_px: np.ndarray, t_qty: np.ndarray,
                  signals: pl.DataFrame, funding: pl.DataFrame | None, continuous: bool,
                  book: BookArrays | None = None) -> ExecutionCore:
         """The driver of a vectorised strategy's backtest: every event fed to the core at once."""
         inputs = self.core_inputs(signals, funding, continuous, book)
-        core = self.new_core(inputs)
+        core = self.new_core(inputs, int(t_ts[-1] - t_ts[0]))
         core.submit(inputs.signals)
         if inputs.book is not None:
             core.add_book(inputs.book)
@@ -399,27 +404,6 @@ class Backtester:
             positions=_positions(s_i, s_f, signals, tick, lot))
 
 
-def pseudo_trades(bars: pl.DataFrame, path: str, tick: float
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Bars-only mode: four pseudo-trades per bar along the assumed OHLC path (module doc)."""
-    start = bars["bar_start"].dt.epoch("us").to_numpy().astype(np.int64)
-    dur = (bars["bar_end"].dt.epoch("us").to_numpy().astype(np.int64) - start)
-    o, h, lo, c = (np.rint(bars[x].to_numpy() / tick).astype(np.int64)
-                   for x in ("open", "high", "low", "close"))
-    if path == "ohlc":
-        high_first = np.ones(len(o), bool)
-    elif path == "olhc":
-        high_first = np.zeros(len(o), bool)
-    else:
-        high_first = (h - o) <= (o - lo)
-    first = np.where(high_first, h, lo)
-    second = np.where(high_first, lo, h)
-    px = np.column_stack([o, first, second, c]).reshape(-1)
-    ts = (start[:, None] + (dur[:, None] * np.arange(4)[None, :]) // 4).reshape(-1)
-    qty = np.full(len(px), UNLIMITED_LOTS, np.int64)
-    return ts, px, qty
-
-
 def _positions(s_i: np.ndarray, s_f: np.ndarray, signals: pl.DataFrame, tick: float,
                lot: float) -> list[Position]:
     out = []
@@ -440,21 +424,38 @@ def _ts(values: np.ndarray) -> pl.Series:
     return pl.Series(values.astype(np.int64)).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
 
 
+def _names(codes: np.ndarray, names: Sequence[str]) -> pl.Series | list[str]:
+    """``names[code]`` per code, as a String column (an empty list, typeless, when there is
+    none: what the frames always had)."""
+    if len(codes) == 0:
+        return []
+    return pl.Series(codes.astype(np.int64)).replace_strict(
+        list(range(len(names))), list(names), return_dtype=pl.String)
+
+
+def _setups(setup: pl.Series, sig: np.ndarray) -> pl.Series | list[str | None]:
+    """The setup of each row's signal (None where the row has no signal)."""
+    valid = (sig >= 0) & (sig < len(setup))
+    if len(sig) == 0 or not valid.any():
+        return [None] * len(sig)
+    out = setup.cast(pl.String).gather(np.where(valid, sig, 0))
+    return out.scatter(np.flatnonzero(~valid), None) if not valid.all() else out
+
+
 def _orders_frame(o: np.ndarray, signals: pl.DataFrame, tick: float, lot: float) -> pl.DataFrame:
-    setup = signals["setup"].to_numpy()
     sig = o[:, K.O_SIG]
     return pl.DataFrame({
         "order_id": np.arange(len(o), dtype=np.int64),
         "signal_id": sig,
-        "setup": [setup[s] if 0 <= s < len(setup) else None for s in sig],
-        "purpose": [PURPOSES[x] for x in o[:, K.O_PURPOSE]],
-        "type": [("market", "limit", "stop")[x] for x in o[:, K.O_TYPE]],
+        "setup": _setups(signals["setup"], sig),
+        "purpose": _names(o[:, K.O_PURPOSE], PURPOSES),
+        "type": _names(o[:, K.O_TYPE], ("market", "limit", "stop")),
         "side": np.where(o[:, K.O_SIDE] > 0, "buy", "sell"),
         "limit_price": np.where(o[:, K.O_TYPE] == K.LIMIT, o[:, K.O_LIMIT] * tick, np.nan),
         "qty": np.where(o[:, K.O_QTY] > 0, o[:, K.O_QTY], 0) * lot,
         "filled_qty": o[:, K.O_FILLED] * lot,
-        "status": [STATUSES[x] for x in o[:, K.O_STATUS]],
-        "reject_reason": [REASONS[x] for x in o[:, K.O_REASON]],
+        "status": _names(o[:, K.O_STATUS], STATUSES),
+        "reject_reason": _names(o[:, K.O_REASON], REASONS),
         "created_ts": _ts(o[:, K.O_CREATED]), "arrival_ts": _ts(o[:, K.O_ARRIVAL]),
         "done_ts": _ts(o[:, K.O_DONE]),
     }).with_columns(pl.col("limit_price").fill_nan(None),
@@ -484,10 +485,9 @@ def _trades_frame(ti: np.ndarray, tf: np.ndarray, signals: pl.DataFrame, tick: f
         pnl = gross - tf[:, K.F_FEES] - tf[:, K.F_FUNDING]
         risk = tf[:, K.F_RISK]
         r_mult = np.where(risk > 0, pnl / np.where(risk > 0, risk, 1.0), np.nan)
-    setup = signals["setup"].to_numpy()
     return pl.DataFrame({
         "trade_id": np.arange(len(ti), dtype=np.int64),
-        "signal_id": ti[:, K.T_SIG], "setup": [setup[s] for s in ti[:, K.T_SIG]],
+        "signal_id": ti[:, K.T_SIG], "setup": _setups(signals["setup"], ti[:, K.T_SIG]),
         "side": np.where(side > 0, "long", "short"),
         "entry_ts": _ts(ti[:, K.T_ENTRY_TS]), "exit_ts": _ts(ti[:, K.T_EXIT_TS]),
         "qty": qty, "entry_price": entry_px, "exit_price": exit_px,
@@ -496,5 +496,5 @@ def _trades_frame(ti: np.ndarray, tf: np.ndarray, signals: pl.DataFrame, tick: f
         "risk": risk, "r_multiple": r_mult,
         "mae": np.maximum(0.0, -side * (ti[:, K.T_WORST] * tick - entry_px)) * qty,
         "mfe": np.maximum(0.0, side * (ti[:, K.T_BEST] * tick - entry_px)) * qty,
-        "exit_reason": [PURPOSES[x] for x in ti[:, K.T_REASON]],
+        "exit_reason": _names(ti[:, K.T_REASON], PURPOSES),
     }).with_columns(pl.col("r_multiple").fill_nan(None))

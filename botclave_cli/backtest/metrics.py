@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+from numba import njit
 
 
 def _f(x: float) -> float | None:
@@ -88,19 +89,7 @@ class MetricsCalculator:
         if len(e) == 0:
             return {"max_drawdown": 0.0, "max_drawdown_duration_periods": 0,
                     "max_drawdown_duration_s": 0.0}
-        peak = np.maximum.accumulate(e)
-        dd = e / peak - 1.0
-        under = dd < 0
-        longest, start_of_longest, run, run_start = 0, 0, 0, 0
-        for i, u in enumerate(under):
-            if u:
-                if run == 0:
-                    run_start = i
-                run += 1
-                if run > longest:
-                    longest, start_of_longest = run, run_start
-            else:
-                run = 0
+        max_dd, longest, start_of_longest = _drawdown(np.ascontiguousarray(e, np.float64))
         seconds = 0.0
         if ts is not None and longest and len(ts) >= len(e) - 1:
             us = ts.dt.epoch("us").to_numpy()
@@ -108,7 +97,7 @@ class MetricsCalculator:
             lo = max(start_of_longest - 1 - offset, 0)
             hi = min(start_of_longest + longest - offset, len(us) - 1)
             seconds = float(us[hi] - us[lo]) / 1e6
-        return {"max_drawdown": float(dd.min()), "max_drawdown_duration_periods": int(longest),
+        return {"max_drawdown": float(max_dd), "max_drawdown_duration_periods": int(longest),
                 "max_drawdown_duration_s": seconds}
 
     @staticmethod
@@ -143,3 +132,27 @@ class MetricsCalculator:
             "longest_losing_streak": int(best),
             "fees": float(trades["fees"].sum()) if "fees" in trades.columns else None,
         }
+
+
+@njit(cache=True)
+def _drawdown(e: np.ndarray) -> tuple[float, int, int]:  # pragma: no cover - compiled
+    """(min of e / running max - 1, length and start of the first longest run below a previous
+    peak) in one pass; the same arithmetic as ``e / np.maximum.accumulate(e) - 1``."""
+    peak = e[0]
+    worst = e[0] / peak - 1.0
+    longest = start_of_longest = run = run_start = 0
+    for i in range(e.shape[0]):
+        if e[i] > peak:
+            peak = e[i]
+        dd = e[i] / peak - 1.0
+        if dd < worst:
+            worst = dd
+        if dd < 0:
+            if run == 0:
+                run_start = i
+            run += 1
+            if run > longest:
+                longest, start_of_longest = run, run_start
+        else:
+            run = 0
+    return worst, longest, start_of_longest

@@ -63,6 +63,37 @@ def load_inputs(store: Store, exchange: str, market: str, symbol: str, start: An
     return trades, None, funding, ref
 
 
+def streamed_run(store: Store, exchange: str, market: str, symbol: str, start: Any, end: Any,
+                 kind: str | None, params: Any, ex_cfg: Any, *, use_book: bool, per_bar: bool,
+                 progress: Any) -> tuple[BacktestResult, DatasetRef] | None:
+    """The run read from the store day by day (backtest/streamed.py), or None where it must
+    load the trades whole (a book, --per-bar, ...: ``stream_refusal``)."""
+    from botclave_cli.backtest.backtester import Backtester
+    from botclave_cli.backtest.streamed import run_streamed, store_chunks, stream_refusal
+    from botclave_cli.data.store import DatasetRef, find_trades
+
+    try:
+        ref = find_trades(store, exchange, market, symbol, kind)
+    except DataError:
+        return None  # load_inputs says it in full
+    has_book = use_book and all(store.exists(DatasetRef(exchange, market, symbol, k))
+                                for k in ("book_snapshot", "book_diff"))
+    manifest = store.manifest(ref)
+    tester = Backtester(params, ex_cfg, symbol=symbol,
+                        tick_size=manifest.tick_size if manifest else None,
+                        lot_size=manifest.lot_size if manifest else None, market=market)
+    if stream_refusal(tester, book=has_book, per_bar=per_bar) is not None:
+        return None
+    funding = None
+    fref = DatasetRef(exchange, market, symbol, "funding")
+    if market != "spot" and store.exists(fref):
+        funding = store.scan(fref, start, end).collect()
+    span = f"[{start or 'start'}, {end or 'end'})"
+    result = run_streamed(tester, store_chunks(store, ref, start, end), funding,
+                          progress=progress, empty=f"no trades in {ref} for {span}")
+    return result, ref
+
+
 def load_book_inputs(store: Store, exchange: str, market: str, symbol: str, start: Any,
                      end: Any, kind: str | None) -> dict[str, pl.DataFrame] | None:
     """``book_snapshot`` + ``book_diff`` for the window (from the last snapshot at or before
@@ -168,17 +199,24 @@ def backtest(
             params = params_with_overrides(params, set_)
         ex_cfg = load_exchange_config(exchange_config)
         store = Store(data_dir)
-        trades, bars, funding, ref = load_inputs(store, exchange, market, symbol, lo, hi,
-                                                 params.bars.timeframe, bars_only, kind)
-        manifest = store.manifest(ref)
-        tick = manifest.tick_size if manifest else None
-        lot = manifest.lot_size if manifest else None
-        book = (load_book_inputs(store, exchange, market, symbol, lo, hi, kind)
-                if use_book and not bars_only else None)
-        tester = Backtester(params, ex_cfg, symbol=symbol, tick_size=tick, lot_size=lot,
-                            market=market)
-        result = tester.run(trades, bars=bars, book=book, funding=funding, bars_only=bars_only,
-                            per_bar=per_bar, progress=out.progress())
+        streamed = None if bars_only else streamed_run(
+            store, exchange, market, symbol, lo, hi, kind, params, ex_cfg,
+            use_book=use_book, per_bar=per_bar, progress=out.progress())
+        book = None
+        if streamed is not None:
+            result, ref = streamed
+        else:
+            trades, bars, funding, ref = load_inputs(store, exchange, market, symbol, lo, hi,
+                                                     params.bars.timeframe, bars_only, kind)
+            manifest = store.manifest(ref)
+            tick = manifest.tick_size if manifest else None
+            lot = manifest.lot_size if manifest else None
+            book = (load_book_inputs(store, exchange, market, symbol, lo, hi, kind)
+                    if use_book and not bars_only else None)
+            tester = Backtester(params, ex_cfg, symbol=symbol, tick_size=tick, lot_size=lot,
+                                market=market)
+            result = tester.run(trades, bars=bars, book=book, funding=funding,
+                                bars_only=bars_only, per_bar=per_bar, progress=out.progress())
         rid, folder = write_results(result, out_dir, extra={
             "dataset": str(ref), "exchange": exchange, "market": market,
             "book": book is not None})

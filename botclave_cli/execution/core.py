@@ -105,15 +105,20 @@ class ExecutionCore:
     """One symbol's simulated exchange, advanced event by event.
 
     ``params``: the float64 vector of ``layout.P_*`` values; ``depth``: book levels per side
-    (0: no book, trade-price rules only)."""
+    (0: no book, trade-price rules only); ``marks`` and ``orders``: room for that many equity
+    marks and orders up front (hints: the arrays grow as needed anyway)."""
 
-    def __init__(self, params: np.ndarray, depth: int = 0, symbol: str = "") -> None:
+    def __init__(self, params: np.ndarray, depth: int = 0, symbol: str = "",
+                 marks: int = 64, orders: int = 64) -> None:
         if params.shape != (L.P_N,):
             raise ValueError(f"params: expected {L.P_N} values, got {params.shape}")
         self.params = params.astype(np.float64)
         self.depth = depth
         self.symbol = symbol
-        self.state: CoreState = new_state(float(params[L.P_EQUITY0]), depth)
+        n_orders = max(int(orders), 64)
+        self.state: CoreState = new_state(float(params[L.P_EQUITY0]), depth,
+                                          cap_orders=n_orders, cap_fills=4 * n_orders,
+                                          cap_trades=n_orders // 2, cap_marks=max(int(marks), 64))
         self._signals = _Growing(Signals, Signals(*(_ints(0) for _ in Signals._fields)))
         w = max(depth, 1)
         self._book = _Growing(Book, Book(_ints(0), _ints(0), _ints(0, w), _ints(0, w),
@@ -204,12 +209,17 @@ class ExecutionCore:
         self.trades_ticks(ts, np.rint(price / self.params[L.P_TICK]).astype(np.int64),
                           np.rint(qty / self.params[L.P_LOT]).astype(np.int64))
 
-    def trades_ticks(self, ts_us: np.ndarray, px: np.ndarray, qty: np.ndarray) -> None:
-        """A chunk of trades already in ticks and lots: the core advances over them."""
+    def trades_ticks(self, ts_us: np.ndarray, px: np.ndarray, qty: np.ndarray, *,
+                     checked: bool = False) -> None:
+        """A chunk of trades already in ticks and lots: the core advances over them.
+        ``checked``: the caller has made sure they are in time order with quantities >= 0
+        (a sweep feeding the same trades to many cores checks them once)."""
         n = ts_us.shape[0]
         if n == 0:
             return
-        if n == 1:  # the live case, without numpy's per-call overhead on 1-element arrays
+        if checked:
+            neg = disorder = False
+        elif n == 1:  # the live case, without numpy's per-call overhead on 1-element arrays
             neg = qty[0] < 0
             disorder = False
         else:
@@ -235,21 +245,30 @@ class ExecutionCore:
                                 self.params)
             done += k
             if status == L.NEED_ROOM:
-                self._grow(sig)
+                before = self.state
+                self._grow(sig, int(ts_us[-1]))
+                if k == 0 and all(a.shape == b.shape for a, b in zip(before, self.state,
+                                                                      strict=True)):
+                    raise RuntimeError("execution core: asked for room it already has (a bug)")
             elif status != L.OK:
                 raise RuntimeError("execution core: an output array overflowed despite the "
                                    "room check (a bug)")
         self.trades_seen += n
         self.last_ts = int(ts_us[-1])
 
-    def _grow(self, sig: Signals) -> None:
+    def _grow(self, sig: Signals, next_ts: int) -> None:
+        """Room for what the next trade may produce (orders, fills and closed trades doubled)
+        and for the equity marks up to ``next_ts`` (us), the chunk's last trade: an idle
+        stretch is skipped at once, so its marks must all fit (and are all needed anyway)."""
         st = self.state
         pending = sig.arr.shape[0] - int(st.iv[L.I_NEXT_SIGNAL])
         orders = int(st.iv[L.I_N_ORDERS]) + (pending + 3) * (L.MAX_SLOTS + 2) + \
             2 * int(st.iv[L.I_N_ACTIVE])
         fills = int(st.iv[L.I_N_FILLS]) + orders * max(self.depth, 1)
         trades = int(st.iv[L.I_N_TRADES]) + L.MAX_SLOTS + orders
-        marks = int(st.iv[L.I_N_MARKS]) + 2 * st.marks_eq.shape[0] + 64
+        interval = int(self.params[L.P_EQ_INTERVAL_US])
+        marks = int(st.iv[L.I_N_MARKS]) + max(next_ts - int(st.iv[L.I_NEXT_MARK]), 0) \
+            // interval + 2
         self.state = grow(st, orders, fills, trades, marks)
 
     # -- results -----------------------------------------------------------------------------

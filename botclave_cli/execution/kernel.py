@@ -73,9 +73,11 @@ from botclave_cli.execution.layout import (
     I_N_ACTIVE,
     I_N_FILLS,
     I_N_MARKS,
+    I_N_OPEN,
     I_N_ORDERS,
     I_N_SEEN,
     I_N_TRADES,
+    I_NEXT_FUNDING,
     I_NEXT_MARK,
     I_NEXT_SIGNAL,
     MAX_SLOTS,
@@ -97,6 +99,8 @@ from botclave_cli.execution.steps import (
 )
 
 drop_stale_cache()
+
+NO_LIMIT = (1 << 63) - 1  # int64 max: no signal or funding ahead
 
 
 @core_step
@@ -124,20 +128,67 @@ def _room_for(st, ts, sg, depth, p):
 
 
 @core_step
+def _idle_end(st, t_ts, j, sg, f_ts):
+    """The first trade at or after ``j`` that the core must process one by one while it is
+    idle: the first at or after the next signal's arrival or the next funding time."""
+    limit = NO_LIMIT
+    if st.iv[I_NEXT_SIGNAL] < sg.arr.shape[0]:
+        limit = sg.arr[st.iv[I_NEXT_SIGNAL]]
+    if st.iv[I_NEXT_FUNDING] < f_ts.shape[0] and f_ts[st.iv[I_NEXT_FUNDING]] < limit:
+        limit = f_ts[st.iv[I_NEXT_FUNDING]]
+    lo, hi = j, t_ts.shape[0]
+    while lo < hi:  # first index with t_ts >= limit (t_ts is sorted)
+        mid = (lo + hi) // 2
+        if t_ts[mid] < limit:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@core_step
+def _skip_idle(st, t_ts, t_px, j, e, p):
+    """Trades ``j..e-1`` while idle (flat, no working order, no signal or funding due, no
+    book): what processing them one by one would do, at once. Flat, equity is the cash
+    whatever the price, so the marks, the day roll and the halts come out the same."""
+    last = e - 1
+    mark_until(st, t_ts[last], p)
+    roll_day(st, t_ts[last], p)
+    st.iv[I_LAST_PX] = t_px[last]
+    st.iv[I_N_SEEN] += e - j
+    st.iv[I_CLOCK] = t_ts[last]
+
+
+@core_step
 def advance(st, t_ts, t_px, t_qty, first_trade, sg, bk, f_ts, f_rate, p):
     """Advance the core over a chunk of trades (``ts`` us, ``px`` ticks, ``qty`` lots; the
     chunk's first trade is trade ``first_trade`` of the stream). Returns (status, trades done):
     OK after the whole chunk; NEED_ROOM before a trade whose outputs might not fit (nothing of
-    it applied: grow the state and advance again from there)."""
+    it applied: grow the state and advance again from there).
+
+    Stretches where the core is idle (flat, no working order, no book) up to the next signal
+    arrival or funding time are skipped at once (``_skip_idle``): same outputs, byte for byte,
+    as trade by trade; a bars-only moving-average cross is flat half of the time."""
     depth = st.cons.shape[1] if bk.ts.shape[0] > 0 else 1
     interval = int(p[P_EQ_INTERVAL_US])
-    for j in range(t_ts.shape[0]):
+    no_book = bk.ts.shape[0] == 0
+    n = t_ts.shape[0]
+    j = 0
+    while j < n:
         ts = t_ts[j]
         px = t_px[j]
         if st.iv[I_N_SEEN] == 0:
             st.iv[I_LAST_PX] = px
             st.iv[I_EQ_START] = (ts // interval) * interval
             st.iv[I_NEXT_MARK] = st.iv[I_EQ_START]
+        elif no_book and st.iv[I_N_ACTIVE] == 0 and st.iv[I_N_OPEN] == 0:
+            e = _idle_end(st, t_ts, j, sg, f_ts)
+            if e > j:
+                if not _room_for(st, t_ts[e - 1], sg, depth, p):
+                    return NEED_ROOM, j
+                _skip_idle(st, t_ts, t_px, j, e, p)
+                j = e
+                continue
         if not _room_for(st, ts, sg, depth, p):
             return NEED_ROOM, j
         pay_funding(st, ts, f_ts, f_rate, p)
@@ -155,4 +206,5 @@ def advance(st, t_ts, t_px, t_qty, first_trade, sg, bk, f_ts, f_rate, p):
         st.iv[I_CLOCK] = ts
         if not risk_halts(st, ts, px, filled_any, p):
             return OVERFLOW, j
-    return OK, t_ts.shape[0]
+        j += 1
+    return OK, n

@@ -26,6 +26,7 @@ least ``entry.book_imbalance_min`` in the entry's direction.
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 from botclave_cli.errors import ConfigError
@@ -47,19 +48,32 @@ class SmaCross(Strategy):
 
     def signals(self, bars: pl.DataFrame) -> pl.DataFrame:
         p = self.params.sma_cross
-        fast = pl.col("close").rolling_mean(p.fast)
-        slow = pl.col("close").rolling_mean(p.slow)
-        above = (fast > slow)
-        prev_above = above.shift(1)
-        was_below = (fast.shift(1) < slow.shift(1))
-        up = above & was_below
-        down = (fast < slow) & prev_above
-        out = bars.select(
-            pl.col("bar_end").alias("ts"),
-            pl.when(up).then(1).when(down).then(0).otherwise(None).cast(pl.Int8).alias("action"),
-        ).filter(pl.col("action").is_not_null())
-        return out.with_columns(pl.lit("market").alias("order_type"), pl.lit("sma_cross")
-                                .alias("setup"))
+        close = bars["close"]
+        return cross_signals(bars["bar_end"], cross_actions(sma(close, p.fast),
+                                                            sma(close, p.slow)))
+
+
+def sma(close: pl.Series, n: int) -> np.ndarray:
+    """Mean of the last ``n`` closes at each bar (NaN before the n-th bar)."""
+    return close.rolling_mean(n).to_numpy()
+
+
+def cross_actions(fast: np.ndarray, slow: np.ndarray) -> np.ndarray:
+    """Per bar: 1 where ``fast`` crosses above ``slow`` (above now, below at the bar before),
+    0 where it crosses below (below now, above before), -1 elsewhere (NaN compares false)."""
+    above, below = fast > slow, fast < slow
+    out = np.full(fast.shape[0], -1, np.int8)
+    out[1:][above[1:] & below[:-1]] = 1
+    out[1:][below[1:] & above[:-1]] = 0
+    return out
+
+
+def cross_signals(bar_end: pl.Series, actions: np.ndarray) -> pl.DataFrame:
+    """The market signals of ``cross_actions`` at their bars' ends."""
+    at = np.flatnonzero(actions >= 0)
+    return pl.DataFrame({"ts": bar_end.gather(at), "action": actions[at],
+                         "order_type": "market", "setup": "sma_cross"},
+                        schema_overrides={"action": pl.Int8})
 
 
 class OrderFlowStrategy(Strategy):

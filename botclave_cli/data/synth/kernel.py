@@ -54,16 +54,18 @@ def simulate(
     pool, jig_side, jig_off,
     snap_k, snap_levels,
     cap_prints, cap_rows,
+    k_lo, k_hi, book, pub, flags, dirty, scal,
 ):
-    """Run the book over all intervals. Returns the output arrays and their fill counts;
-    a negative count means the capacity was too small (the caller retries with more)."""
-    n_k = target.shape[0]
-    book = np.zeros((2, n_ticks), np.int64)
-    pub = np.zeros((2, n_ticks), np.int64)
-    flags = np.zeros((2, n_ticks), np.uint8)
-    dirty = np.zeros((2 * n_ticks, 2), np.int64)
+    """Run the book over intervals ``k_lo..k_hi-1`` (a day: the orders, ``jig_*`` and
+    snapshots given are that span's; ``target``, ``mode`` and the overrides cover the whole
+    plan). The book carries over from the previous span in ``book``, ``pub``, ``flags``,
+    ``dirty`` and ``scal`` (pool cursor, best bid, best ask, lowest bid and highest ask kept,
+    started), which the call updates in place. Returns the output arrays and their fill
+    counts; a negative count means the capacity was too small (the caller restores the carried
+    state and retries with more)."""
+    n_k = k_hi - k_lo
     pool_mask = pool.shape[0] - 1
-    cur = 0
+    cur = scal[0]
 
     p_t = np.empty(cap_prints, np.int64)
     p_tick = np.empty(cap_prints, np.int64)
@@ -85,22 +87,25 @@ def simulate(
     n_s = 0
     next_snap = 0
 
-    bb = target[0]
-    for i in range(depth):
-        book[BID, bb - i] = pool[cur & pool_mask]
-        cur += 1
-        book[ASK, bb + 1 + i] = pool[cur & pool_mask]
-        cur += 1
-    ba = bb + 1
-    bid_min = bb - depth + 1
-    ask_max = bb + depth
-    for side in range(2):
-        for p in range(n_ticks):
-            pub[side, p] = book[side, p]
+    bb, ba, bid_min, ask_max = scal[1], scal[2], scal[3], scal[4]
+    if scal[5] == 0:
+        bb = target[k_lo]
+        for i in range(depth):
+            book[BID, bb - i] = pool[cur & pool_mask]
+            cur += 1
+            book[ASK, bb + 1 + i] = pool[cur & pool_mask]
+            cur += 1
+        ba = bb + 1
+        bid_min = bb - depth + 1
+        ask_max = bb + depth
+        for side in range(2):
+            for p in range(n_ticks):
+                pub[side, p] = book[side, p]
+        scal[5] = 1
 
     ti = 0
     n_tr = tr_k.shape[0]
-    for k in range(n_k):
+    for k in range(k_lo, k_hi):
         if next_snap < n_snap and snap_k[next_snap] == k:
             for side in range(2):
                 level = 0
@@ -218,8 +223,8 @@ def simulate(
                 n_dirty = _touch(book, flags, dirty, n_dirty, ASK, p)
         bid_min = lo
         ask_max = hi
-        side = jig_side[k]
-        p = bb - jig_off[k] if side == BID else ba + jig_off[k]
+        side = jig_side[k - k_lo]
+        p = bb - jig_off[k - k_lo] if side == BID else ba + jig_off[k - k_lo]
         if not _pinned(ov_k0, ov_k1, ov_side, ov_tick, k, side, p):
             book[side, p] = pool[cur & pool_mask]
             cur += 1
@@ -250,9 +255,10 @@ def simulate(
             d_tick[n_d] = 0
             d_lots[n_d] = 0
             n_d += 1
-        q[k, 0] = bb
-        q[k, 1] = book[BID, bb]
-        q[k, 2] = ba
-        q[k, 3] = book[ASK, ba]
+        q[k - k_lo, 0] = bb
+        q[k - k_lo, 1] = book[BID, bb]
+        q[k - k_lo, 2] = ba
+        q[k - k_lo, 3] = book[ASK, ba]
+    scal[0], scal[1], scal[2], scal[3], scal[4] = cur, bb, ba, bid_min, ask_max
     return (p_t, p_tick, p_lots, p_buy, n_p, d_k, d_side, d_tick, d_lots, n_d,
             q, s_idx, s_side, s_level, s_tick, s_lots, n_s)

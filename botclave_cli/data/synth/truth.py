@@ -112,12 +112,20 @@ class Tape:
     buy: np.ndarray
 
 
-def build_truth(plan: Plan, tape: Tape) -> Truth:
-    cfg = plan.cfg
+def measure_events(plan: Plan, tape: Tape) -> list[TruthEvent]:
+    """Each of ``plan.planted`` measured on ``tape`` (a day's prints suffice for that day's
+    events: ``synth.generate`` measures day by day)."""
     m = _Measure(plan, tape)
-    events = []
-    for planted in plan.planted:
-        events.append(getattr(m, planted.kind)(planted))
+    return [getattr(m, planted.kind)(planted) for planted in plan.planted]
+
+
+def build_truth(plan: Plan, tape: Tape | None, events: list[TruthEvent] | None = None
+                ) -> Truth:
+    """The truth of ``plan``: its events measured on ``tape``, or ``events`` measured already."""
+    cfg = plan.cfg
+    if events is None:
+        assert tape is not None, "build_truth needs the tape or the measured events"
+        events = measure_events(plan, tape)
     quiet = [QuietStretch(kind=kind, start_us=plan.t_us(q.k0), end_us=plan.t_us(q.k1))
              for q in plan.quiet for kind in q.kinds]
     absorbed = [e.detail["max_qty_per_window"] for e in events if e.kind == "absorption"]

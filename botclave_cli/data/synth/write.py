@@ -17,8 +17,8 @@ from botclave_cli.data.manifest import Manifest
 from botclave_cli.data.schemas import partition_dates
 from botclave_cli.data.store import PARTITION_FILE, DatasetRef, Store
 from botclave_cli.data.synth.config import SynthConfig
-from botclave_cli.data.synth.generate import SynthMarket, generate
-from botclave_cli.data.synth.truth import Truth
+from botclave_cli.data.synth.generate import SynthDay, SynthMarket, SynthRun
+from botclave_cli.data.synth.truth import Truth, TruthEvent
 from botclave_cli.errors import DataError
 from botclave_cli.progress import Progress, or_null
 
@@ -66,56 +66,73 @@ def read_truth(path: Path) -> Truth:
 
 def write_synth(store: Store, cfg: SynthConfig, progress: Progress | None = None,
                 keep_market: bool = False) -> SynthWritten:
-    """Generate the market and write it as ``synth/spot/<symbol>``: every kind plus truth.json.
+    """Generate the market day by day and write it as ``synth/spot/<symbol>``: every kind
+    plus truth.json.
 
-    The whole symbol folder is built beside the store and swapped in at the end, so a reader
-    never sees a mix of two generations, and derived datasets of an older generation (made from
+    Each day's partitions are written as the day is generated (memory holds the plan and one
+    day, whatever the number of days; ``keep_market`` keeps every day for the caller). The
+    whole symbol folder is built beside the store and swapped in at the end, so a reader never
+    sees a mix of two generations, and derived datasets of an older generation (made from
     other data) go with it.
     """
     started = time.perf_counter()
-    market = generate(cfg, progress)
     prog = or_null(progress)
     refs = dataset_refs(cfg.symbol)
     final_dir = truth_path(store, cfg.symbol).parent
     tmp_root = store.root / f".synth{atomic.TEMP_MARK}{os.getpid()}"
     shutil.rmtree(tmp_root, ignore_errors=True)
     tmp_store = Store(tmp_root)
-    rows: dict[str, int] = {}
+    manifests = {kind: _manifest(cfg, kind) for kind in KIND_ORDER}
+    rows = dict.fromkeys(KIND_ORDER, 0)
+    kept: list[SynthDay] = []
+    events: list[TruthEvent] = []
     try:
-        prog.start(len(KIND_ORDER) + 1, f"synth {cfg.symbol}: write")
-        for kind, df in market.frames().items():
-            _write_fresh(tmp_store, refs[kind], df, _manifest(cfg, kind))
-            rows[kind] = df.height
-            prog.advance()
-        atomic.write_text(truth_path(tmp_store, cfg.symbol),
-                          market.truth.model_dump_json(indent=2) + "\n")
+        run = SynthRun(cfg)
+        for day in run.days(progress):
+            for kind in KIND_ORDER:
+                df = day.frames[kind]
+                _write_day(tmp_store, refs[kind], df, manifests[kind])
+                rows[kind] += df.height
+            events.extend(day.events)
+            if keep_market:
+                kept.append(day)
+            del day
+        prog.start(1, f"synth {cfg.symbol}: manifests and truth")
+        for kind in KIND_ORDER:
+            manifests[kind].row_count = rows[kind]
+            tmp_store.save_manifest(refs[kind], manifests[kind])
+        truth = run.truth(events)
+        atomic.write_text(truth_path(tmp_store, cfg.symbol), truth.model_dump_json(indent=2) + "\n")
         with atomic.atomic_dir(final_dir) as new_dir:
             os.replace(truth_path(tmp_store, cfg.symbol).parent, new_dir)  # onto the empty dir
         prog.advance()
     finally:
         shutil.rmtree(tmp_root, ignore_errors=True)
+    market = None
+    if keep_market:
+        frames = {kind: pl.concat([d.frames[kind] for d in kept]) for kind in KIND_ORDER}
+        market = SynthMarket(cfg, **frames, truth=truth)
     return SynthWritten(
         config=cfg, rows=rows, datasets={k: store.path(r) for k, r in refs.items()},
-        truth_path=final_dir / TRUTH_NAME, events=len(market.truth.events),
-        quiet=len(market.truth.quiet), seconds=time.perf_counter() - started,
-        market=market if keep_market else None,
-        expected_edge_bps=market.truth.edge.expected_edge_bps if market.truth.edge else 0.0,
+        truth_path=final_dir / TRUTH_NAME, events=len(truth.events),
+        quiet=len(truth.quiet), seconds=time.perf_counter() - started, market=market,
+        expected_edge_bps=truth.edge.expected_edge_bps if truth.edge else 0.0,
     )
 
 
-def _write_fresh(store: Store, ref: DatasetRef, df: pl.DataFrame, manifest: Manifest) -> None:
-    """Write a new dataset whose frame is already normalised (the generator emits rows sorted
-    by the kind's order with unique keys, which the tests check): one file per UTC date, then
-    the manifest. ``Store.write`` would merge, dedupe and re-sort it: same bytes, more time."""
+def _write_day(store: Store, ref: DatasetRef, df: pl.DataFrame, manifest: Manifest) -> None:
+    """Write a day of a new dataset whose frame is already normalised (the generator emits
+    rows sorted by the kind's order with unique keys, which the tests check): one file per UTC
+    date (a day's frame is one date). ``Store.write`` would merge, dedupe and re-sort it: same
+    bytes, more time. The manifest is saved once, after the last day."""
     base = store.path(ref)
     dates = partition_dates(df)
     for (day,), part in df.with_columns(dates.alias("__date")).group_by(
             "__date", maintain_order=True):
         part = part.drop("__date")
         atomic.write_parquet(base / f"date={day.isoformat()}" / PARTITION_FILE, part)
-        manifest.partitions[day.isoformat()] = part.height
-    manifest.row_count = df.height
-    store.save_manifest(ref, manifest)
+        manifest.partitions[day.isoformat()] = manifest.partitions.get(day.isoformat(), 0) \
+            + part.height
 
 
 def _manifest(cfg: SynthConfig, kind: str) -> Manifest:
