@@ -8,8 +8,6 @@ the exchange ends flat with no order of the session open, and no client id place
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -27,7 +25,7 @@ from tests.emulator.binance_rest import EmuMarket, synthetic_agg_trades
 from tests.emulator.binance_spot_trading import SpotTradingEmulator
 from tests.emulator.binance_ws import BinanceWsEmulator
 from tests.test_order_manager import KEY, SECRET, config
-from tests.test_paper_session import BTC, LIMIT, Served, make_tester
+from tests.test_paper_session import BTC, LIMIT, Served, make_tester, run_until_served
 
 
 def test_a_live_session_mirrors_its_fills_protects_and_ends_flat(tmp_path: Path) -> None:
@@ -38,15 +36,8 @@ def test_a_live_session_mirrors_its_fills_protects_and_ends_flat(tmp_path: Path)
     data = tmp_path / "store"
     cfg = RecordConfig(symbol="BTC/USDT", market="spot", ws_url=ws.ws_url, flush_every_s=0.2,
                        store_every_s=0.5)
-    holder: dict = {}
-    import botclave_cli.live.session as session_mod
-
-    original_recorder, original_on_message = session_mod.Recorder, LiveSession.on_message
+    original_on_message = LiveSession.on_message
     with SpotTradingEmulator([market], api_key=KEY, secret=SECRET) as exchange:
-
-        def keep(*a, **kw):
-            holder["rec"] = original_recorder(*a, **kw)
-            return holder["rec"]
 
         def bridged(self, message, receive_us):  # the exchange trades where the stream does
             trade = trade_message(message)
@@ -59,31 +50,17 @@ def test_a_live_session_mirrors_its_fills_protects_and_ends_flat(tmp_path: Path)
                                environ=env)
         exchange.set_price("BTCUSDT", 61_700.0)
         start_btc = exchange.balances["BTC"]
-        session_mod.Recorder, LiveSession.on_message = keep, bridged
-        out: dict = {}
-
-        def run() -> None:
-            out["r"] = run_live_session(
+        LiveSession.on_message = bridged
+        try:
+            live, folder = run_until_served(ws, lambda: run_live_session(
                 manager, flatten=True, store=Store(data), cfg=cfg, tester=make_tester(),
                 data_dir=data, out_dir=tmp_path / "rep", session="lv1",
                 capture_dir=tmp_path / "cap",
                 fetch_snapshot=ccxt_snapshot_fetcher("spot", ws.rest_url), grace_s=1.0,
-                write_every_s=0.5)
-
-        runner = threading.Thread(target=run, daemon=True)
-        try:
-            runner.start()
-            give_up = time.monotonic() + 90
-            while not (ws.finished and "rec" in holder):
-                assert time.monotonic() < give_up
-                time.sleep(0.05)
-            time.sleep(2.5)
-            holder["rec"].stop("test")
-            runner.join(60)
+                write_every_s=0.5))
         finally:
-            session_mod.Recorder, LiveSession.on_message = original_recorder, original_on_message
+            LiveSession.on_message = original_on_message
             served.close()
-        live, folder = out["r"]
         orders = manager.journal.orders()
         core = live.trader.core
         n_fills = int(core.state.iv[L.I_N_FILLS])

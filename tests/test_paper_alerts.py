@@ -4,8 +4,6 @@ disconnect message once the session reconnects."""
 
 from __future__ import annotations
 
-import threading
-import time
 from pathlib import Path
 
 from botclave_cli.config import AlertsConfig
@@ -18,7 +16,7 @@ from botclave_cli.live.session import run_paper_session
 from tests.alerts_fakes import FakeBotApi, self_signed_cert
 from tests.conftest import shared_file
 from tests.emulator.binance_ws import BinanceWsEmulator
-from tests.test_paper_session import BTC, LIMIT, Served, make_tester
+from tests.test_paper_session import BTC, LIMIT, Served, make_tester, run_until_served
 
 TOKEN, CHAT = "123456:paper-test-token", "4242"
 
@@ -30,41 +28,17 @@ def test_fills_and_a_disconnect_are_alerted(tmp_path: Path) -> None:
     cfg = RecordConfig(symbol="BTC/USDT", market="spot", ws_url=emu.ws_url, flush_every_s=0.2,
                        store_every_s=0.5, max_backoff_s=1.0)
     alerts = AlertsConfig(disconnect_after_s=0.0, max_per_window=1000)
-    out: dict = {}
     with FakeBotApi(*cert, token=TOKEN) as api:
         alerter = Alerter([TelegramChannel(TOKEN, CHAT, api_url=api.url, ca_file=cert[0])],
                           alerts, session="al1")
-        import botclave_cli.live.session as session_mod
-
-        original = session_mod.Recorder
-        holder: dict = {}
-
-        def keep(*a, **kw):
-            holder["rec"] = original(*a, **kw)
-            return holder["rec"]
-
-        def session() -> None:
-            out["r"] = run_paper_session(
+        try:
+            paper, _ = run_until_served(emu, lambda: run_paper_session(
                 Store(tmp_path / "store"), cfg, make_tester(), data_dir=tmp_path / "store",
                 out_dir=tmp_path / "rep", session="al1", capture_dir=tmp_path / "cap",
                 fetch_snapshot=ccxt_snapshot_fetcher("spot", emu.rest_url), grace_s=1.0,
-                write_every_s=0.5, alerter=alerter)
-
-        session_mod.Recorder = keep
-        runner = threading.Thread(target=session, daemon=True)
-        try:
-            runner.start()
-            give_up = time.monotonic() + 60
-            while not (emu.finished and "rec" in holder):
-                assert time.monotonic() < give_up
-                time.sleep(0.05)
-            time.sleep(2.5)
-            holder["rec"].stop("test")
-            runner.join(30)
+                write_every_s=0.5, alerter=alerter))
         finally:
-            session_mod.Recorder = original
             served.close()
-        paper, _ = out["r"]
         texts = api.texts()
     fills = paper.trader.result().fills
     fill_texts = [t for t in texts if " FILL " in t]

@@ -7,8 +7,6 @@ stale, nothing is submitted."""
 
 from __future__ import annotations
 
-import threading
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -26,7 +24,7 @@ from botclave_cli.live.session import PaperSession, run_paper_session
 from tests.conftest import shared_file
 from tests.emulator.binance_ws import BinanceWsEmulator
 from tests.test_paper import params as paper_params
-from tests.test_paper_session import BTC, LIMIT, Served, params, stored_trades
+from tests.test_paper_session import BTC, LIMIT, Served, params, run_until_served, stored_trades
 
 
 def book_tester() -> Backtester:
@@ -41,39 +39,14 @@ def test_a_live_session_reads_the_book_and_skips_bars_without_one(tmp_path: Path
     cfg = RecordConfig(symbol="BTC/USDT", market="spot", ws_url=emu.ws_url, flush_every_s=0.2,
                        store_every_s=0.5)
     store = Store(tmp_path / "store")
-    out: dict = {}
-
-    def session() -> None:
-        out["r"] = run_paper_session(
+    try:
+        paper, _ = run_until_served(emu, lambda: run_paper_session(
             store, cfg, book_tester(), data_dir=tmp_path / "store", out_dir=tmp_path / "rep",
             session="b1", capture_dir=tmp_path / "cap",
             fetch_snapshot=ccxt_snapshot_fetcher("spot", emu.rest_url), grace_s=1.0,
-            write_every_s=0.5)
-
-    import botclave_cli.live.session as session_mod
-
-    runner = threading.Thread(target=session, daemon=True)
-    original = session_mod.Recorder
-    holder: dict = {}
-
-    def keep(*a, **kw):
-        holder["rec"] = original(*a, **kw)
-        return holder["rec"]
-
-    session_mod.Recorder = keep
-    try:
-        runner.start()
-        give_up = time.monotonic() + 60
-        while not (emu.finished and "rec" in holder):
-            assert time.monotonic() < give_up
-            time.sleep(0.05)
-        time.sleep(2.5)
-        holder["rec"].stop("test")
-        runner.join(30)
+            write_every_s=0.5))
     finally:
-        session_mod.Recorder = original
         served.close()
-    paper, _ = out["r"]
     bars = paper.trader.result().bars
     known = bars["book_imbalance"].drop_nulls()
     assert known.len() >= 10 and known.abs().max() <= 1.0

@@ -102,6 +102,38 @@ def serve_and_run(emu: BinanceWsEmulator, tmp: Path, until_cursor: int | None = 
     return store, paper, folder
 
 
+def run_until_served(emu: BinanceWsEmulator, start, *, settle_s: float = 2.5):
+    """Run ``start()`` (a run_paper_session / run_live_session call) on a thread until
+    ``emu`` has served everything, wait ``settle_s`` (the last bar closes on the clock), stop
+    its recorder as SIGTERM would and return what ``start`` returned."""
+    import botclave_cli.live.session as session_mod
+
+    original = session_mod.Recorder
+    holder: dict = {}
+
+    def keep(*a, **kw):
+        holder["rec"] = original(*a, **kw)
+        return holder["rec"]
+
+    def run() -> None:
+        holder["result"] = start()
+
+    session_mod.Recorder = keep
+    runner = threading.Thread(target=run, daemon=True)
+    try:
+        runner.start()
+        give_up = time.monotonic() + 90
+        while not (emu.finished and "rec" in holder):
+            assert time.monotonic() < give_up, "the session did not get going"
+            time.sleep(0.05)
+        time.sleep(settle_s)
+        holder["rec"].stop("test")
+        runner.join(60)
+    finally:
+        session_mod.Recorder = original
+    return holder["result"]
+
+
 def stored_trades(store: Store) -> pl.DataFrame:
     ref = DatasetRef("binance", "spot", "BTC/USDT", "trades")
     return store.scan(ref).select("ts", "price", "qty", "side").collect().sort(
