@@ -49,7 +49,7 @@ def run() -> list[Result]:
         t0 = time.perf_counter()
         _, signals = stream.on_bar(chunk)
         per_bar[i] = (time.perf_counter() - t0) * 1e3
-        n_signals += signals.height
+        n_signals += len(signals)
         lo = hi
     same = n_signals == whole.height
     return [

@@ -29,6 +29,7 @@ from botclave_cli.engine.signals.absorption_onset import (
 )
 from botclave_cli.errors import ConfigError
 from botclave_cli.strategy.bars import bars_from_trades
+from botclave_cli.strategy.base import signal_frame
 from botclave_cli.strategy.params import StrategyParams
 from botclave_cli.strategy.strategy import OrderFlowStrategy
 from botclave_cli.strategy.structure import market_structure
@@ -57,7 +58,7 @@ def streamed(strategy: OrderFlowStrategy, trades: pl.DataFrame
     for hi in ends:
         features, decided = stream.on_bar(trades.slice(lo, hi - lo))
         rows.append(features)
-        signals.append(decided)
+        signals.append(signal_frame(decided))
         lo = hi
     return pl.concat(rows), pl.concat(signals)
 

@@ -63,6 +63,7 @@ from botclave_cli.backtest.book import BookArrays, BookInput, book_arrays, imbal
 from botclave_cli.backtest.metrics import MetricsCalculator
 from botclave_cli.backtest.per_bar import StreamedBars, UserBars, bar_ends, run_per_bar
 from botclave_cli.config import ExchangeConfig
+from botclave_cli.data.store import to_us
 from botclave_cli.errors import ConfigError, DataError
 from botclave_cli.execution import layout as K
 from botclave_cli.execution.core import Book, CoreInputs, ExecutionCore, Signals
@@ -320,24 +321,52 @@ class Backtester:
     def submissions(self, signals: pl.DataFrame) -> Signals:
         """Signals (``SIGNAL_SCHEMA`` rows) as the core's order submissions: ticks, arrival =
         decision + latency, time stops and expiries in microseconds."""
+        def prices(col: str) -> np.ndarray:
+            return signals[col].fill_null(np.nan).to_numpy().astype(np.float64)
+
+        def bars(col: str) -> np.ndarray:
+            return signals[col].fill_null(0).to_numpy().astype(np.int64)
+
+        return self._submissions(
+            signals["ts"].dt.epoch("us").to_numpy().astype(np.int64),
+            signals["action"].to_numpy().astype(np.int64),
+            (signals["order_type"] == "limit").to_numpy(), prices("limit_price"),
+            prices("stop_price"), prices("target_price"), prices("trail_dist"),
+            bars("hold_bars"), bars("expiry_bars"))
+
+    def row_submissions(self, rows: list[dict[str, Any]]) -> Signals:
+        """``submissions`` of signal rows (``SIGNAL_SCHEMA`` dicts, a stream's decision): the
+        same arrays without building a frame (a live decision's latency)."""
+        def prices(col: str) -> np.ndarray:
+            return np.array([r[col] for r in rows], dtype=np.float64)  # None -> NaN
+
+        def bars(col: str) -> np.ndarray:
+            return np.array([r[col] or 0 for r in rows], dtype=np.int64)
+
+        return self._submissions(
+            np.array([to_us(r["ts"]) for r in rows], dtype=np.int64),
+            np.array([r["action"] for r in rows], dtype=np.int64),
+            np.array([r["order_type"] == "limit" for r in rows], dtype=bool),
+            prices("limit_price"), prices("stop_price"), prices("target_price"),
+            prices("trail_dist"), bars("hold_bars"), bars("expiry_bars"))
+
+    def _submissions(self, dec_us: np.ndarray, action: np.ndarray, is_limit: np.ndarray,
+                     limit: np.ndarray, stop: np.ndarray, target: np.ndarray,
+                     trail: np.ndarray, hold_bars: np.ndarray, expiry_bars: np.ndarray
+                     ) -> Signals:
+        """The core's submissions of signal columns (prices in quote, NaN missing; bars 0
+        none; decision time in us)."""
         p = self.params
-        tick = self.tick_size
         bus = bar_us(p.bars.timeframe)
-        lat = int(round(p.execution.latency_ms * 1000))
+        arr = dec_us + int(round(p.execution.latency_ms * 1000))
+        otype = is_limit.astype(np.int64)
 
-        def ticks(col: str) -> np.ndarray:
-            v = signals[col].fill_null(np.nan).to_numpy().astype(np.float64)
-            return np.where(np.isnan(v), 0, np.rint(v / tick)).astype(np.int64)
+        def ticks(v: np.ndarray) -> np.ndarray:
+            return np.where(np.isnan(v), 0, np.rint(v / self.tick_size)).astype(np.int64)
 
-        dec = signals["ts"].dt.epoch("us").to_numpy().astype(np.int64)
-        arr = dec + lat
-        otype = (signals["order_type"] == "limit").cast(pl.Int64).to_numpy().astype(np.int64)
-        hold = signals["hold_bars"].fill_null(0).to_numpy().astype(np.int64) * bus
-        exp_bars = signals["expiry_bars"].fill_null(0).to_numpy().astype(np.int64)
-        expiry = np.where((otype == 1) & (exp_bars > 0), arr + exp_bars * bus, 0)
-        return Signals(dec, arr, signals["action"].to_numpy().astype(np.int64), otype,
-                       ticks("limit_price"), ticks("stop_price"), ticks("target_price"),
-                       ticks("trail_dist"), hold, expiry.astype(np.int64))
+        expiry = np.where((otype == 1) & (expiry_bars > 0), arr + expiry_bars * bus, 0)
+        return Signals(dec_us, arr, action, otype, ticks(limit), ticks(stop), ticks(target),
+                       ticks(trail), hold_bars * bus, expiry.astype(np.int64))
 
     def core_inputs(self, signals: pl.DataFrame, funding: pl.DataFrame | None,
                     continuous: bool, book: BookArrays | None = None) -> CoreInputs:

@@ -24,7 +24,7 @@ import polars as pl
 from botclave_cli.backtest.book import BookArrays
 from botclave_cli.execution.core import CoreInputs, ExecutionCore, Signals
 from botclave_cli.execution.view import AccountView
-from botclave_cli.strategy.base import SIGNAL_SCHEMA, BarStrategy, check_signals
+from botclave_cli.strategy.base import SIGNAL_SCHEMA, BarStrategy, check_signals, signal_frame
 from botclave_cli.strategy.stream import OrderFlowStream
 
 
@@ -83,7 +83,7 @@ class StreamedBars:
         imbalance = None if self.imbalance is None else self.imbalance[i]
         features, signals = self.stream.on_bar(self.trades.slice(lo, hi - lo), imbalance)
         self.features.append(features)
-        return signals
+        return signal_frame(signals)
 
 
 def _with_ids(signals: pl.DataFrame, first_id: int) -> pl.DataFrame:

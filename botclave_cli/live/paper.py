@@ -25,7 +25,12 @@ import polars as pl
 from botclave_cli.backtest.backtester import Backtester, BacktestResult
 from botclave_cli.data.schemas import TS
 from botclave_cli.errors import ConfigError, DataError
-from botclave_cli.strategy.base import SIGNAL_SCHEMA, check_signals
+from botclave_cli.strategy.base import (
+    SIGNAL_SCHEMA,
+    check_signal_rows,
+    check_signals,
+    signal_frame,
+)
 from botclave_cli.strategy.params import bar_us
 from botclave_cli.strategy.structure_stream import STRUCTURE_SCHEMA
 
@@ -170,13 +175,13 @@ class PaperTrader:
             why = reading.problem
             self.bars_without_book[why] = self.bars_without_book.get(why, 0) + 1
             return
-        if decided.height == 0:
+        if not decided:
             return
-        signals = check_signals(decided, self.name).with_row_index(
-            "signal_id", offset=self.n_signals).with_columns(pl.col("signal_id").cast(pl.Int64))
-        self.core.submit(self.tester.submissions(signals))
-        self.signals.append(signals)
-        self.n_signals += signals.height
+        rows = check_signal_rows(decided, self.name)
+        self.core.submit(self.tester.row_submissions(rows))  # no frame before the order
+        self.signals.append(signal_frame(rows).with_row_index(
+            "signal_id", offset=self.n_signals).with_columns(pl.col("signal_id").cast(pl.Int64)))
+        self.n_signals += len(rows)
 
     # the result ------------------------------------------------------------------------------
     def result(self) -> BacktestResult:

@@ -23,7 +23,7 @@ import importlib
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import polars as pl
 
@@ -167,6 +167,11 @@ def empty_signals() -> pl.DataFrame:
     return pl.DataFrame(schema=SIGNAL_SCHEMA)
 
 
+def signal_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    """Signal rows (``SIGNAL_SCHEMA`` dicts, as a stream's ``decide_row`` gives) as a frame."""
+    return pl.DataFrame(rows, schema=SIGNAL_SCHEMA) if rows else empty_signals()
+
+
 def load_user_class(spec: str) -> type[Strategy]:
     """``"pkg.module:Class"`` or ``"path/file.py:Class"`` -> the class (a Strategy subclass)."""
     target, sep, cls_name = spec.rpartition(":")
@@ -209,6 +214,28 @@ def check_signals(signals: pl.DataFrame, name: str) -> pl.DataFrame:
     bad = out.filter(~pl.col("action").is_in([-1, 0, 1])
                      | ~pl.col("order_type").is_in(["market", "limit"]) | limit_without_price)
     if bad.height:
-        raise StrategyError(f"strategy {name}: bad signal at {bad['ts'][0]}: action must be -1/0/1"
-                            ", order_type market/limit, limit orders need limit_price")
+        raise _bad_signal(name, bad["ts"][0])
     return out.sort("ts", maintain_order=True)
+
+
+def check_signal_rows(rows: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    """``check_signals`` of one decision's signal rows (``SIGNAL_SCHEMA`` dicts, one decision
+    time), without building a frame: a live decision's latency."""
+    out = []
+    for row in rows:
+        missing = [c for c in ("ts", "action") if row.get(c) is None]
+        if missing:
+            raise StrategyError(f"strategy {name}: signals lack column {missing[0]!r}")
+        signal = {c: row.get(c) for c in SIGNAL_SCHEMA}
+        signal["order_type"] = signal["order_type"] or "market"
+        signal["setup"] = signal["setup"] or name
+        if signal["action"] not in (-1, 0, 1) or signal["order_type"] not in ("market", "limit") \
+                or (signal["order_type"] == "limit" and signal["limit_price"] is None):
+            raise _bad_signal(name, signal["ts"])
+        out.append(signal)
+    return out
+
+
+def _bad_signal(name: str, ts: object) -> StrategyError:
+    return StrategyError(f"strategy {name}: bad signal at {ts}: action must be -1/0/1, "
+                         "order_type market/limit, limit orders need limit_price")

@@ -26,6 +26,9 @@ least ``entry.book_imbalance_min`` in the entry's direction.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import numpy as np
 import polars as pl
 
@@ -33,6 +36,7 @@ from botclave_cli.errors import ConfigError
 from botclave_cli.strategy.base import SIGNAL_SCHEMA, Strategy, empty_signals, load_user_class
 from botclave_cli.strategy.features import enrich_orderflow
 from botclave_cli.strategy.params import StrategyParams
+from botclave_cli.strategy.row_rules import decide_row
 from botclave_cli.strategy.stream import OrderFlowStream
 from botclave_cli.strategy.structure import market_structure
 
@@ -102,10 +106,9 @@ class OrderFlowStrategy(Strategy):
 
     def decide_features(self, feats: pl.DataFrame) -> pl.DataFrame:
         """The signals of feature rows (``features(enrich(bars))``): every rule reads its own
-        row only, so one closed bar's row decides that bar."""
-        self._cols = set(feats.columns)
-        if feats.height == 1 and not self._may_fire(feats):
-            return empty_signals()
+        row only, so one closed bar's row decides that bar (``decide_row``, the same rules in
+        scalars, is the stream's)."""
+        self.check_columns(feats.columns)
         parts = []
         setups = self.params.entry.setups
         if "bos" in setups:
@@ -123,12 +126,31 @@ class OrderFlowStrategy(Strategy):
             out = out.filter(pl.col("action") == (1 if sides == "long" else -1))
         return out
 
-    def _may_fire(self, row: pl.DataFrame) -> bool:
-        """Whether a one-bar feature row can give a signal at all (a break or an absorption):
-        the quick answer for the bars where nothing happens, which are most of them."""
-        broke = row["break_dir"][0] != 0
-        absorbed = "absorption_side" in row.columns and row["absorption_side"][0] is not None
-        return broke or absorbed
+    def decide_row(self, row: dict[str, Any]) -> list[dict[str, Any]]:
+        """The signals (``SIGNAL_SCHEMA`` dicts) of one bar's feature row: ``decide_features``
+        on that row alone, in Python scalars (row_rules.py), for the live decision's latency."""
+        self.check_columns(row)
+        return decide_row(self.params, self.tick_size, row)
+
+    def check_columns(self, columns: Iterable[str]) -> None:
+        """Refuse a configuration whose rules read a feature the data cannot give."""
+        cols = set(columns)
+        e = self.params.entry
+        if "absorption" in e.setups and "absorption_side" not in cols:
+            raise ConfigError("entry.setups: absorption needs the trades (trade-level mode, "
+                              "not --bars-only); remove it from entry.setups")
+        if not e.setups:
+            return
+        if e.stacked_imbalance and "stacked_buy_count" not in cols:
+            raise ConfigError("entry.stacked_imbalance needs the footprint (trade-level mode)")
+        if e.cvd_divergence_veto and "recent_divergence" not in cols:
+            raise ConfigError("entry.cvd_divergence_veto needs trade-level mode")
+        if e.book_imbalance_min is not None and "book_imbalance" not in cols:
+            raise ConfigError("entry.book_imbalance_min needs book data (book_snapshot + "
+                              "book_diff: Backtester.run(book=...), botclave backtest "
+                              "--book); set it to null")
+        if self.params.target.mode == "poc" and "poc_high" not in cols:
+            raise ConfigError("target.mode: poc needs the footprint (trade-level mode)")
 
     # ------------------------------------------------------------------------------------------
     def _stop(self, d: pl.Expr, ref: pl.Expr) -> pl.Expr:
@@ -153,8 +175,6 @@ class OrderFlowStrategy(Strategy):
             return pl.lit(None, pl.Float64)
         r_target = ref + d * tp.r_multiple * (ref - stop).abs()
         if tp.mode == "poc":
-            if "poc_high" not in self._cols:
-                raise ConfigError("target.mode: poc needs the footprint (trade-level mode)")
             poc = pl.when(d == 1).then(pl.col("poc_high")).otherwise(pl.col("poc_low"))
             return pl.when((d * (poc - ref)) > 0).then(poc).otherwise(r_target)
         return r_target
@@ -207,26 +227,15 @@ class OrderFlowStrategy(Strategy):
         e = self.params.entry
         ok = pl.lit(True)
         if e.stacked_imbalance:
-            if "stacked_buy_count" not in self._cols:
-                raise ConfigError("entry.stacked_imbalance needs the footprint (trade-level mode)")
             ok = ok & pl.when(d == 1).then(pl.col("stacked_buy_count") > 0).otherwise(
                 pl.col("stacked_sell_count") > 0).fill_null(False)
         if e.cvd_divergence_veto:
-            if "recent_divergence" not in self._cols:
-                raise ConfigError("entry.cvd_divergence_veto needs trade-level mode")
             ok = ok & (pl.col("recent_divergence").fill_null(0) != -d)
         if e.book_imbalance_min is not None:
-            if "book_imbalance" not in self._cols:
-                raise ConfigError("entry.book_imbalance_min needs book data (book_snapshot + "
-                                  "book_diff: Backtester.run(book=...), botclave backtest "
-                                  "--book); set it to null")
             ok = ok & ((pl.col("book_imbalance") * d) >= e.book_imbalance_min).fill_null(False)
         return ok
 
     def _absorption(self, feats: pl.DataFrame) -> pl.DataFrame:
-        if "absorption_side" not in feats.columns:
-            raise ConfigError("entry.setups: absorption needs the trades (trade-level mode, "
-                              "not --bars-only); remove it from entry.setups")
         e = self.params.entry
         d = (pl.when(pl.col("absorption_side") == "bid").then(1)
              .when(pl.col("absorption_side") == "ask").then(-1).otherwise(0))

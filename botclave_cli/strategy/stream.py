@@ -4,7 +4,8 @@ and a carried state, never from the history again. The path a paper or live sess
 ``OrderFlowStream.on_bar(trades)`` takes the trades of one bar (ts, price, qty, side; the bar
 is complete), and returns the bar's feature row (the columns of the batch
 ``OrderFlowStrategy.features(enrich(bars))``, same order and types) and its signals (the batch
-rules of strategy.py applied to that row alone). What each feature carries:
+rules of strategy.py applied to that row alone: ``decide_row``, in Python scalars, as a list of
+``SIGNAL_SCHEMA`` dicts; ``signal_frame`` makes them a frame). What each feature carries:
 
 - the bar itself (OHLC, volumes, delta): ``bar_row`` on its trades (``bars_from_trades``' sums);
 - footprint POC and stacked imbalances: the bar's own footprint (a time bar's footprint needs
@@ -22,14 +23,14 @@ every feature column and every signal streamed equals the batch computation.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import deque
-from typing import Protocol
+from typing import Any, Literal, Protocol
 
 import polars as pl
 
 from botclave_cli.engine.footprint.builder import bar_poc_and_stacks
 from botclave_cli.engine.signals.absorption_onset import OnsetHistory, absorption_onsets
-from botclave_cli.engine.signals.indicators import Reset, session_key
 from botclave_cli.strategy.bars import BAR_SCHEMA, bar_row
 from botclave_cli.strategy.features import (
     ABSORPTION_SCHEMA,
@@ -48,19 +49,20 @@ FOOTPRINT_SCHEMA: dict[str, pl.DataType] = {
 class _Divergence:
     """CVD divergences on confirmed swings (engine/indicators.delta_divergence, bar by bar)."""
 
-    def __init__(self, k: int, reset: Reset, lookback: int) -> None:
+    def __init__(self, k: int, reset: Literal["none", "daily"], lookback: int) -> None:
         self.k = k
         self.reset = reset
         self.lookback = lookback
-        self.session: int | None = None
+        self.session: dt.date | int | None = None
         self.cvd = 0.0
         self.recent: deque[float] = deque(maxlen=k + 1)
         self.pivots: dict[str, tuple[float, float] | None] = {"high": None, "low": None}
         self.mark: tuple[int, int] | None = None  # (value, bar index)
 
-    def update(self, index: int, bar_start: object, delta: float,
+    def update(self, index: int, bar_start: dt.datetime, delta: float,
                swing_high: float | None, swing_low: float | None) -> int:
-        session = pl.DataFrame({"t": [bar_start]}).select(session_key("t", self.reset)).item()
+        # indicators.session_key in scalars: one session, or the bar's UTC date
+        session = bar_start.date() if self.reset == "daily" else 0
         self.cvd = delta if session != self.session else self.cvd + delta
         self.session = session
         self.recent.append(self.cvd)
@@ -87,7 +89,7 @@ class OrderFlowRules(Protocol):
     params: StrategyParams
     tick_size: float
 
-    def decide_features(self, feats: pl.DataFrame) -> pl.DataFrame: ...
+    def decide_row(self, row: dict[str, Any]) -> list[dict[str, Any]]: ...
 
 
 class OrderFlowStream:
@@ -110,9 +112,9 @@ class OrderFlowStream:
         self.index = -1
 
     def on_bar(self, trades: pl.DataFrame, book_imbalance: float | None = None
-               ) -> tuple[pl.DataFrame, pl.DataFrame]:
+               ) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
         """The bar of ``trades`` (one bar's trades, in time order): its feature row and its
-        signals (``SIGNAL_SCHEMA``)."""
+        signals (``SIGNAL_SCHEMA`` dicts, usually none)."""
         self.index += 1
         row = bar_row(trades["ts"].cast(pl.Int64).to_numpy(), trades["price"].to_numpy(),
                       trades["qty"].to_numpy(), (trades["side"] == "buy").to_numpy(),
@@ -135,8 +137,7 @@ class OrderFlowStream:
             schema["book_imbalance"] = pl.Float64()
         row |= structure
         schema |= STRUCTURE_SCHEMA
-        features = pl.DataFrame([row], schema=schema, orient="row")
-        return features, self.strategy.decide_features(features)
+        return pl.DataFrame([row], schema=schema, orient="row"), self.strategy.decide_row(row)
 
     def _footprint(self, trades: pl.DataFrame) -> dict[str, object]:
         poc, stacked_buy, stacked_sell = bar_poc_and_stacks(trades, self.spec)
