@@ -25,10 +25,11 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+import numpy as np
 import polars as pl
 
 from botclave_cli.data.schemas import TS
-from botclave_cli.errors import UsageError
+from botclave_cli.errors import DataError, UsageError
 
 #: one row per window with an onset; ``time`` = the window's end (when it is known)
 ONSET_SCHEMA: dict[str, pl.DataType] = {
@@ -74,29 +75,38 @@ def absorption_onsets(trades: pl.DataFrame, p: OnsetParams, history: OnsetHistor
     hist = history if history is not None else OnsetHistory()
     if trades.height == 0:
         return pl.DataFrame(schema=ONSET_SCHEMA), hist
-    t = trades.select(
+    t = trades.select(  # one query for the integer columns; the grouping is numpy's
         (pl.col("ts").dt.epoch("us") // p.window_us * p.window_us).alias("win"),
         ((pl.col("price") / p.tick_size).round().cast(pl.Int64) // p.level_ticks
          * p.level_ticks).alias("lvl"),
         (pl.col("price") / p.tick_size).round().cast(pl.Int64).alias("px"),
         (pl.col("qty") / p.qty_step).round().cast(pl.Int64).alias("units"),
         (pl.col("side") == "buy").alias("buy"))
-    wins = (t.group_by("win").agg(pl.col("units").sum().alias("total"),
-                                  pl.col("px").min().alias("low"), pl.col("px").max().alias("high"))
-            .sort("win"))
-    baseline = _baselines(wins["total"].to_list(), hist, p)
-    wins = wins.with_columns(pl.Series("baseline", baseline, dtype=pl.Float64))
+    win, lvl, px = (t[c].to_numpy() for c in ("win", "lvl", "px"))
+    units, buy = t["units"].to_numpy(), t["buy"].to_numpy()
+    if len(win) > 1 and not bool(np.all(win[1:] >= win[:-1])):
+        raise DataError("absorption: trades are not in time order")
+    first = np.flatnonzero(np.r_[True, win[1:] != win[:-1]])
+    windows = win[first]
+    baseline = np.array(_baselines(np.add.reduceat(units, first).tolist(), hist, p),
+                        dtype=np.float64)  # None (too few windows before) -> NaN
+    low, high = np.minimum.reduceat(px, first), np.maximum.reduceat(px, first)
+    # cells (window, level, aggressor side) in that order, bid (buy False) before ask
+    order = np.lexsort((buy, lvl, win))
+    c_win, c_lvl, c_buy = win[order], lvl[order], buy[order]
+    starts = np.flatnonzero(np.r_[True, (c_win[1:] != c_win[:-1]) | (c_lvl[1:] != c_lvl[:-1])
+                                  | (c_buy[1:] != c_buy[:-1])])
+    c_win, c_lvl, c_buy = c_win[starts], c_lvl[starts], c_buy[starts]
+    vol = np.add.reduceat(units[order], starts)
+    w = np.searchsorted(windows, c_win)
+    top = c_lvl + p.level_ticks - 1
     through = p.max_through_ticks
-    top = pl.col("lvl") + p.level_ticks - 1
-    held = (pl.when(pl.col("buy")).then(pl.col("high") <= top + through)
-            .otherwise(pl.col("low") >= pl.col("lvl") - through))
-    cells = (t.group_by("win", "buy", "lvl").agg(pl.col("units").sum().alias("vol"))
-             .join(wins, on="win")
-             .filter(pl.col("baseline").is_not_null()
-                     & (pl.col("vol") >= p.volume_mult * pl.col("baseline")) & held)
-             .sort("win", "lvl", "buy"))
-    onsets, hist = _onsets(cells, wins["win"].to_list(), hist, p)
-    return onsets, hist
+    held = np.where(c_buy, high[w] <= top + through, low[w] >= c_lvl - through)
+    base = baseline[w]
+    hit = ~np.isnan(base) & (vol >= p.volume_mult * base) & held
+    cells = list(zip(c_win[hit].tolist(), c_buy[hit].tolist(), c_lvl[hit].tolist(),
+                     vol[hit].tolist(), base[hit].tolist(), strict=True))
+    return _onsets(cells, windows.tolist(), hist, p)
 
 
 def _baselines(totals: list[int], hist: OnsetHistory, p: OnsetParams) -> list[float | None]:
@@ -118,10 +128,12 @@ def _baselines(totals: list[int], hist: OnsetHistory, p: OnsetParams) -> list[fl
     return out
 
 
-def _onsets(cells: pl.DataFrame, windows: list[int], hist: OnsetHistory, p: OnsetParams
-            ) -> tuple[pl.DataFrame, OnsetHistory]:
+def _onsets(cells: list[tuple[int, bool, int, int, float]], windows: list[int],
+            hist: OnsetHistory, p: OnsetParams) -> tuple[pl.DataFrame, OnsetHistory]:
+    """The onsets of the absorbed ``cells`` ((window, buy, level, volume, baseline), ordered by
+    window, level, side) over ``windows`` (us, ascending)."""
     by_win: dict[int, list[tuple[bool, int, int, float]]] = {}
-    for win, buy, lvl, vol, base in cells.select("win", "buy", "lvl", "vol", "baseline").rows():
+    for win, buy, lvl, vol, base in cells:
         by_win.setdefault(win, []).append((buy, lvl, vol, base))
     rows = []
     last_win, last_cells = hist.last_window_us, hist.last_cells
