@@ -15,7 +15,7 @@ import numpy as np
 
 from benchmarks.run import Result
 from botclave_cli.data.synth import SynthConfig, generate
-from botclave_cli.strategy.bars import bars_from_trades
+from botclave_cli.strategy.bars import BarTrades, bars_from_trades
 from botclave_cli.strategy.params import StrategyParams
 from botclave_cli.strategy.strategy import OrderFlowStrategy
 
@@ -43,9 +43,10 @@ def run() -> list[Result]:
                            bars["bar_end"].dt.epoch("us").to_numpy())
     stream = strategy.stream()
     per_bar = np.empty(len(ends))
+    arrays = BarTrades.of(trades)
     lo, n_signals = 0, 0
     for i, hi in enumerate(ends):
-        chunk = trades.slice(lo, hi - lo)
+        chunk = arrays.slice(lo, hi)
         t0 = time.perf_counter()
         _, signals = stream.on_bar(chunk)
         per_bar[i] = (time.perf_counter() - t0) * 1e3

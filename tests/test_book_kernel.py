@@ -9,7 +9,7 @@ import pytest
 from botclave_cli.engine.book import kernel as K
 from botclave_cli.engine.book.dom_builder import DOMBuilder
 from botclave_cli.engine.book.stream import BookStream
-from botclave_cli.engine.book.tick_grid import infer_step, to_grid
+from botclave_cli.engine.book.tick_grid import infer_step, polars_steps, to_grid
 from botclave_cli.errors import DataError
 
 
@@ -219,6 +219,20 @@ def test_grid_helpers():
     assert to_grid(np.array([61837.63]), 0.01, "price").tolist() == [6183763]
     with pytest.raises(DataError, match="price 100.25 is not a multiple of 0.5"):
         to_grid(np.array([100.25]), 0.5, "price")
+
+
+@pytest.mark.parametrize("step", [0.01, 0.1, 0.5, 1e-8, 0.001, 0.25])
+def test_polars_steps_equal_polars_division_and_rounding(step: float):
+    """Values on and beside exact halves of the step, where ``values / step`` would differ
+    from Polars' reciprocal multiplication on about one in ten."""
+    rng = np.random.default_rng(7)
+    values = np.round(rng.uniform(1, 100_000, 200_000) / step * 2) / 2 * step
+    values = np.concatenate([values, np.nextafter(values, 0), np.nextafter(values, np.inf)])
+    want = (pl.Series(values) / step).round().cast(pl.Int64).to_numpy()
+    assert np.array_equal(polars_steps(values, step), want)
+    if step not in (0.5, 0.25):  # else the reciprocal is exact (a power of two)
+        # the plain division really is a different computation
+        assert not np.array_equal(np.round(values / step).astype(np.int64), want)
 
 
 def test_random_stream_matches_a_dict_book_after_every_diff():

@@ -28,7 +28,7 @@ from botclave_cli.engine.signals.absorption_onset import (
     absorption_onsets,
 )
 from botclave_cli.errors import ConfigError
-from botclave_cli.strategy.bars import bars_from_trades
+from botclave_cli.strategy.bars import BarTrades, bars_from_trades
 from botclave_cli.strategy.base import signal_frame
 from botclave_cli.strategy.params import StrategyParams
 from botclave_cli.strategy.strategy import OrderFlowStrategy
@@ -54,9 +54,10 @@ def streamed(strategy: OrderFlowStrategy, trades: pl.DataFrame
     ts = trades["ts"].dt.epoch("us").to_numpy()
     ends = np.searchsorted(ts, bars["bar_end"].dt.epoch("us").to_numpy())
     stream = strategy.stream()
+    arrays = BarTrades.of(trades)
     rows, signals, lo = [], [], 0
     for hi in ends:
-        features, decided = stream.on_bar(trades.slice(lo, hi - lo))
+        features, decided = stream.on_bar(arrays.slice(lo, hi))
         rows.append(features)
         signals.append(signal_frame(decided))
         lo = hi

@@ -24,6 +24,7 @@ import polars as pl
 from botclave_cli.backtest.book import BookArrays
 from botclave_cli.execution.core import CoreInputs, ExecutionCore, Signals
 from botclave_cli.execution.view import AccountView
+from botclave_cli.strategy.bars import BarTrades
 from botclave_cli.strategy.base import SIGNAL_SCHEMA, BarStrategy, check_signals, signal_frame
 from botclave_cli.strategy.stream import OrderFlowStream
 
@@ -73,7 +74,7 @@ class StreamedBars:
         self.stream = stream
         self.name = name
         self.first_bar = 0
-        self.trades = trades
+        self.trades = BarTrades.of(trades)
         self.bar_rows = bar_rows
         self.imbalance = book_imbalance
         self.features: list[pl.DataFrame] = []
@@ -81,7 +82,7 @@ class StreamedBars:
     def decide(self, i: int, account: AccountView) -> pl.DataFrame:
         lo, hi = int(self.bar_rows[i]), int(self.bar_rows[i + 1])
         imbalance = None if self.imbalance is None else self.imbalance[i]
-        features, signals = self.stream.on_bar(self.trades.slice(lo, hi - lo), imbalance)
+        features, signals = self.stream.on_bar(self.trades.slice(lo, hi), imbalance)
         self.features.append(features)
         return signal_frame(signals)
 

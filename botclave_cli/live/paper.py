@@ -23,8 +23,8 @@ import numpy as np
 import polars as pl
 
 from botclave_cli.backtest.backtester import Backtester, BacktestResult
-from botclave_cli.data.schemas import TS
 from botclave_cli.errors import ConfigError, DataError
+from botclave_cli.strategy.bars import BarTrades
 from botclave_cli.strategy.base import (
     SIGNAL_SCHEMA,
     check_signal_rows,
@@ -157,11 +157,10 @@ class PaperTrader:
 
     def _close_bar(self) -> None:
         self.flush()  # the bar's trades reach the core before its orders are submitted
-        trades = pl.DataFrame([  # Series from lists: the cheapest build (~0.4 ms a bar)
-            pl.Series("ts", self._open_ts, dtype=pl.Int64).cast(TS),
-            pl.Series("price", self._open_px, dtype=pl.Float64),
-            pl.Series("qty", self._open_qty, dtype=pl.Float64),
-            pl.Series("side", ["buy" if b else "sell" for b in self._open_buy], dtype=pl.String)])
+        trades = BarTrades(np.array(self._open_ts, dtype=np.int64),
+                           np.array(self._open_px, dtype=np.float64),
+                           np.array(self._open_qty, dtype=np.float64),
+                           np.array(self._open_buy, dtype=bool))
         self._open_ts, self._open_px, self._open_qty, self._open_buy = [], [], [], []
         self._closed = self._bar
         bar = self._closed

@@ -8,7 +8,7 @@ the earliest time a decision based on it can be made.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import polars as pl
@@ -57,6 +57,27 @@ def bars_from_trades(trades: pl.DataFrame, timeframe: str) -> pl.DataFrame:
         "trade_count": (ends - starts).astype(np.int64),
     }).with_columns(pl.col("bar_start").cast(pl.Datetime("us")).dt.replace_time_zone("UTC"))
     return _finish(out.lazy(), f"{dur}us").collect()
+
+
+class BarTrades(NamedTuple):
+    """One closed bar's trades as arrays, in time order: what the live path hands the strategy
+    (no frame per bar). ``ts_us`` exchange time (us), ``price`` quote, ``qty`` base, ``buy``
+    the aggressor is the buyer."""
+
+    ts_us: np.ndarray
+    price: np.ndarray
+    qty: np.ndarray
+    buy: np.ndarray
+
+    @classmethod
+    def of(cls, trades: pl.DataFrame) -> BarTrades:
+        """The arrays of store-schema trades (ts, price, qty, side)."""
+        return cls(trades["ts"].dt.epoch("us").to_numpy(), trades["price"].to_numpy(),
+                   trades["qty"].to_numpy(), (trades["side"] == "buy").to_numpy())
+
+    def slice(self, lo: int, hi: int) -> BarTrades:
+        return BarTrades(self.ts_us[lo:hi], self.price[lo:hi], self.qty[lo:hi],
+                         self.buy[lo:hi])
 
 
 def bar_row(ts_us: np.ndarray, price: np.ndarray, qty: np.ndarray, buy: np.ndarray,

@@ -1,11 +1,12 @@
 """OrderFlowStrategy bar by bar: each closed bar's features and signals from that bar's trades
 and a carried state, never from the history again. The path a paper or live session runs.
 
-``OrderFlowStream.on_bar(trades)`` takes the trades of one bar (ts, price, qty, side; the bar
-is complete), and returns the bar's feature row (the columns of the batch
-``OrderFlowStrategy.features(enrich(bars))``, same order and types) and its signals (the batch
-rules of strategy.py applied to that row alone: ``decide_row``, in Python scalars, as a list of
-``SIGNAL_SCHEMA`` dicts; ``signal_frame`` makes them a frame). What each feature carries:
+``OrderFlowStream.on_bar(trades)`` takes the trades of one bar (``BarTrades``: arrays of
+exchange time, price, qty, aggressor side; the bar is complete), and returns the bar's
+feature row (the columns of the batch ``OrderFlowStrategy.features(enrich(bars))``, same order
+and types) and its signals (the batch rules of strategy.py applied to that row alone:
+``decide_row``, in Python scalars, as a list of ``SIGNAL_SCHEMA`` dicts; ``signal_frame`` makes
+them a frame). What each feature carries:
 
 - the bar itself (OHLC, volumes, delta): ``bar_row`` on its trades (``bars_from_trades``' sums);
 - footprint POC and stacked imbalances: the bar's own footprint (a time bar's footprint needs
@@ -30,8 +31,8 @@ from typing import Any, Literal, Protocol
 import polars as pl
 
 from botclave_cli.engine.footprint.builder import bar_poc_and_stacks
-from botclave_cli.engine.signals.absorption_onset import OnsetHistory, absorption_onsets
-from botclave_cli.strategy.bars import BAR_SCHEMA, bar_row
+from botclave_cli.engine.signals.absorption_onset import OnsetHistory, window_onsets
+from botclave_cli.strategy.bars import BAR_SCHEMA, BarTrades, bar_row
 from botclave_cli.strategy.features import (
     ABSORPTION_SCHEMA,
     footprint_spec,
@@ -111,14 +112,12 @@ class OrderFlowStream:
         self.structure = StructureStream(p.structure, strategy.tick_size)
         self.index = -1
 
-    def on_bar(self, trades: pl.DataFrame, book_imbalance: float | None = None
+    def on_bar(self, trades: BarTrades, book_imbalance: float | None = None
                ) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
         """The bar of ``trades`` (one bar's trades, in time order): its feature row and its
         signals (``SIGNAL_SCHEMA`` dicts, usually none)."""
         self.index += 1
-        row = bar_row(trades["ts"].cast(pl.Int64).to_numpy(), trades["price"].to_numpy(),
-                      trades["qty"].to_numpy(), (trades["side"] == "buy").to_numpy(),
-                      self.timeframe)
+        row = bar_row(*trades, self.timeframe)
         schema: dict[str, pl.DataType] = dict(BAR_SCHEMA)
         if self.wants.footprint:
             row |= self._footprint(trades)
@@ -139,18 +138,19 @@ class OrderFlowStream:
         schema |= STRUCTURE_SCHEMA
         return pl.DataFrame([row], schema=schema, orient="row"), self.strategy.decide_row(row)
 
-    def _footprint(self, trades: pl.DataFrame) -> dict[str, object]:
-        poc, stacked_buy, stacked_sell = bar_poc_and_stacks(trades, self.spec)
+    def _footprint(self, trades: BarTrades) -> dict[str, object]:
+        poc, stacked_buy, stacked_sell = bar_poc_and_stacks(trades.price, trades.qty,
+                                                            trades.buy, self.spec)
         self.pocs.append(poc)
         return {"poc": poc, "stacked_buy_count": stacked_buy, "stacked_sell_count": stacked_sell,
                 "poc_high": max(self.pocs), "poc_low": min(self.pocs)}
 
-    def _absorption(self, trades: pl.DataFrame) -> dict[str, object]:
-        onsets, self.onset_history = absorption_onsets(trades, self.onset, self.onset_history)
-        if onsets.height == 0:
+    def _absorption(self, trades: BarTrades) -> dict[str, object]:
+        onsets, self.onset_history = window_onsets(*trades, self.onset, self.onset_history)
+        if not onsets:
             return {c: None for c in ABSORPTION_SCHEMA if c != "bar_end"}
-        o = onsets.row(0, named=True)
-        return {"absorption_side": o["side"],
-                "absorption_price": o["price_low"] if o["side"] == "bid" else o["price_high"],
-                "absorption_strength": o["strength"]}
+        o = onsets[0]
+        return {"absorption_side": o.side,
+                "absorption_price": o.price_low if o.side == "bid" else o.price_high,
+                "absorption_strength": o.strength}
 

@@ -36,3 +36,11 @@ def from_grid(values: np.ndarray, step: float) -> np.ndarray:
     (4200470 x 0.01 -> 42004.7, not 42004.700000000004), so prices compare and join exactly."""
     digits = max(0, int(np.ceil(-np.log10(step) - 1e-9)))
     return np.round(values * step, digits)
+
+
+def polars_steps(values: np.ndarray, step: float) -> np.ndarray:
+    """``(pl.col(x) / step).round().cast(pl.Int64)`` in numpy, bit for bit (prices -> ticks,
+    quantities -> lots, without a frame: the live path converts one bar at a time). Polars
+    divides by a scalar through its reciprocal, which rounds differently from ``values / step``
+    on about one value in ten near a half; both round half to even."""
+    return np.round(np.asarray(values, dtype=np.float64) * (1.0 / step)).astype(np.int64)

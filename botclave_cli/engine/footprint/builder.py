@@ -25,6 +25,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from botclave_cli.data.schemas import TS, KindSpec, register_kind
+from botclave_cli.engine.book.tick_grid import polars_steps
 from botclave_cli.engine.footprint.bars import BarSpec, BarState, assign_bars, parse_bar_spec
 from botclave_cli.engine.footprint.kernel import footprint_pass
 from botclave_cli.engine.footprint.profile import bar_profiles
@@ -220,25 +221,33 @@ def _aggregate(df: pl.DataFrame, spec: FootprintSpec) -> tuple[pl.DataFrame, pl.
     return out_bars, out_levels
 
 
-def bar_poc_and_stacks(trades: pl.DataFrame, spec: FootprintSpec) -> tuple[float, int, int]:
-    """POC price and stacked buy / sell imbalance counts of ONE time bar's trades: the kernels
-    of ``build_footprint`` without its frames (a live strategy needs these three per bar, and
-    the frames cost ten times the kernels). Equal to that bar's row of ``build_footprint``."""
-    df = prepare_trades(trades, spec)
-    if not df.height:
+def bar_poc_and_stacks(price: np.ndarray, qty: np.ndarray, buy: np.ndarray,
+                       spec: FootprintSpec) -> tuple[float, int, int]:
+    """POC price and stacked buy / sell imbalance counts of ONE time bar's trades (price in
+    quote, qty in base, aggressor is buyer; time order): the kernels of ``build_footprint``
+    without its frames (a live strategy needs these three per bar, and the frames cost ten
+    times the kernels). Equal to that bar's row of ``build_footprint``: ``prepare_trades``'s
+    integer columns, computed as Polars computes them."""
+    if not len(price):
         raise DataError("footprint bar: no trades")
+    row = spec.row_size
+    px = polars_steps(price, spec.tick_size)
+    if spec.preset == "freqtrade":  # prepare_trades' numpy rounding of the price itself
+        level = np.round(np.asarray(price) / (spec.tick_size * row)).astype(np.int64) * row
+    else:
+        level = px // row * row
     raw_bars, raw_levels = footprint_pass(
-        np.zeros(df.height, np.int64), df["px"].to_numpy(), df["level"].to_numpy(),
-        df["lots"].to_numpy(), df["buy"].to_numpy(), spec.row_size)
+        np.zeros(len(px), np.int64), px, level, polars_steps(qty, spec.step),
+        np.asarray(buy).astype(np.uint8), row)
     offsets = np.array([0, len(raw_levels)], np.int64)
     poc, *_, runs, _, _ = bar_profiles(
         offsets, raw_levels[:, 1], raw_levels[:, 2], raw_levels[:, 3], raw_levels[:, 4],
         raw_levels[:, 5], raw_bars[:, 12], spec.row_size, spec.value_area,
         spec.preset == "freqtrade", spec.imbalance_basis == "count", spec.imbalance_ratio,
         spec.imbalance_min_volume / spec.step, spec.stacked_min_levels)
-    price = (pl.Series([poc[0]], dtype=pl.Int64).cast(pl.Float64) * spec.tick_size).round(
-        _decimals(spec.tick_size))
-    return float(price[0]), int(runs[0, 0]), int(runs[0, 1])
+    # build_footprint's (ticks * tick).round(decimals): numpy's rounding is Polars' here
+    price_of_poc = float(np.round(float(poc[0]) * spec.tick_size, _decimals(spec.tick_size)))
+    return price_of_poc, int(runs[0, 0]), int(runs[0, 1])
 
 
 class FootprintBuilder:

@@ -24,11 +24,13 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import polars as pl
 
 from botclave_cli.data.schemas import TS
+from botclave_cli.engine.book.tick_grid import polars_steps
 from botclave_cli.errors import DataError, UsageError
 
 #: one row per window with an onset; ``time`` = the window's end (when it is known)
@@ -36,6 +38,16 @@ ONSET_SCHEMA: dict[str, pl.DataType] = {
     "time": TS, "side": pl.String(), "price_low": pl.Float64(), "price_high": pl.Float64(),
     "strength": pl.Float64(),
 }
+
+
+class Onset(NamedTuple):
+    """One onset (a row of ``ONSET_SCHEMA``; ``time`` in us since the epoch)."""
+
+    time: int
+    side: str
+    price_low: float
+    price_high: float
+    strength: float
 
 
 @dataclass
@@ -75,17 +87,36 @@ def absorption_onsets(trades: pl.DataFrame, p: OnsetParams, history: OnsetHistor
     hist = history if history is not None else OnsetHistory()
     if trades.height == 0:
         return pl.DataFrame(schema=ONSET_SCHEMA), hist
+    px = (pl.col("price") / p.tick_size).round().cast(pl.Int64)
     t = trades.select(  # one query for the integer columns; the grouping is numpy's
         (pl.col("ts").dt.epoch("us") // p.window_us * p.window_us).alias("win"),
-        ((pl.col("price") / p.tick_size).round().cast(pl.Int64) // p.level_ticks
-         * p.level_ticks).alias("lvl"),
-        (pl.col("price") / p.tick_size).round().cast(pl.Int64).alias("px"),
-        (pl.col("qty") / p.qty_step).round().cast(pl.Int64).alias("units"),
+        px.alias("px"), (pl.col("qty") / p.qty_step).round().cast(pl.Int64).alias("units"),
         (pl.col("side") == "buy").alias("buy"))
-    win, lvl, px = (t[c].to_numpy() for c in ("win", "lvl", "px"))
-    units, buy = t["units"].to_numpy(), t["buy"].to_numpy()
+    onsets, hist = _judge(t["win"].to_numpy(), t["px"].to_numpy(), t["units"].to_numpy(),
+                          t["buy"].to_numpy(), p, hist)
+    frame = pl.DataFrame(onsets, schema={**ONSET_SCHEMA, "time": pl.Int64}, orient="row")
+    return frame.with_columns(pl.col("time").cast(TS)), hist
+
+
+def window_onsets(ts_us: np.ndarray, price: np.ndarray, qty: np.ndarray, buy: np.ndarray,
+                  p: OnsetParams, history: OnsetHistory) -> tuple[list[Onset], OnsetHistory]:
+    """``absorption_onsets`` of trades given as arrays (us, quote, base, aggressor is buyer;
+    in time order), e.g. one closed bar's in a live session: the same onsets, without a
+    frame."""
+    if not len(ts_us):
+        return [], history
+    ts = np.asarray(ts_us, dtype=np.int64)
+    return _judge(ts // p.window_us * p.window_us, polars_steps(price, p.tick_size),
+                  polars_steps(qty, p.qty_step), np.asarray(buy, dtype=bool), p, history)
+
+
+def _judge(win: np.ndarray, px: np.ndarray, units: np.ndarray, buy: np.ndarray,
+           p: OnsetParams, hist: OnsetHistory) -> tuple[list[Onset], OnsetHistory]:
+    """The onsets of trades as integers: window start (us), price (ticks), volume (units of
+    ``qty_step``), aggressor is buyer."""
     if len(win) > 1 and not bool(np.all(win[1:] >= win[:-1])):
         raise DataError("absorption: trades are not in time order")
+    lvl = px // p.level_ticks * p.level_ticks
     first = np.flatnonzero(np.r_[True, win[1:] != win[:-1]])
     windows = win[first]
     baseline = np.array(_baselines(np.add.reduceat(units, first).tolist(), hist, p),
@@ -129,13 +160,13 @@ def _baselines(totals: list[int], hist: OnsetHistory, p: OnsetParams) -> list[fl
 
 
 def _onsets(cells: list[tuple[int, bool, int, int, float]], windows: list[int],
-            hist: OnsetHistory, p: OnsetParams) -> tuple[pl.DataFrame, OnsetHistory]:
+            hist: OnsetHistory, p: OnsetParams) -> tuple[list[Onset], OnsetHistory]:
     """The onsets of the absorbed ``cells`` ((window, buy, level, volume, baseline), ordered by
     window, level, side) over ``windows`` (us, ascending)."""
     by_win: dict[int, list[tuple[bool, int, int, float]]] = {}
     for win, buy, lvl, vol, base in cells:
         by_win.setdefault(win, []).append((buy, lvl, vol, base))
-    rows = []
+    rows: list[Onset] = []
     last_win, last_cells = hist.last_window_us, hist.last_cells
     for win in windows:
         hits = by_win.get(win, [])
@@ -149,9 +180,7 @@ def _onsets(cells: list[tuple[int, bool, int, int, float]], windows: list[int],
                 best = (buy, lvl, strength)
         if best is not None:
             buy, lvl, strength = best
-            rows.append((win + p.window_us, "ask" if buy else "bid", lvl * p.tick_size,
-                         (lvl + p.level_ticks - 1) * p.tick_size, strength))
+            rows.append(Onset(win + p.window_us, "ask" if buy else "bid", lvl * p.tick_size,
+                              (lvl + p.level_ticks - 1) * p.tick_size, strength))
         last_win, last_cells = win, frozenset((b, lv) for b, lv, _, _ in hits)
-    frame = pl.DataFrame(rows, schema={**ONSET_SCHEMA, "time": pl.Int64}, orient="row")
-    frame = frame.with_columns(pl.col("time").cast(pl.Datetime("us")).dt.replace_time_zone("UTC"))
-    return frame, OnsetHistory(hist.totals, last_win, last_cells)
+    return rows, OnsetHistory(hist.totals, last_win, last_cells)
