@@ -83,7 +83,7 @@ def journals(data_dir: Path) -> list[Path]:
 def journal_orders(path: Path) -> pl.DataFrame:
     """The journal's orders as the journal folds them (read-only connection): client id,
     symbol, side, qty, price, status, filled, avg price, open."""
-    from botclave_cli.exchange.orders.journal import COLUMNS, Order, _apply
+    from botclave_cli.exchange.orders.journal import COLUMNS, fold_orders
 
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -94,13 +94,7 @@ def journal_orders(path: Path) -> pl.DataFrame:
             db.close()
     except sqlite3.DatabaseError as exc:
         raise DataError(f"{path}: not an order journal ({exc})") from None
-    orders: dict[str, Order] = {}
-    for row in rows:
-        e = dict(zip(("seq", *COLUMNS), row, strict=True))
-        cid = e["client_id"]
-        if cid.startswith("~"):
-            continue
-        _apply(orders.setdefault(cid, Order(cid, None)), e)
+    orders = fold_orders(dict(zip(("seq", *COLUMNS), row, strict=True)) for row in rows)
     out = [{"client_id": o.client_id, "symbol": o.symbol,
             "side": str(o.request.side) if o.request else None,
             "qty": o.request.qty if o.request else None,

@@ -168,10 +168,10 @@ class PaperSession:
             alerter.fill(symbol, f.side, f.qty, f.price, fee=f.fee,
                          client_id=f"paper-{self.session}-{f.order_id}")
         self._fills_alerted += len(fills)
-        status = self.status()
-        if status.halt is not None and status.halt != self._halt_alerted:
-            alerter.halt(status.halt, "the execution core closed everything; entries stop")
-        self._halt_alerted = status.halt
+        halt = self.halt()  # not the whole status: this runs on every tick
+        if halt is not None and halt != self._halt_alerted:
+            alerter.halt(halt, "the execution core closed everything; entries stop")
+        self._halt_alerted = halt
         # the recorder calls on_tick only while connected: a reconnect since the last tick
         # means the stream was down from about the last message before it until now
         rec = self.recorder
@@ -184,19 +184,23 @@ class PaperSession:
         self._last_seen_us = self.last_event_us
 
     # the status file (heartbeat) ---------------------------------------------------------------
+    def halt(self) -> str | None:
+        """Why the core halted entries ("drawdown", "daily loss"), or None."""
+        iv = self.trader.core.state.iv
+        return next((why for why, flag in (("drawdown", L.I_HALTED_DD),
+                                           ("daily loss", L.I_HALTED_DAY)) if iv[flag] == 1), None)
+
     def status(self) -> SessionStatus:
         core = self.trader.core
         view = core.view()
-        halted = [why for why, flag in (("drawdown", L.I_HALTED_DD),
-                                         ("daily loss", L.I_HALTED_DAY))
-                  if core.state.iv[flag] == 1]
-        state = self.state if self.state == "stopped" else ("halted" if halted else "running")
+        halt = self.halt()
+        state = self.state if self.state == "stopped" else ("halted" if halt else "running")
         rec = self.recorder
         last_ms = self.last_event_us // 1000 if self.last_event_us is not None else None
         return SessionStatus(
             session=self.session, mode=self.mode, symbol=self.info.symbol if self.info else "?",
             market=self.info.market if self.info else "?", pid=os.getpid(), state=state,
-            halt=halted[0] if halted else None, started_ms=self.started_ms,
+            halt=halt, started_ms=self.started_ms,
             heartbeat_ms=int(time.time() * 1000), last_event_ms=last_ms,
             connected=bool(rec and rec.connected), reconnects=rec.result.reconnects if rec else 0,
             messages=self.messages, equity=view.equity if self.trader.received else None,

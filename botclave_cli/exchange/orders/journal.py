@@ -27,7 +27,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -208,16 +208,7 @@ class Journal:
 
     def orders(self) -> dict[str, Order]:
         """Every order by client id, folded from its events in journal order."""
-        out: dict[str, Order] = {}
-        for e in self.events():
-            cid = e["client_id"]
-            if cid.startswith("~"):  # session-level rows (balances, positions, flags)
-                continue
-            order = out.get(cid)
-            if order is None:
-                order = out[cid] = Order(cid, None)
-            _apply(order, e)
-        return out
+        return fold_orders(self.events())
 
     def order(self, client_id: str) -> Order | None:
         order = None
@@ -226,6 +217,22 @@ class Journal:
                 order = Order(client_id, None)
             _apply(order, e)
         return order
+
+
+def fold_orders(events: Iterable[dict[str, Any]]) -> dict[str, Order]:
+    """Every order by client id, folded from journal events (``events`` rows: seq and
+    ``COLUMNS``) in journal order; a reader with its own connection (the dashboard's,
+    read-only) folds them as the journal does."""
+    out: dict[str, Order] = {}
+    for e in events:
+        cid = e["client_id"]
+        if cid.startswith("~"):  # session-level rows (balances, positions, flags)
+            continue
+        order = out.get(cid)
+        if order is None:
+            order = out[cid] = Order(cid, None)
+        _apply(order, e)
+    return out
 
 
 def _apply(order: Order, e: dict[str, Any]) -> None:
