@@ -18,6 +18,7 @@ from botclave_cli.exchange.orders.reconcile import reconcile
 from botclave_cli.exchange.orders.session import client_prefix, open_manager
 from tests.emulator.binance_futures_trading import FuturesTradingEmulator
 from tests.emulator.binance_rest import EmuMarket, synthetic_agg_trades
+from tests.test_paper_kill import wait
 
 S = OrderStatus
 KEY, SECRET = "fut-key", "fut-secret"
@@ -173,7 +174,6 @@ def test_a_lost_answer_is_adopted_and_reconcile_matches(fut, tmp_path: Path) -> 
 def test_futures_user_stream_with_an_expired_listen_key(fut, tmp_path: Path) -> None:
     import asyncio
     import threading
-    import time
 
     from botclave_cli.exchange.orders.user_stream import UserStream
     from tests.emulator.binance_user_ws import UserStreamEmulator
@@ -185,12 +185,6 @@ def test_futures_user_stream_with_an_expired_listen_key(fut, tmp_path: Path) -> 
         stream = UserStream(m, ws_url=ws.url, keepalive_s=0.3, max_backoff_s=0.2)
         runner = threading.Thread(target=lambda: asyncio.run(stream.run()), daemon=True)
         runner.start()
-
-        def wait(cond, what: str) -> None:
-            give_up = time.monotonic() + 15
-            while not cond():
-                assert time.monotonic() < give_up, what
-                time.sleep(0.02)
 
         wait(lambda: stream.stats.connected, "connected")
         first_key = sorted(emu.listen_keys)[-1]

@@ -19,6 +19,7 @@ from botclave_cli.exchange.orders.reconcile import reconcile
 from botclave_cli.exchange.orders.session import client_prefix, open_manager
 from tests.emulator.binance_rest import EmuMarket, synthetic_agg_trades
 from tests.emulator.binance_spot_trading import SpotTradingEmulator
+from tests.test_paper_kill import wait
 
 S = OrderStatus
 KEY, SECRET = "test-key", "test-secret"
@@ -210,7 +211,6 @@ def test_journal_and_manager_survive_reopening(emu, tmp_path: Path) -> None:
 def test_user_data_stream_fills_in_real_time_and_catches_up_after_a_drop(emu, tmp_path) -> None:
     import asyncio
     import threading
-    import time
 
     from botclave_cli.exchange.orders.user_stream import UserStream
     from tests.emulator.binance_user_ws import UserStreamEmulator
@@ -220,12 +220,6 @@ def test_user_data_stream_fills_in_real_time_and_catches_up_after_a_drop(emu, tm
         stream = UserStream(m, ws_url=ws.url, keepalive_s=0.3, max_backoff_s=0.2)
         runner = threading.Thread(target=lambda: asyncio.run(stream.run()), daemon=True)
         runner.start()
-
-        def wait(cond, what: str) -> None:
-            give_up = time.monotonic() + 15
-            while not cond():
-                assert time.monotonic() < give_up, what
-                time.sleep(0.02)
 
         wait(lambda: stream.stats.connected, "connected")
         cid = m.place(req(30), last_price=60_000.0).order.client_id
