@@ -29,6 +29,16 @@ def cached_figures(data_dir: str, exchange: str, market: str, symbol: str, bar: 
             fig_flow.profile_figure(view))
 
 
+def warm(data_dir: str, sel: Selection) -> None:
+    """Build what the tab first shows for ``sel`` (its whole window) into the caches."""
+    m = sel.market
+    view = cached_view(data_dir, m.exchange, m.market, m.symbol, sel.bar, sel.row_size,
+                       sel.start, sel.end)
+    starts = view.result.bars["bar_start"]
+    cached_figures(data_dir, m.exchange, m.market, m.symbol, sel.bar, sel.row_size, sel.start,
+                   sel.end, starts[0], starts[-1])
+
+
 def render(sources: dd.Sources, sel: Selection | None) -> None:
     if sel is None:
         st.info(dd.no_markets_message(sources.store))
