@@ -52,17 +52,22 @@ def test_order_flow_far_out_shows_the_stored_days_candles_delta_and_cvd(world, m
     result = stored_footprint(world["data"])
     bars = result.bars
     assert bars.height == 1440
-    # far out a day of 1m bars goes to the browser as 720 candles of two bars each
-    pairs = {k: bars[k].to_numpy().reshape(720, 2) for k in ("open", "high", "low", "close",
+    # far out a day of 1m bars goes to the browser as 360 candles of four bars each
+    quads = {k: bars[k].to_numpy().reshape(360, 4) for k in ("open", "high", "low", "close",
                                                              "delta")}
     candles = trace(fp, "candles")
-    assert times(candles["x"]) == bars["bar_start"].to_list()[::2]
-    np.testing.assert_array_equal(numbers(candles["open"]), pairs["open"][:, 0])
-    np.testing.assert_array_equal(numbers(candles["high"]), pairs["high"].max(axis=1))
-    np.testing.assert_array_equal(numbers(candles["low"]), pairs["low"].min(axis=1))
-    np.testing.assert_array_equal(numbers(candles["close"]), pairs["close"][:, 1])
-    np.testing.assert_allclose(numbers(trace(fp, "delta")["y"]), pairs["delta"].sum(axis=1),
+    assert times(candles["x"]) == bars["bar_start"].to_list()[::4]
+    np.testing.assert_array_equal(numbers(candles["open"]), quads["open"][:, 0])
+    np.testing.assert_array_equal(numbers(candles["high"]), quads["high"].max(axis=1))
+    np.testing.assert_array_equal(numbers(candles["low"]), quads["low"].min(axis=1))
+    np.testing.assert_array_equal(numbers(candles["close"]), quads["close"][:, 3])
+    # the delta: its positive part in one area, its negative part in the other
+    delta = quads["delta"].sum(axis=1)
+    np.testing.assert_allclose(numbers(trace(fp, "delta buy")["y"]), np.maximum(delta, 0),
                                atol=1e-9)
+    np.testing.assert_allclose(numbers(trace(fp, "delta sell")["y"]), np.minimum(delta, 0),
+                               atol=1e-9)
+    assert times(trace(fp, "delta sell")["x"]) == times(candles["x"])
     # one day, reset daily: the CVD is the running sum of the bars' delta (every bar shown)
     np.testing.assert_allclose(numbers(trace(fp, "CVD")["y"]), np.cumsum(bars["delta"]),
                                atol=1e-9)
@@ -101,8 +106,10 @@ def test_order_flow_close_in_draws_every_level_bid_by_ask(world, monkeypatch):
         assert z[i][j] == pytest.approx(delta, abs=1e-9)
         assert text[i][j] == f"{bid:g} x {ask:g}"
     np.testing.assert_array_equal(numbers(trace(fp, "POC")["y"]), bars["poc"].to_numpy())
-    assert len(trace(fp, "imbalance buy")["x"]) == int(lv["imbalance_buy"].sum())
-    assert len(trace(fp, "stacked sell")["x"]) == int(lv["stacked_sell"].sum())
+    for flag in ("imbalance_buy", "stacked_sell"):
+        hit, shown = lv.filter(pl.col(flag)), trace(fp, flag.replace("_", " "))
+        assert times(shown["x"]) == hit["bar_start"].to_list()
+        np.testing.assert_array_equal(numbers(shown["y"]), hit["price"].to_numpy())
 
 
 def test_strategy_tab_shows_the_runs_files(world, monkeypatch):

@@ -69,6 +69,7 @@ def render(sources: dd.Sources, sel: Selection | None) -> None:
                f"levels from {view.ref}; profile POC {p.poc:g}, value area {p.val:g} .. "
                f"{p.vah:g}, {p.hvn.height} HVN, {p.lvn.height} LVN; "
                f"{view.signals.height} signal(s)")
-    if view.signals.height:
-        with st.expander(f"Signals ({view.signals.height})"):
-            st.dataframe(view.signals, hide_index=True)
+    # the table on request: a table would make the first paint load the data grid's code too
+    if view.signals.height and st.toggle(f"Signals table ({view.signals.height})",
+                                         key="flow_signals"):
+        st.dataframe(view.signals, hide_index=True)
