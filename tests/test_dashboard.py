@@ -258,3 +258,24 @@ def test_live_tab_reads_an_order_journal(world, monkeypatch, tmp_path):
     open_orders, all_orders = frames_with(at, "client_id", "status")
     assert list(open_orders["client_id"]) == ["bc-s9-2-en"]
     assert set(all_orders["status"]) == {"canceled", "new"}
+
+
+def test_the_server_warms_the_default_order_flow_before_any_visitor(world, monkeypatch):
+    """``botclave_cli.dashboard.server.warm`` builds the sidebar's default selection into the
+    tab's caches: the first page is then served without building anything."""
+    from botclave_cli.dashboard import flow, server, tab_flow, ui
+
+    ui.cached_view.clear()
+    tab_flow.cached_figures.clear()
+    monkeypatch.setenv("BOTCLAVE_DATA_DIR", str(world["data"]))
+    server.warm()
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("built again: the warm cache was not used")
+
+    monkeypatch.setattr(flow, "build_view", no_build)
+    at = app_test(monkeypatch, world["data"], world["runs"])
+    no_traceback(at)
+    assert [e.value for e in at.error] == []
+    fp = figures(at)[0]
+    assert len(numbers(trace(fp, "candles")["open"])) == 360

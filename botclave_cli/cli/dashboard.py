@@ -43,8 +43,9 @@ def check_port(host: str, port: int) -> None:
 
 
 def streamlit_command(host: str, port: int) -> list[str]:
-    """``streamlit run`` of the app (through the warming server module): headless, no usage statistics, no file watcher, and
-    errors shown without details (the app shows its own one-line messages)."""
+    """``streamlit run`` of the app (through the warming server module): headless, no usage
+    statistics, no file watcher, and errors shown without details (the app shows its own
+    one-line messages)."""
     return [sys.executable, "-m", SERVER_MODULE, "run", str(APP_SCRIPT),
             "--server.port", str(port), "--server.address", host,
             "--server.headless", "true", "--server.fileWatcherType", "none",
