@@ -133,7 +133,8 @@ def _signals(fig: go.Figure, signals: pl.DataFrame, bars: pl.DataFrame) -> None:
         mode="markers", name="signals",
         marker={"symbol": [SIGNAL_SYMBOLS.get(k, "star") for k in kinds], "size": 11,
                 "color": "#7b3294", "line": {"color": "white", "width": 1}},
-        text=[f"{k} {side}" for k, side in zip(kinds, shown["side"].to_list(), strict=True)],
+        text=[f"{k} {side or ''}".strip()
+              for k, side in zip(kinds, shown["side"].to_list(), strict=True)],
         hovertemplate="%{text}<br>%{x}<br>%{y}<extra></extra>"), row=1, col=1)
 
 
