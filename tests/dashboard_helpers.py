@@ -110,7 +110,12 @@ def numbers(value: Any) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in value], dtype=np.float64)
 
 
-def times(value: list[str]) -> list[dt.datetime]:
+def times(value: Any) -> list[dt.datetime]:
+    """A plotly date array as UTC datetimes: ISO strings, or milliseconds since the epoch (a
+    typed array, as the Order Flow figures send them)."""
+    if isinstance(value, dict):
+        return [dt.datetime.fromtimestamp(0, dt.UTC) + dt.timedelta(milliseconds=float(ms))
+                for ms in numbers(value)]
     return [dt.datetime.fromisoformat(v).astimezone(dt.UTC) for v in value]
 
 

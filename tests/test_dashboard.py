@@ -52,17 +52,22 @@ def test_order_flow_far_out_shows_the_stored_days_candles_delta_and_cvd(world, m
     result = stored_footprint(world["data"])
     bars = result.bars
     assert bars.height == 1440
-    # far out a day of 1m bars goes to the browser as 720 candles of two bars each
-    pairs = {k: bars[k].to_numpy().reshape(720, 2) for k in ("open", "high", "low", "close",
+    # far out a day of 1m bars goes to the browser as 360 candles of four bars each
+    quads = {k: bars[k].to_numpy().reshape(360, 4) for k in ("open", "high", "low", "close",
                                                              "delta")}
     candles = trace(fp, "candles")
-    assert times(candles["x"]) == bars["bar_start"].to_list()[::2]
-    np.testing.assert_array_equal(numbers(candles["open"]), pairs["open"][:, 0])
-    np.testing.assert_array_equal(numbers(candles["high"]), pairs["high"].max(axis=1))
-    np.testing.assert_array_equal(numbers(candles["low"]), pairs["low"].min(axis=1))
-    np.testing.assert_array_equal(numbers(candles["close"]), pairs["close"][:, 1])
-    np.testing.assert_allclose(numbers(trace(fp, "delta")["y"]), pairs["delta"].sum(axis=1),
+    assert times(candles["x"]) == bars["bar_start"].to_list()[::4]
+    np.testing.assert_array_equal(numbers(candles["open"]), quads["open"][:, 0])
+    np.testing.assert_array_equal(numbers(candles["high"]), quads["high"].max(axis=1))
+    np.testing.assert_array_equal(numbers(candles["low"]), quads["low"].min(axis=1))
+    np.testing.assert_array_equal(numbers(candles["close"]), quads["close"][:, 3])
+    # the delta: its positive part in one area, its negative part in the other
+    delta = quads["delta"].sum(axis=1)
+    np.testing.assert_allclose(numbers(trace(fp, "delta buy")["y"]), np.maximum(delta, 0),
                                atol=1e-9)
+    np.testing.assert_allclose(numbers(trace(fp, "delta sell")["y"]), np.minimum(delta, 0),
+                               atol=1e-9)
+    assert times(trace(fp, "delta sell")["x"]) == times(candles["x"])
     # one day, reset daily: the CVD is the running sum of the bars' delta (every bar shown)
     np.testing.assert_allclose(numbers(trace(fp, "CVD")["y"]), np.cumsum(bars["delta"]),
                                atol=1e-9)
@@ -101,8 +106,10 @@ def test_order_flow_close_in_draws_every_level_bid_by_ask(world, monkeypatch):
         assert z[i][j] == pytest.approx(delta, abs=1e-9)
         assert text[i][j] == f"{bid:g} x {ask:g}"
     np.testing.assert_array_equal(numbers(trace(fp, "POC")["y"]), bars["poc"].to_numpy())
-    assert len(trace(fp, "imbalance buy")["x"]) == int(lv["imbalance_buy"].sum())
-    assert len(trace(fp, "stacked sell")["x"]) == int(lv["stacked_sell"].sum())
+    for flag in ("imbalance_buy", "stacked_sell"):
+        hit, shown = lv.filter(pl.col(flag)), trace(fp, flag.replace("_", " "))
+        assert times(shown["x"]) == hit["bar_start"].to_list()
+        np.testing.assert_array_equal(numbers(shown["y"]), hit["price"].to_numpy())
 
 
 def test_strategy_tab_shows_the_runs_files(world, monkeypatch):
@@ -251,3 +258,24 @@ def test_live_tab_reads_an_order_journal(world, monkeypatch, tmp_path):
     open_orders, all_orders = frames_with(at, "client_id", "status")
     assert list(open_orders["client_id"]) == ["bc-s9-2-en"]
     assert set(all_orders["status"]) == {"canceled", "new"}
+
+
+def test_the_server_warms_the_default_order_flow_before_any_visitor(world, monkeypatch):
+    """``botclave_cli.dashboard.server.warm`` builds the sidebar's default selection into the
+    tab's caches: the first page is then served without building anything."""
+    from botclave_cli.dashboard import flow, server, tab_flow, ui
+
+    ui.cached_view.clear()
+    tab_flow.cached_figures.clear()
+    monkeypatch.setenv("BOTCLAVE_DATA_DIR", str(world["data"]))
+    server.warm()
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("built again: the warm cache was not used")
+
+    monkeypatch.setattr(flow, "build_view", no_build)
+    at = app_test(monkeypatch, world["data"], world["runs"])
+    no_traceback(at)
+    assert [e.value for e in at.error] == []
+    fp = figures(at)[0]
+    assert len(numbers(trace(fp, "candles")["open"])) == 360

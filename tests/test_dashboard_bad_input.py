@@ -116,7 +116,7 @@ def test_the_app_script_the_command_starts_exists():
     assert APP_SCRIPT.is_file() and APP_SCRIPT == Path(__file__).resolve().parents[1] / \
         "botclave_cli" / "dashboard" / "app.py"
     cmd = streamlit_command("127.0.0.1", 8600)
-    assert cmd[1:5] == ["-m", "streamlit", "run", str(APP_SCRIPT)]
+    assert cmd[1:5] == ["-m", "botclave_cli.dashboard.server", "run", str(APP_SCRIPT)]
     assert cmd[cmd.index("--client.showErrorDetails") + 1] == "none"
 
 

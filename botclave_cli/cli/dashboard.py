@@ -1,9 +1,11 @@
 """``botclave dashboard``: serve the Streamlit app over the store and the run folders.
 
-The app (``botclave_cli/dashboard/app.py``) runs as its own program under ``streamlit run``:
+The app (``botclave_cli/dashboard/app.py``) runs as its own program under ``streamlit run``
+(started through ``botclave_cli.dashboard.server``, which warms the Order Flow cache first):
 this command checks the options, starts it with the store and the runs folder in its
 environment, and waits until it stops (Ctrl-C or SIGTERM stop both). The CLI does not import the
-dashboard package (the two are sibling layers); it only names the script's file.
+dashboard package (the two are sibling layers); it only names the script's file and the
+server's module.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from botclave_cli.cli.common import DEFAULT_DATA_DIR, DataDirOpt, JsonOpt, Quiet
 from botclave_cli.errors import UsageError
 
 APP_SCRIPT = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
+SERVER_MODULE = "botclave_cli.dashboard.server"  # streamlit run, plus a warm cache
 RUNS_DIR_ENV = "BOTCLAVE_DASHBOARD_RUNS_DIR"  # read by dashboard/data.py (Sources.from_env)
 DEFAULT_PORT = 8501
 
@@ -40,9 +43,10 @@ def check_port(host: str, port: int) -> None:
 
 
 def streamlit_command(host: str, port: int) -> list[str]:
-    """``streamlit run`` of the app: headless, no usage statistics, no file watcher, and
-    errors shown without details (the app shows its own one-line messages)."""
-    return [sys.executable, "-m", "streamlit", "run", str(APP_SCRIPT),
+    """``streamlit run`` of the app (through the warming server module): headless, no usage
+    statistics, no file watcher, and errors shown without details (the app shows its own
+    one-line messages)."""
+    return [sys.executable, "-m", SERVER_MODULE, "run", str(APP_SCRIPT),
             "--server.port", str(port), "--server.address", host,
             "--server.headless", "true", "--server.fileWatcherType", "none",
             "--server.runOnSave", "false", "--browser.gatherUsageStats", "false",

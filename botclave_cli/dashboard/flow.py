@@ -20,8 +20,9 @@ from botclave_cli.errors import DataError
 #: at most this many bars are drawn level by level (bid x ask text); more show candles + delta
 DETAIL_MAX_BARS = 90
 #: at most this many candles go to the browser; more are merged k by k on the server (each
-#: candle costs the browser a few SVG nodes: a day of 1m bars goes as 720 2m candles)
-OVERVIEW_MAX_BARS = 720
+#: candle is an SVG path the browser draws: a day of 1m bars goes as 360 4m candles, ~3 px
+#: each on a wide page)
+OVERVIEW_MAX_BARS = 360
 #: at most this many volume-profile rows go to the browser; more are merged k by k
 PROFILE_MAX_ROWS = 200
 

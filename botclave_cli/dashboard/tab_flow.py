@@ -29,6 +29,16 @@ def cached_figures(data_dir: str, exchange: str, market: str, symbol: str, bar: 
             fig_flow.profile_figure(view))
 
 
+def warm(data_dir: str, sel: Selection) -> None:
+    """Build what the tab first shows for ``sel`` (its whole window) into the caches."""
+    m = sel.market
+    view = cached_view(data_dir, m.exchange, m.market, m.symbol, sel.bar, sel.row_size,
+                       sel.start, sel.end)
+    starts = view.result.bars["bar_start"]
+    cached_figures(data_dir, m.exchange, m.market, m.symbol, sel.bar, sel.row_size, sel.start,
+                   sel.end, starts[0], starts[-1])
+
+
 def render(sources: dd.Sources, sel: Selection | None) -> None:
     if sel is None:
         st.info(dd.no_markets_message(sources.store))
@@ -59,6 +69,7 @@ def render(sources: dd.Sources, sel: Selection | None) -> None:
                f"levels from {view.ref}; profile POC {p.poc:g}, value area {p.val:g} .. "
                f"{p.vah:g}, {p.hvn.height} HVN, {p.lvn.height} LVN; "
                f"{view.signals.height} signal(s)")
-    if view.signals.height:
-        with st.expander(f"Signals ({view.signals.height})"):
-            st.dataframe(view.signals, hide_index=True)
+    # the table on request: a table would make the first paint load the data grid's code too
+    if view.signals.height and st.toggle(f"Signals table ({view.signals.height})",
+                                         key="flow_signals"):
+        st.dataframe(view.signals, hide_index=True)

@@ -76,6 +76,14 @@ class Selection:
     row_size: int
 
 
+def default_selection(found: list[dd.Market]) -> Selection:
+    """What the sidebar shows before any choice: the first market's first day (one UTC day),
+    1m bars, rows of one tick (the server warms its cache on it)."""
+    market = found[0]
+    start, end = dd.day_range(market.first_day, 1)
+    return Selection(market, start, end, "1m", 1)
+
+
 def sidebar(sources: dd.Sources) -> Selection | None:
     """Market, day(s), bar spec and row size; None (and a message) when the store has none."""
     st.sidebar.header("Selection")
@@ -86,14 +94,15 @@ def sidebar(sources: dd.Sources) -> Selection | None:
     labels = [m.label for m in found]
     label = st.sidebar.selectbox("Symbol", labels, key="symbol")
     market = found[labels.index(label)]
+    default = default_selection([market])
     day = st.sidebar.date_input("Day (UTC)", value=market.first_day, min_value=market.first_day,
                                 max_value=market.last_day, key="day")
     if not isinstance(day, dt.date):
         day = market.first_day
     days = int(st.sidebar.number_input("Days", min_value=1, max_value=7, value=1, key="days"))
-    bar = st.sidebar.text_input("Bar spec", value="1m", key="bar",
+    bar = st.sidebar.text_input("Bar spec", value=default.bar, key="bar",
                                 help="1m, 5m, 1h, vol:50, trades:500, range:20 (ticks)")
-    row_size = int(st.sidebar.number_input("Row size (ticks)", min_value=1, value=1,
-                                           key="row_size"))
+    row_size = int(st.sidebar.number_input("Row size (ticks)", min_value=1,
+                                           value=default.row_size, key="row_size"))
     start, end = dd.day_range(day, days)
     return Selection(market, start, end, bar.strip(), row_size)
