@@ -201,3 +201,15 @@ def test_futures_user_stream_with_an_expired_listen_key(fut, tmp_path: Path) -> 
     assert len(o.fills) == 1 and o.filled == pytest.approx(qty)
     keepalives = [p for p, _, _ in emu.log if p.endswith("/v1/listenKey")]
     assert len(keepalives) >= 3  # two creations and at least one keepalive (PUT)
+
+
+def test_a_canceled_stop_is_journaled_canceled(fut, tmp_path: Path) -> None:
+    emu, kind = fut
+    _, _, _, _, _, qty, price = MARKETS[kind]
+    m = manager(emu, kind, tmp_path)
+    m.place(req(kind, 11), last_price=price)
+    stop = m.place(req(kind, 11, "stop", side="sell", type="stop_market", stop_price=58_800.0,
+                       reduce_only=True), last_price=price).order
+    assert m.cancel(stop.client_id).status == S.CANCELED
+    assert [a.status for a in emu.algos.values()] == ["CANCELED"]
+    assert m.journal.order(stop.client_id).status == S.CANCELED
