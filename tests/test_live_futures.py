@@ -1,0 +1,130 @@
+"""A live session on USD-M futures against the local exchange, end to end: market data from the
+WebSocket emulator streaming a real USD-M capture, orders through ccxt's binanceusdm to the
+futures trading emulator (testnet base, signed, journaled, one-way mode), whose last price
+follows the stream. Over the first 83,000 messages the core opens four positions (short,
+short, long, short): each entry fill is a market order, each followed by a reduce-only
+STOP_MARKET and a close-position TAKE_PROFIT_MARKET for the whole position (algo orders, the
+earlier pair canceled); the exchange's target closes the two first shorts (the core's own exits
+then place nothing), the core's signal exit of the long goes out reduce-only after its
+protection is canceled, and the stop flattens the last short reduce-only after canceling its
+protection. The exchange ends with no position and nothing open, no client id received
+twice."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from botclave_cli.data.store import Store
+from botclave_cli.exchange.orders.model import OrderStatus, client_order_id
+from botclave_cli.exchange.record_config import RecordConfig
+from botclave_cli.exchange.recorder import ccxt_snapshot_fetcher
+from botclave_cli.execution import layout as L
+from botclave_cli.live.live_session import FLATTEN_SIGNAL, run_live_session
+from tests.conftest import shared_file
+from tests.emulator.binance_futures_trading import FuturesTradingEmulator
+from tests.emulator.binance_rest import EmuMarket, synthetic_agg_trades
+from tests.emulator.binance_ws import BinanceWsEmulator
+from tests.test_live_session import prices_follow_the_stream
+from tests.test_order_futures import KEY, MARKETS, SECRET, SESSION, manager
+from tests.test_paper_session import Served, make_tester, run_until_served
+
+USDM = "binance-ws/usdm_btcusdt_20240808.gz"
+#: messages served: through the long's signal exit (about message 80,950) and the short after
+USDM_LIMIT = 83_000
+SYM, UNIFIED, QUOTE, TICK, LOT, *_ = MARKETS["usdm"]
+DONE = {"CANCELED", "EXPIRED", "FINISHED"}  # an algo order no longer working
+
+
+def usdm_exchange() -> FuturesTradingEmulator:
+    market = EmuMarket(SYM, "usdm", "BTC", QUOTE, TICK, LOT,
+                       synthetic_agg_trades(2000, 1_723_075_200_000))
+    return FuturesTradingEmulator([market], api_key=KEY, secret=SECRET)
+
+
+def received(exchange: FuturesTradingEmulator) -> list[dict[str, str]]:
+    """The create requests the exchange received, in order: orders (``newClientOrderId``)
+    and algo orders (``clientAlgoId``, with their ``type``), each with its client id as
+    ``cid``."""
+    out = []
+    for path, query, _ in exchange.log:
+        if path.endswith("/v1/order") and "newClientOrderId" in query:
+            out.append({**query, "cid": query["newClientOrderId"]})
+        elif path.endswith("/v1/algoOrder") and "type" in query:
+            out.append({**query, "cid": query["clientAlgoId"]})
+    return out
+
+
+def working_at_exits(exchange: FuturesTradingEmulator) -> dict[str, set[str]]:
+    """For each exit order of the session (client id ``-ex``): the algo orders still working
+    on the exchange when it arrived (from the exchange's user-data events, in order)."""
+    working: set[str] = set()
+    out = {}
+    for event in exchange.events:
+        o = event["o"]
+        if event["e"] == "ALGO_UPDATE":
+            (working.add if o["X"] == "NEW" else working.discard)(o["caid"])
+        elif o["c"].endswith("-ex") and o["x"] == "NEW":
+            out[o["c"]] = set(working)
+    return out
+
+
+def test_a_usdm_live_session_protects_exits_reduce_only_and_flattens(tmp_path: Path) -> None:
+    ws = BinanceWsEmulator(shared_file(USDM), limit=USDM_LIMIT)
+    served = Served(ws)
+    data = tmp_path / "store"
+    cfg = RecordConfig(symbol=UNIFIED, market="usdm", ws_url=ws.ws_url, flush_every_s=0.2,
+                       store_every_s=0.5)
+    tester = make_tester(float(TICK), float(LOT), symbol=UNIFIED, market="usdm")
+    with usdm_exchange() as exchange:
+        exchange.set_price(SYM, 61_700.0)
+        m = manager(exchange, "usdm", data)
+        try:
+            with prices_follow_the_stream(exchange, SYM):
+                live, _ = run_until_served(ws, lambda: run_live_session(
+                    m, flatten=True, store=Store(data), cfg=cfg, tester=tester,
+                    data_dir=data, out_dir=tmp_path / "rep", session=SESSION,
+                    capture_dir=tmp_path / "cap",
+                    fetch_snapshot=ccxt_snapshot_fetcher("usdm", ws.rest_url), grace_s=1.0,
+                    write_every_s=0.5))
+        finally:
+            served.close()
+        orders = m.journal.orders()
+        posts = received(exchange)
+        by_leg = {leg: [q for q in posts if q["cid"].endswith(f"-{leg}")]
+                  for leg in ("en", "ex", "sl", "tp")}
+        # every fill of the core was looked at; nothing was received twice
+        assert int(live.trader.core.state.iv[L.I_N_FILLS]) == live.mirror.mirrored > 0
+        assert max(Counter(q["cid"] for q in posts).values()) == 1
+        assert set(orders) == {q["cid"] for q in posts}
+        # entries: plain market orders, filled; each then protected, stop and target
+        assert by_leg["en"] and all(q["type"] == "MARKET" and "reduceOnly" not in q
+                                    for q in by_leg["en"])
+        assert all(orders[q["cid"]].status == OrderStatus.FILLED for q in by_leg["en"])
+        assert [q["cid"][:-3] for q in by_leg["sl"]] == [q["cid"][:-3] for q in by_leg["en"]]
+        assert [q["cid"][:-3] for q in by_leg["tp"]] == [q["cid"][:-3] for q in by_leg["en"]]
+        order_of = {q["cid"]: i for i, q in enumerate(posts)}
+        assert all(order_of[q["cid"][:-3] + "-en"] < order_of[q["cid"]]
+                   for q in by_leg["sl"] + by_leg["tp"])
+        assert all(q["type"] == "STOP_MARKET" and q["reduceOnly"] == "true"
+                   and "closePosition" not in q for q in by_leg["sl"])
+        assert all(q["type"] == "TAKE_PROFIT_MARKET" and q["closePosition"] == "true"
+                   and "quantity" not in q and "reduceOnly" not in q for q in by_leg["tp"])
+        sides = {o.request.side for c, o in orders.items() if c.endswith("-en")}
+        assert sides == {"buy", "sell"}  # longs and shorts
+        # the exchange's target closed positions; its stop then expired
+        finished = [a for a in exchange.algos.values() if a.status == "FINISHED"]
+        assert finished and all(a.type == "TAKE_PROFIT_MARKET" for a in finished)
+        assert all(orders[a.client_id].status == OrderStatus.FILLED for a in finished)
+        # exits (the core's signal exit, the flatten on stop): reduce-only market orders, sent
+        # with no protection working
+        flatten = client_order_id(SESSION, FLATTEN_SIGNAL, "exit")
+        assert len(by_leg["ex"]) >= 2 and by_leg["ex"][-1]["cid"] == flatten
+        assert all(q["type"] == "MARKET" and q["reduceOnly"] == "true" for q in by_leg["ex"])
+        assert all(orders[q["cid"]].status == OrderStatus.FILLED for q in by_leg["ex"])
+        assert working_at_exits(exchange) == {q["cid"]: set() for q in by_leg["ex"]}
+        # stopped: no position, nothing working on the exchange, the journal agrees
+        assert exchange.positions[SYM] == 0 and abs(live.mirror.position()) < 1e-9
+        assert exchange.open_client_ids() == []
+        assert all(a.status in DONE for a in exchange.algos.values())
+        assert not [o for o in orders.values() if o.is_open]
