@@ -12,21 +12,30 @@ twice."""
 
 from __future__ import annotations
 
+import json
+import signal
+import threading
 from collections import Counter
 from pathlib import Path
 
+import yaml
+
 from botclave_cli.data.store import Store
+from botclave_cli.exchange.orders.journal import Journal
 from botclave_cli.exchange.orders.model import OrderStatus, client_order_id
 from botclave_cli.exchange.record_config import RecordConfig
 from botclave_cli.exchange.recorder import ccxt_snapshot_fetcher
 from botclave_cli.execution import layout as L
 from botclave_cli.live.live_session import FLATTEN_SIGNAL, run_live_session
+from botclave_cli.live.status import read_status
 from tests.conftest import shared_file
 from tests.emulator.binance_futures_trading import FuturesTradingEmulator
 from tests.emulator.binance_rest import EmuMarket, synthetic_agg_trades
 from tests.emulator.binance_ws import BinanceWsEmulator
+from tests.test_live_kill import follow, start
 from tests.test_live_session import prices_follow_the_stream
-from tests.test_order_futures import KEY, MARKETS, SECRET, SESSION, manager
+from tests.test_order_futures import KEY, MARKETS, SECRET, SESSION, futures_config, manager
+from tests.test_paper_kill import wait
 from tests.test_paper_session import Served, make_tester, run_until_served
 
 USDM = "binance-ws/usdm_btcusdt_20240808.gz"
@@ -124,7 +133,86 @@ def test_a_usdm_live_session_protects_exits_reduce_only_and_flattens(tmp_path: P
         assert all(orders[q["cid"]].status == OrderStatus.FILLED for q in by_leg["ex"])
         assert working_at_exits(exchange) == {q["cid"]: set() for q in by_leg["ex"]}
         # stopped: no position, nothing working on the exchange, the journal agrees
-        assert exchange.positions[SYM] == 0 and abs(live.mirror.position()) < 1e-9
+        assert exchange.positions[SYM] == 0 and live.mirror.position() == 0
         assert exchange.open_client_ids() == []
         assert all(a.status in DONE for a in exchange.algos.values())
         assert not [o for o in orders.values() if o.is_open]
+
+
+def has_read(data: Path, pid: int, messages: int) -> bool:
+    """Whether process ``pid`` says in its heartbeat (session kl1's status file) that it has
+    read ``messages`` stream messages."""
+    status = read_status(data, "kl1")
+    return status.pid == pid and status.messages >= messages
+
+
+def test_kill_9_of_a_usdm_session_then_live_stop_flattens_placing_nothing_twice(
+        tmp_path: Path) -> None:
+    """``botclave live --flatten-on-stop`` on USD-M, killed with SIGKILL mid-stream (its
+    protection left working on the exchange), started again: it reconciles, replays the store,
+    cancels the last process's protection and protects the core's position anew; ``botclave
+    live stop`` then flattens it. No client id is received twice, the journal knows every
+    order the exchange accepted, and the exchange ends flat with nothing working."""
+    from typer.testing import CliRunner
+
+    from botclave_cli.cli.app import app
+
+    ws = BinanceWsEmulator(shared_file(USDM), limit=USDM_LIMIT, pause_s=0.0002)
+    served = Served(ws)
+    stop = threading.Event()
+    data = tmp_path / "store"
+    with usdm_exchange() as exchange:
+        exchange.set_price(SYM, 61_700.0)
+        cfg_file = tmp_path / "exchange.yaml"
+        cfg_file.write_text(yaml.safe_dump(futures_config(exchange, "usdm")
+                                           .model_dump(mode="json")))
+        follower = threading.Thread(target=follow, args=(ws, exchange, stop), daemon=True)
+        follower.start()
+        try:
+            first = start(ws, cfg_file, tmp_path, "--flatten-on-stop", symbol=UNIFIED,
+                          keys=(KEY, SECRET))
+            wait(lambda: ws.cursor > len(ws.messages) * 3 // 5, "the first process streams")
+            first.send_signal(signal.SIGKILL)
+            first.wait(10)
+            before = len(received(exchange))
+            left_working = [a for a in exchange.algos.values() if a.status == "NEW"]
+            sent_before = ws.sent
+            second = start(ws, cfg_file, tmp_path, "--flatten-on-stop", symbol=UNIFIED,
+                          keys=(KEY, SECRET))
+            try:
+                wait(lambda: ws.finished or second.poll() is not None,
+                     "the second process streams to the end", 300)
+                wait(lambda: second.poll() is not None or
+                     has_read(data, second.pid, ws.sent - sent_before),
+                     "the second process reads everything", 60)
+            except AssertionError:
+                second.kill()
+                raise
+            assert second.poll() is None, second.communicate()[1][-2000:]
+            asked = CliRunner().invoke(app, ["live", "stop", "--session", "kl1",
+                                             "--data-dir", str(data)])
+            assert asked.exit_code == 0, asked.output
+            out, err = second.communicate(timeout=60)
+        finally:
+            stop.set()
+            served.close()
+        assert second.returncode == 0, err
+        assert json.loads(out)["position"] == 0
+        orders = Journal(data / "sessions" / "kl1" / "journal.sqlite").orders()
+        posts = received(exchange)
+        assert 0 < before < len(posts)  # both processes placed orders
+        # the killed process's protection: canceled by the restart, which protected anew
+        assert left_working and all(a.status == "CANCELED" for a in left_working)
+        assert {q["cid"][-2:] for q in posts[before:]} >= {"sl", "tp"}
+        assert max(Counter(q["cid"] for q in posts).values()) == 1
+        accepted = {o.client_id for o in exchange.orders.values()
+                    if not o.client_id.startswith("x-emu")}  # not a trigger's own order
+        accepted |= {a.client_id for a in exchange.algos.values()}
+        assert accepted == {c for c, o in orders.items() if o.status != OrderStatus.REJECTED}
+        assert all(q["reduceOnly"] == "true" for q in posts if q["cid"].endswith(("-ex", "-sl")))
+        assert all(q["closePosition"] == "true" for q in posts if q["cid"].endswith("-tp"))
+        assert exchange.positions[SYM] == 0
+        assert exchange.open_client_ids() == []
+        assert all(a.status in DONE for a in exchange.algos.values())
+        assert not [o for o in orders.values() if o.is_open]
+        assert all(p.startswith("/testnet/") for p, _, _ in exchange.log if "order" in p.lower())

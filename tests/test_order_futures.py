@@ -39,14 +39,18 @@ def fut(request):
         yield emu, kind
 
 
-def manager(emu: FuturesTradingEmulator, kind: str, tmp: Path):
-    cfg = ExchangeConfig(
+def futures_config(emu: FuturesTradingEmulator, kind: str) -> ExchangeConfig:
+    """The ``kind`` market on ``emu`` (testnet base): leverage 5, isolated margin."""
+    return ExchangeConfig(
         market=kind, api_urls={"all": emu.base_url},
         testnet_api_urls={"all": emu.base_url + "/testnet"},
         rate_limit=RateLimit(enabled=False, timeout_ms=800, max_retries=1, backoff_seconds=0.01),
         orders=OrderLimits(max_order_notional=100_000.0, leverage=5, margin_type="isolated"))
+
+
+def manager(emu: FuturesTradingEmulator, kind: str, tmp: Path):
     env = {"BOTCLAVE_BINANCE_API_KEY": KEY, "BOTCLAVE_BINANCE_SECRET": SECRET}
-    return open_manager(cfg, tmp, SESSION, environ=env)
+    return open_manager(futures_config(emu, kind), tmp, SESSION, environ=env)
 
 
 def req(kind: str, signal: int, leg: str = "entry", **kw) -> OrderRequest:

@@ -70,13 +70,16 @@ class OrderMirror:
         self.first_live: int | None = None  # the core's fill index that is number ``base``
 
     def position(self) -> float:
-        """The real position in base units from the journal's fills of this session."""
+        """The real position in base units from the journal's fills of this session, on the
+        market's step grid (a flat position's fills summed in floats leave 1e-17 or so, which
+        is no position to protect or flatten)."""
         out = 0.0
         for order in self.manager.journal.orders().values():
             req = order.request
             if req is not None and req.symbol == self.symbol:
                 out += order.filled if req.side == "buy" else -order.filled
-        return out
+        step = self.rules.step
+        return round(out / step) * step if step else out
 
     def _qty(self, qty: float) -> float:
         step = self.rules.step or 0.0
