@@ -8,7 +8,8 @@ earlier pair canceled); the exchange's target closes the two first shorts (the c
 then place nothing), the core's signal exit of the long goes out reduce-only after its
 protection is canceled, and the stop flattens the last short reduce-only after canceling its
 protection. The exchange ends with no position and nothing open, no client id received
-twice."""
+twice. Also: ``botclave live`` on USD-M killed with SIGKILL, restarted and stopped with ``live
+stop``; and a restart onto the other side of the real position."""
 
 from __future__ import annotations
 
@@ -17,16 +18,18 @@ import signal
 import threading
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import yaml
 
 from botclave_cli.data.store import Store
 from botclave_cli.exchange.orders.journal import Journal
-from botclave_cli.exchange.orders.model import OrderStatus, client_order_id
+from botclave_cli.exchange.orders.model import OrderRequest, OrderStatus, client_order_id
 from botclave_cli.exchange.record_config import RecordConfig
 from botclave_cli.exchange.recorder import ccxt_snapshot_fetcher
 from botclave_cli.execution import layout as L
 from botclave_cli.live.live_session import FLATTEN_SIGNAL, run_live_session
+from botclave_cli.live.mirror import OrderMirror
 from botclave_cli.live.status import read_status, status_path
 from tests.conftest import shared_file
 from tests.emulator.binance_futures_trading import FuturesTradingEmulator
@@ -223,3 +226,30 @@ def test_kill_9_of_a_usdm_session_then_live_stop_flattens_placing_nothing_twice(
         assert all(a.status in DONE for a in exchange.algos.values())
         assert not [o for o in orders.values() if o.is_open]
         assert all(p.startswith("/testnet/") for p, _, _ in exchange.log if "order" in p.lower())
+
+
+class HeldByCore:
+    """An execution core as OrderMirror.restart reads it: only its position (base units)."""
+
+    def __init__(self, qty: float) -> None:
+        self.qty = qty
+
+    def view(self) -> SimpleNamespace:
+        return SimpleNamespace(position_qty=self.qty, positions=[])
+
+
+def test_a_restart_onto_the_other_side_closes_reduce_only_then_opens(tmp_path: Path) -> None:
+    """The real position short, the core's (replayed) long: a reduce-only order cannot flip
+    it, so the restart closes it reduce-only, then opens the long."""
+    with usdm_exchange() as exchange:
+        exchange.set_price(SYM, 60_000.0)
+        m = manager(exchange, "usdm", tmp_path)
+        m.place(OrderRequest(client_id=client_order_id(SESSION, 1, "entry"), symbol=UNIFIED,
+                             side="sell", type="market", qty=0.01), last_price=60_000.0)
+        mirror = OrderMirror(m, SESSION, UNIFIED, protect=False)
+        mirror.restart(HeldByCore(0.02), 60_000.0)  # type: ignore[arg-type]
+        sent = [(q["cid"][-2:], q["side"], q["quantity"], q.get("reduceOnly"))
+                for q in received(exchange)]
+        assert sent == [("en", "SELL", "0.01", None), ("ex", "BUY", "0.01", "true"),
+                        ("en", "BUY", "0.02", None)]
+        assert exchange.positions[SYM] == 0.02 and mirror.position() == 0.02
