@@ -43,14 +43,18 @@ def follow(ws: BinanceWsEmulator, exchange: SpotTradingEmulator, stop: threading
         time.sleep(0.002)
 
 
-def start(ws: BinanceWsEmulator, cfg_file: Path, tmp: Path) -> subprocess.Popen:
+def start(ws: BinanceWsEmulator, cfg_file: Path, tmp: Path, *extra: str,
+          symbol: str = "BTC/USDT", keys: tuple[str, str] = (KEY, SECRET)) -> subprocess.Popen:
+    """``botclave live --session kl1`` on ``symbol`` (``extra``: more options) with the
+    exchange emulator's ``keys``, its data under ``tmp``."""
     args = [sys.executable, "-m", "botclave_cli", "live", "--session", "kl1", "--symbol",
-            "BTC/USDT", "--ws-url", ws.ws_url, "--rest-url", ws.rest_url, "--exchange-config",
+            symbol, "--ws-url", ws.ws_url, "--rest-url", ws.rest_url, "--exchange-config",
             str(cfg_file), "--data-dir", str(tmp / "store"), "--out-dir", str(tmp / "reports"),
-            "--json"]
+            "--json", *extra]
     for item in SETTINGS:
         args += ["--set", item]
-    env = {**os.environ, "BOTCLAVE_BINANCE_API_KEY": KEY, "BOTCLAVE_BINANCE_SECRET": SECRET}
+    env = {**os.environ, "BOTCLAVE_BINANCE_API_KEY": keys[0],
+           "BOTCLAVE_BINANCE_SECRET": keys[1]}
     return subprocess.Popen(args, cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from botclave_cli.data.store import Store
@@ -28,6 +30,25 @@ from tests.test_order_manager import KEY, SECRET, config
 from tests.test_paper_session import BTC, LIMIT, Served, make_tester, run_until_served
 
 
+@contextmanager
+def prices_follow_the_stream(exchange: SpotTradingEmulator, symbol_id: str) -> Iterator[None]:
+    """While inside, the exchange trades where the stream does: each trade message of a live
+    session sets the exchange's last price of ``symbol_id`` before the session reads it."""
+    original = LiveSession.on_message
+
+    def bridged(self: LiveSession, message: dict, receive_us: int) -> None:
+        trade = trade_message(message)
+        if trade is not None:
+            exchange.set_price(symbol_id, trade[1])
+        original(self, message, receive_us)
+
+    LiveSession.on_message = bridged  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        LiveSession.on_message = original  # type: ignore[method-assign]
+
+
 def test_a_live_session_mirrors_its_fills_protects_and_ends_flat(tmp_path: Path) -> None:
     ws = BinanceWsEmulator(shared_file(BTC), limit=LIMIT)
     served = Served(ws)
@@ -36,30 +57,21 @@ def test_a_live_session_mirrors_its_fills_protects_and_ends_flat(tmp_path: Path)
     data = tmp_path / "store"
     cfg = RecordConfig(symbol="BTC/USDT", market="spot", ws_url=ws.ws_url, flush_every_s=0.2,
                        store_every_s=0.5)
-    original_on_message = LiveSession.on_message
     with SpotTradingEmulator([market], api_key=KEY, secret=SECRET) as exchange:
-
-        def bridged(self, message, receive_us):  # the exchange trades where the stream does
-            trade = trade_message(message)
-            if trade is not None:
-                exchange.set_price("BTCUSDT", trade[1])
-            original_on_message(self, message, receive_us)
-
         env = {"BOTCLAVE_BINANCE_API_KEY": KEY, "BOTCLAVE_BINANCE_SECRET": SECRET}
         manager = open_manager(config(exchange, max_order_notional=1e6), data, "lv1",
                                environ=env)
         exchange.set_price("BTCUSDT", 61_700.0)
         start_btc = exchange.balances["BTC"]
-        LiveSession.on_message = bridged
         try:
-            live, folder = run_until_served(ws, lambda: run_live_session(
-                manager, flatten=True, store=Store(data), cfg=cfg, tester=make_tester(),
-                data_dir=data, out_dir=tmp_path / "rep", session="lv1",
-                capture_dir=tmp_path / "cap",
-                fetch_snapshot=ccxt_snapshot_fetcher("spot", ws.rest_url), grace_s=1.0,
-                write_every_s=0.5))
+            with prices_follow_the_stream(exchange, "BTCUSDT"):
+                live, folder = run_until_served(ws, lambda: run_live_session(
+                    manager, flatten=True, store=Store(data), cfg=cfg, tester=make_tester(),
+                    data_dir=data, out_dir=tmp_path / "rep", session="lv1",
+                    capture_dir=tmp_path / "cap",
+                    fetch_snapshot=ccxt_snapshot_fetcher("spot", ws.rest_url), grace_s=1.0,
+                    write_every_s=0.5))
         finally:
-            LiveSession.on_message = original_on_message
             served.close()
         orders = manager.journal.orders()
         core = live.trader.core

@@ -39,14 +39,18 @@ def fut(request):
         yield emu, kind
 
 
-def manager(emu: FuturesTradingEmulator, kind: str, tmp: Path):
-    cfg = ExchangeConfig(
+def futures_config(emu: FuturesTradingEmulator, kind: str) -> ExchangeConfig:
+    """The ``kind`` market on ``emu`` (testnet base): leverage 5, isolated margin."""
+    return ExchangeConfig(
         market=kind, api_urls={"all": emu.base_url},
         testnet_api_urls={"all": emu.base_url + "/testnet"},
         rate_limit=RateLimit(enabled=False, timeout_ms=800, max_retries=1, backoff_seconds=0.01),
         orders=OrderLimits(max_order_notional=100_000.0, leverage=5, margin_type="isolated"))
+
+
+def manager(emu: FuturesTradingEmulator, kind: str, tmp: Path):
     env = {"BOTCLAVE_BINANCE_API_KEY": KEY, "BOTCLAVE_BINANCE_SECRET": SECRET}
-    return open_manager(cfg, tmp, SESSION, environ=env)
+    return open_manager(futures_config(emu, kind), tmp, SESSION, environ=env)
 
 
 def req(kind: str, signal: int, leg: str = "entry", **kw) -> OrderRequest:
@@ -201,3 +205,15 @@ def test_futures_user_stream_with_an_expired_listen_key(fut, tmp_path: Path) -> 
     assert len(o.fills) == 1 and o.filled == pytest.approx(qty)
     keepalives = [p for p, _, _ in emu.log if p.endswith("/v1/listenKey")]
     assert len(keepalives) >= 3  # two creations and at least one keepalive (PUT)
+
+
+def test_a_canceled_stop_is_journaled_canceled(fut, tmp_path: Path) -> None:
+    emu, kind = fut
+    _, _, _, _, _, qty, price = MARKETS[kind]
+    m = manager(emu, kind, tmp_path)
+    m.place(req(kind, 11), last_price=price)
+    stop = m.place(req(kind, 11, "stop", side="sell", type="stop_market", stop_price=58_800.0,
+                       reduce_only=True), last_price=price).order
+    assert m.cancel(stop.client_id).status == S.CANCELED
+    assert [a.status for a in emu.algos.values()] == ["CANCELED"]
+    assert m.journal.order(stop.client_id).status == S.CANCELED

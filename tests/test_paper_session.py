@@ -37,8 +37,11 @@ def params() -> StrategyParams:
     return p
 
 
-def make_tester() -> Backtester:
-    return Backtester(params(), ExchangeConfig(), tick_size=0.01, lot_size=0.00001)
+def make_tester(tick_size: float = 0.01, lot_size: float = 0.00001, **kwargs) -> Backtester:
+    """The sessions' backtester: spot BTC/USDT by default; ``kwargs``: Backtester's (a futures
+    ``symbol`` and ``market``)."""
+    return Backtester(params(), ExchangeConfig(), tick_size=tick_size, lot_size=lot_size,
+                      **kwargs)
 
 
 class Served:
@@ -104,12 +107,14 @@ def serve_and_run(emu: BinanceWsEmulator, tmp: Path, until_cursor: int | None = 
 
 def run_until_served(emu: BinanceWsEmulator, start, *, settle_s: float = 2.5):
     """Run ``start()`` (a run_paper_session / run_live_session call) on a thread until
-    ``emu`` has served everything, wait ``settle_s`` (the last bar closes on the clock), stop
-    its recorder as SIGTERM would and return what ``start`` returned."""
+    ``emu`` has served everything and its recorder has read all of it (a busy session lags
+    behind the socket), wait ``settle_s`` (the last bar closes on the clock), stop its
+    recorder as SIGTERM would and return what ``start`` returned."""
     import botclave_cli.live.session as session_mod
 
     original = session_mod.Recorder
     holder: dict = {}
+    already_sent = emu.sent
 
     def keep(*a, **kw):
         holder["rec"] = original(*a, **kw)
@@ -122,8 +127,9 @@ def run_until_served(emu: BinanceWsEmulator, start, *, settle_s: float = 2.5):
     runner = threading.Thread(target=run, daemon=True)
     try:
         runner.start()
-        give_up = time.monotonic() + 90
-        while not (emu.finished and "rec" in holder):
+        give_up = time.monotonic() + 300
+        while not (emu.finished and "rec" in holder
+                   and holder["rec"].result.messages >= emu.sent - already_sent):
             assert time.monotonic() < give_up, "the session did not get going"
             time.sleep(0.05)
         time.sleep(settle_s)

@@ -18,7 +18,9 @@ retried with the same id on the next call, and no id of an earlier process is ev
 A restart replays the store: fills made while replaying are never placed late (the mirror
 starts at the first fill at or after ``live_from_us``); instead ``restart`` cancels the
 session's open orders on the exchange (the last process's protection), places one market order
-that brings the real position (the journal's fills) to the core's, and protects the result.
+that brings the real position (the journal's fills) to the core's (two when the core holds the
+other side: a reduce-only order cannot flip a futures position, so it is closed first), and
+protects the result.
 Quantities in base units, rounded down to the market's step; prices in quote currency.
 """
 
@@ -70,13 +72,16 @@ class OrderMirror:
         self.first_live: int | None = None  # the core's fill index that is number ``base``
 
     def position(self) -> float:
-        """The real position in base units from the journal's fills of this session."""
+        """The real position in base units from the journal's fills of this session, on the
+        market's step grid (a flat position's fills summed in floats leave 1e-17 or so, which
+        is no position to protect or flatten)."""
         out = 0.0
         for order in self.manager.journal.orders().values():
             req = order.request
             if req is not None and req.symbol == self.symbol:
                 out += order.filled if req.side == "buy" else -order.filled
-        return out
+        step = self.rules.step
+        return round(out / step) * step if step else out
 
     def _qty(self, qty: float) -> float:
         step = self.rules.step or 0.0
@@ -131,25 +136,36 @@ class OrderMirror:
 
     def restart(self, core: ExecutionCore, last_price: float) -> None:
         """After a restart (module docstring): cancel the session's open orders, bring the
-        real position to the core's with one market order, protect it."""
+        real position to the core's (closed first when the core holds the other side),
+        protect it."""
         self.cancel_all()
         want = core.view().position_qty
         held = self.position()
-        diff = self._qty(abs(want - held))
-        if diff > 0:
-            number = self.base
-            self.base += 1
-            side = "buy" if want > held else "sell"
-            grows = abs(want) > abs(held) and want * held >= 0
-            request = OrderRequest(client_id=client_order_id(self.session, number,
-                                                             "entry" if grows else "exit"),
-                                   symbol=self.symbol, side=side, type="market", qty=diff,
-                                   reduce_only=not grows and self.manager.futures)
-            log.info("position aligned after a restart", extra={"core": want, "real": held})
-            self._place(request, last_price, held)
+        if want * held < 0:  # the other side: closed first (a reduce-only order cannot flip)
+            self._align(0.0, held, last_price)
+            held = self.position()
+        if want * held >= 0:
+            self._align(want, held, last_price)
         if self.protect and self.position():
             self._protect(core, self.base, last_price)
             self.base += 1
+
+    def _align(self, want: float, held: float, last_price: float) -> None:
+        """One market order from the real position ``held`` to ``want`` (base units, on the
+        same side or flat): an entry when it grows, else a reduce-only exit (futures)."""
+        diff = self._qty(abs(want - held))
+        if diff <= 0:
+            return
+        number = self.base
+        self.base += 1
+        grows = abs(want) > abs(held)
+        request = OrderRequest(client_id=client_order_id(self.session, number,
+                                                         "entry" if grows else "exit"),
+                               symbol=self.symbol, side="buy" if want > held else "sell",
+                               type="market", qty=diff,
+                               reduce_only=not grows and self.manager.futures)
+        log.info("position aligned after a restart", extra={"core": want, "real": held})
+        self._place(request, last_price, held)
 
     def _protect(self, core: ExecutionCore, number: int, last_price: float) -> None:
         """Protect the whole position (after each entry fill: the earlier protection, for

@@ -66,6 +66,7 @@ class BinanceWsEmulator:
         self.cursor = 0
         self.sent = 0
         self.connections = 0
+        self.served: list[int] = []  # stream messages sent on each connection, in order
         self.rest_calls = 0
         self._book: dict[str, dict[str, str]] | None = None
         self._last_u: int | None = None
@@ -120,6 +121,8 @@ class BinanceWsEmulator:
 
     async def _handler(self, ws: ServerConnection) -> None:
         self.connections += 1
+        self.served.append(0)
+        connection = len(self.served) - 1
         query = parse_qs(urlsplit(ws.request.path).query)
         wanted = set()
         for s in query.get("streams", [""])[0].split("/"):
@@ -134,6 +137,7 @@ class BinanceWsEmulator:
                 if kind in wanted and index not in self.drop:
                     await ws.send(json.dumps(msg, separators=(",", ":")))
                     self.sent += 1
+                    self.served[connection] += 1
                 if index in self.disconnect_after:
                     for _ in range(min(self.lost_on_disconnect, len(self.messages) - self.cursor)):
                         self._advance_book(self.cursor)

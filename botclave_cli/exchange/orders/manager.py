@@ -310,10 +310,14 @@ class OrderManager:
         except ccxt.OrderNotFound:
             return None
 
+    def _conditional(self, req: OrderRequest) -> bool:
+        """A futures stop / take-profit: it lives in Binance's Algo Order service."""
+        return self.futures and req.stop_price is not None
+
     def _by_client(self, req: OrderRequest) -> dict[str, Any]:
         params: dict[str, Any] = {"origClientOrderId": req.client_id}
-        if self.futures and req.stop_price is not None:
-            params["trigger"] = True  # conditional futures orders live in the algo service
+        if self._conditional(req):
+            params["trigger"] = True
         return params
 
     def _adopt(self, order: Order, found: dict[str, Any]) -> Order:
@@ -461,6 +465,8 @@ class OrderManager:
                                          passthrough=(ccxt.OrderNotFound,))
         except ccxt.OrderNotFound:
             return self.refresh(client_id)
+        if self._conditional(req):  # the algo service answers a cancel with no status
+            return self.refresh(client_id)  # ("code": "200", "msg": "success"): ask for it
         return self.catch_up_trades(self._record(order, answer))
 
 
