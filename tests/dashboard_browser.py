@@ -47,8 +47,14 @@ def dashboard(data: Path, runs: Path, log: Path, timeout: float = 120) -> Iterat
     """``botclave dashboard`` as a child process; yields its URL once /_stcore/health answers,
     stops it (SIGTERM, then kill) at the end."""
     port = free_port()
-    cmd = [sys.executable, "-m", "botclave_cli", "dashboard", "--port", str(port),
-           "--data-dir", str(data), "--runs-dir", str(runs)]
+    with served([sys.executable, "-m", "botclave_cli", "dashboard", "--port", str(port),
+                 "--data-dir", str(data), "--runs-dir", str(runs)], port, log, timeout) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def served(cmd: list[str], port: int, log: Path, timeout: float = 120) -> Iterator[str]:
+    """A Streamlit server (``cmd``, listening on ``port``) as a child process (dashboard())."""
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -57,7 +63,7 @@ def dashboard(data: Path, runs: Path, log: Path, timeout: float = 120) -> Iterat
             deadline = time.monotonic() + timeout
             while True:
                 if proc.poll() is not None:
-                    raise AssertionError(f"botclave dashboard exited {proc.returncode}: "
+                    raise AssertionError(f"{' '.join(cmd[2:4])} exited {proc.returncode}: "
                                          f"{log.read_text(errors='replace')[-2000:]}")
                 try:
                     with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
@@ -66,7 +72,7 @@ def dashboard(data: Path, runs: Path, log: Path, timeout: float = 120) -> Iterat
                 except OSError:
                     pass
                 if time.monotonic() > deadline:
-                    raise AssertionError("botclave dashboard did not answer in time")
+                    raise AssertionError(f"{' '.join(cmd[2:4])} did not answer in time")
                 time.sleep(0.2)
             yield url
         finally:

@@ -42,11 +42,13 @@ def check_port(host: str, port: int) -> None:
                              ) from None
 
 
-def streamlit_command(host: str, port: int) -> list[str]:
+def streamlit_command(host: str, port: int, script: Path = APP_SCRIPT,
+                      module: str = SERVER_MODULE) -> list[str]:
     """``streamlit run`` of the app (through the warming server module): headless, no usage
     statistics, no file watcher, and errors shown without details (the app shows its own
-    one-line messages)."""
-    return [sys.executable, "-m", SERVER_MODULE, "run", str(APP_SCRIPT),
+    one-line messages). The benchmark serves another ``script`` the same way (``module``
+    ``streamlit``: no warming) to measure Streamlit's own floor."""
+    return [sys.executable, "-m", module, "run", str(script),
             "--server.port", str(port), "--server.address", host,
             "--server.headless", "true", "--server.fileWatcherType", "none",
             "--server.runOnSave", "false", "--browser.gatherUsageStats", "false",
