@@ -6,8 +6,9 @@ one-row frame (filters, selects, concat, sort), most of the decision-latency bud
 received -> order handed to the core, p99 <= 5 ms); these are the same rules on a ``dict`` in
 tens of microseconds. Polars' null semantics are spelt out: arithmetic with a missing value is
 missing (``None``), a comparison with one is false, and the expression order is the batch's, so
-every float is the same bits. tests/test_strategy_stream.py holds the two equal, signal for
-signal, on the synthetic days and on the real captures.
+every float is the same bits. tests/test_row_rules.py holds the two equal on random rows and
+configurations (missing values included), tests/test_strategy_stream.py signal for signal on
+the synthetic days and on the real captures.
 
 Prices are quote currency, ``tick`` the symbol's tick size; a signal row has
 ``SIGNAL_SCHEMA``'s keys (``ts`` the bar's end as a UTC datetime).
