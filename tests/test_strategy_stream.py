@@ -61,7 +61,7 @@ def streamed(strategy: OrderFlowStrategy, trades: pl.DataFrame
         rows.append(features)
         signals.append(signal_frame(decided))
         lo = hi
-    return pl.concat(rows), pl.concat(signals)
+    return stream.frame(rows), pl.concat(signals)
 
 
 def batch(strategy: OrderFlowStrategy, trades: pl.DataFrame

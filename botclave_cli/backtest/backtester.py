@@ -228,7 +228,7 @@ class Backtester:
                                         bars_only, arrays)
             if streamed is not None:
                 # the bars as the batch path reports them: enriched, without the structure
-                bars = pl.concat(streamed.features).drop(list(STRUCTURE_SCHEMA))
+                bars = streamed.stream.frame(streamed.features).drop(list(STRUCTURE_SCHEMA))
         else:
             signals = self._signals(bars)
             core = self._execute(t_ts, t_px, t_qty, signals, funding, continuous=bars_only,

@@ -16,7 +16,7 @@ tests/test_strategy_stream.py).
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import polars as pl
@@ -77,7 +77,7 @@ class StreamedBars:
         self.trades = BarTrades.of(trades)
         self.bar_rows = bar_rows
         self.imbalance = book_imbalance
-        self.features: list[pl.DataFrame] = []
+        self.features: list[dict[str, Any]] = []  # feature rows: stream.frame(features)
 
     def decide(self, i: int, account: AccountView) -> pl.DataFrame:
         lo, hi = int(self.bar_rows[i]), int(self.bar_rows[i + 1])

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -84,7 +85,7 @@ class PaperTrader:
         self._seen_px: list[np.ndarray] = []
         self._last_ts: int | None = None
         self.signals: list[pl.DataFrame] = []
-        self.features: list[pl.DataFrame] = []
+        self.features: list[dict[str, Any]] = []  # the bars' feature rows (stream.frame)
         self.n_signals = 0
         #: live sessions whose strategy reads the book (entry.book_imbalance_min): the book at
         #: each bar's close; a bar closing on an invalid or stale book decides nothing
@@ -193,7 +194,7 @@ class PaperTrader:
         signals = pl.concat(self.signals) if self.signals else check_signals(
             pl.DataFrame(schema=SIGNAL_SCHEMA), self.name).with_row_index(
             "signal_id").with_columns(pl.col("signal_id").cast(pl.Int64))
-        bars = pl.concat(self.features).drop(list(STRUCTURE_SCHEMA)) if self.features else \
+        bars = self.stream.frame(self.features).drop(list(STRUCTURE_SCHEMA)) if self.features else \
             pl.DataFrame()
         return self.tester.result(self.core, signals, bars, t_ts, t_px, mode="paper",
                                   input_rows=len(t_ts))

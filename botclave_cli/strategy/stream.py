@@ -3,10 +3,10 @@ and a carried state, never from the history again. The path a paper or live sess
 
 ``OrderFlowStream.on_bar(trades)`` takes the trades of one bar (``BarTrades``: arrays of
 exchange time, price, qty, aggressor side; the bar is complete), and returns the bar's
-feature row (the columns of the batch ``OrderFlowStrategy.features(enrich(bars))``, same order
-and types) and its signals (the batch rules of strategy.py applied to that row alone:
-``decide_row``, in Python scalars, as a list of ``SIGNAL_SCHEMA`` dicts; ``signal_frame`` makes
-them a frame). What each feature carries:
+feature row (a dict; ``frame(rows)`` gives the columns of the batch
+``OrderFlowStrategy.features(enrich(bars))``, same order and types) and its signals (the batch
+rules of strategy.py applied to that row alone: ``decide_row``, in Python scalars, as a list of
+``SIGNAL_SCHEMA`` dicts; ``signal_frame`` makes them a frame). What each feature carries:
 
 - the bar itself (OHLC, volumes, delta): ``bar_row`` on its trades (``bars_from_trades``' sums);
 - footprint POC and stacked imbalances: the bar's own footprint (a time bar's footprint needs
@@ -111,32 +111,44 @@ class OrderFlowStream:
                                       p.entry.divergence_lookback_bars)
         self.structure = StructureStream(p.structure, strategy.tick_size)
         self.index = -1
+        #: whether a bar's row carries ``book_imbalance`` (given one, or the rules read it)
+        self.with_book = p.entry.book_imbalance_min is not None
 
     def on_bar(self, trades: BarTrades, book_imbalance: float | None = None
-               ) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
-        """The bar of ``trades`` (one bar's trades, in time order): its feature row and its
-        signals (``SIGNAL_SCHEMA`` dicts, usually none)."""
+               ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The bar of ``trades`` (one bar's trades, in time order): its feature row (a dict:
+        ``frame`` makes rows a frame, once, not on every bar) and its signals
+        (``SIGNAL_SCHEMA`` dicts, usually none)."""
         self.index += 1
         row = bar_row(*trades, self.timeframe)
-        schema: dict[str, pl.DataType] = dict(BAR_SCHEMA)
         if self.wants.footprint:
             row |= self._footprint(trades)
-            schema |= FOOTPRINT_SCHEMA
         if self.wants.absorption:
             row |= self._absorption(trades)
-            schema |= ABSORPTION_SCHEMA
         structure = self.structure.update(row["open"], row["high"], row["low"], row["close"])
         if self.wants.divergence:
             high, low = self.structure.confirmed_now
             row["recent_divergence"] = self.divergence.update(
                 self.index, row["bar_start"], row["delta"], high, low)
-            schema["recent_divergence"] = pl.Int8()
         if book_imbalance is not None or self.params.entry.book_imbalance_min is not None:
             row["book_imbalance"] = book_imbalance  # null: no usable book at the bar's end
-            schema["book_imbalance"] = pl.Float64()
+            self.with_book = True
         row |= structure
-        schema |= STRUCTURE_SCHEMA
-        return pl.DataFrame([row], schema=schema, orient="row"), self.strategy.decide_row(row)
+        return row, self.strategy.decide_row(row)
+
+    def frame(self, rows: list[dict[str, Any]]) -> pl.DataFrame:
+        """Feature rows (``on_bar``'s) as the batch's frame: its columns, order and types; a
+        bar given no book when others were has a null ``book_imbalance``."""
+        schema: dict[str, pl.DataType] = dict(BAR_SCHEMA)
+        if self.wants.footprint:
+            schema |= FOOTPRINT_SCHEMA
+        if self.wants.absorption:
+            schema |= ABSORPTION_SCHEMA
+        if self.wants.divergence:
+            schema["recent_divergence"] = pl.Int8()
+        if self.with_book:
+            schema["book_imbalance"] = pl.Float64()
+        return pl.DataFrame(rows, schema=schema | STRUCTURE_SCHEMA)
 
     def _footprint(self, trades: BarTrades) -> dict[str, object]:
         poc, stacked_buy, stacked_sell = bar_poc_and_stacks(trades.price, trades.qty,
