@@ -138,6 +138,11 @@ class PaperTrader:
         self._seen_px.append(px)
 
     @property
+    def last_ts_us(self) -> int | None:
+        """Exchange time (us) of the last trade taken, None before the first."""
+        return self._last_ts
+
+    @property
     def received(self) -> bool:
         return bool(self._seen_ts or self._pending_ts)
 

@@ -130,7 +130,7 @@ class PaperSession:
         self.clock_offset_us = ts - receive_us  # exchange time minus this machine's clock
         if self.replayed_until_us is not None and ts <= self.replayed_until_us:
             return  # the replay of the store already fed it
-        last = self.trader._last_ts
+        last = self.trader.last_ts_us
         if last is not None and ts < last:
             log.info("trade older than the last one skipped", extra={"ts_us": ts})
             return
