@@ -75,6 +75,7 @@ from botclave_cli.strategy.base import (
     Strategy,
     StrategyError,
     check_signals,
+    with_signal_ids,
 )
 from botclave_cli.strategy.params import StrategyParams, bar_us
 from botclave_cli.strategy.strategy import resolve_strategy
@@ -295,8 +296,7 @@ class Backtester:
             bad = signals.filter(pl.col("ts") < bars["bar_end"][0])["ts"][0]
             raise StrategyError(f"strategy {name}: signal at {bad} precedes the end of the "
                                 "first bar (look-ahead)")
-        return signals.with_row_index("signal_id").with_columns(pl.col("signal_id")
-                                                                .cast(pl.Int64))
+        return with_signal_ids(signals)
 
     def core_params(self, continuous: bool) -> np.ndarray:
         """The execution core's parameter vector (``layout.P_*``) for this configuration."""

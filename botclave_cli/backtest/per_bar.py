@@ -25,7 +25,13 @@ from botclave_cli.backtest.book import BookArrays
 from botclave_cli.execution.core import CoreInputs, ExecutionCore, Signals
 from botclave_cli.execution.view import AccountView
 from botclave_cli.strategy.bars import BarTrades
-from botclave_cli.strategy.base import SIGNAL_SCHEMA, BarStrategy, check_signals, signal_frame
+from botclave_cli.strategy.base import (
+    SIGNAL_SCHEMA,
+    BarStrategy,
+    check_signals,
+    signal_frame,
+    with_signal_ids,
+)
 from botclave_cli.strategy.stream import OrderFlowStream
 
 
@@ -87,11 +93,6 @@ class StreamedBars:
         return signal_frame(signals)
 
 
-def _with_ids(signals: pl.DataFrame, first_id: int) -> pl.DataFrame:
-    return signals.with_row_index("signal_id", offset=first_id).with_columns(
-        pl.col("signal_id").cast(pl.Int64))
-
-
 def run_per_bar(tester: CoreFeeder, decider: BarDecider, bars: pl.DataFrame,
                 trades: tuple[np.ndarray, np.ndarray, np.ndarray],
                 funding: pl.DataFrame | None, continuous: bool, book: BookArrays
@@ -99,7 +100,7 @@ def run_per_bar(tester: CoreFeeder, decider: BarDecider, bars: pl.DataFrame,
     """Run ``decider`` bar by bar over ``trades`` (us, ticks, lots); the core and the signals
     it was given (``SIGNAL_SCHEMA`` plus ``signal_id``)."""
     t_ts, t_px, t_qty = trades
-    inputs = tester.core_inputs(_with_ids(pl.DataFrame(schema=SIGNAL_SCHEMA), 0), funding,
+    inputs = tester.core_inputs(with_signal_ids(pl.DataFrame(schema=SIGNAL_SCHEMA)), funding,
                                 continuous, book)
     core = tester.new_core(inputs)
     if inputs.book is not None:
@@ -114,12 +115,12 @@ def run_per_bar(tester: CoreFeeder, decider: BarDecider, bars: pl.DataFrame,
         rows = decider.decide(i, core.view())
         if rows.height == 0:
             continue
-        signals = _with_ids(check_signals(rows, decider.name), n_signals)
+        signals = with_signal_ids(check_signals(rows, decider.name), n_signals)
         core.submit(tester.submissions(signals))
         decided.append(signals)
         n_signals += signals.height
     core.trades_ticks(t_ts[fed:], t_px[fed:], t_qty[fed:])
-    signals = pl.concat(decided) if decided else _with_ids(
+    signals = pl.concat(decided) if decided else with_signal_ids(
         check_signals(pl.DataFrame(schema=SIGNAL_SCHEMA), decider.name), 0)
     return core, signals
 

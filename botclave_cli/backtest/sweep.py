@@ -33,7 +33,7 @@ from botclave_cli.config import ExchangeConfig
 from botclave_cli.errors import ConfigError, DataError
 from botclave_cli.execution import layout as K
 from botclave_cli.execution.core import ExecutionCore
-from botclave_cli.strategy.base import check_signals
+from botclave_cli.strategy.base import check_signals, with_signal_ids
 from botclave_cli.strategy.params import SmaCrossParams, StrategyParams
 from botclave_cli.strategy.strategy import cross_actions, cross_signals, sma
 
@@ -86,8 +86,7 @@ def sma_sweep(bars: pl.DataFrame, pairs: Sequence[tuple[int, int]],
     out = []
     for fast, slow in checked:
         raw = cross_signals(bars["bar_end"], cross_actions(mean(fast), mean(slow)))
-        signals = check_signals(raw, type(tester.strategy).__name__).with_row_index(
-            "signal_id").with_columns(pl.col("signal_id").cast(pl.Int64))
+        signals = with_signal_ids(check_signals(raw, type(tester.strategy).__name__))
         out.append(_run(tester, core_params, signals, (t_ts, t_px, t_qty), fast, slow))
     return out
 

@@ -31,6 +31,7 @@ from botclave_cli.strategy.base import (
     check_signal_rows,
     check_signals,
     signal_frame,
+    with_signal_ids,
 )
 from botclave_cli.strategy.params import bar_us
 from botclave_cli.strategy.structure_stream import STRUCTURE_SCHEMA
@@ -184,8 +185,7 @@ class PaperTrader:
             return
         rows = check_signal_rows(decided, self.name)
         self.core.submit(self.tester.row_submissions(rows))  # no frame before the order
-        self.signals.append(signal_frame(rows).with_row_index(
-            "signal_id", offset=self.n_signals).with_columns(pl.col("signal_id").cast(pl.Int64)))
+        self.signals.append(with_signal_ids(signal_frame(rows), self.n_signals))
         self.n_signals += len(rows)
 
     # the result ------------------------------------------------------------------------------
@@ -196,9 +196,8 @@ class PaperTrader:
         if not self._seen_ts:
             raise DataError("paper: no trade received yet")
         t_ts, t_px = np.concatenate(self._seen_ts), np.concatenate(self._seen_px)
-        signals = pl.concat(self.signals) if self.signals else check_signals(
-            pl.DataFrame(schema=SIGNAL_SCHEMA), self.name).with_row_index(
-            "signal_id").with_columns(pl.col("signal_id").cast(pl.Int64))
+        signals = pl.concat(self.signals) if self.signals else with_signal_ids(
+            check_signals(pl.DataFrame(schema=SIGNAL_SCHEMA), self.name))
         bars = self.stream.frame(self.features).drop(list(STRUCTURE_SCHEMA)) if self.features else \
             pl.DataFrame()
         return self.tester.result(self.core, signals, bars, t_ts, t_px, mode="paper",

@@ -218,6 +218,13 @@ def check_signals(signals: pl.DataFrame, name: str) -> pl.DataFrame:
     return out.sort("ts", maintain_order=True)
 
 
+def with_signal_ids(signals: pl.DataFrame, first_id: int = 0) -> pl.DataFrame:
+    """Checked signals numbered from ``first_id`` (``signal_id``, Int64): the id orders,
+    fills and trades name their signal by."""
+    return signals.with_row_index("signal_id", offset=first_id).with_columns(
+        pl.col("signal_id").cast(pl.Int64))
+
+
 def check_signal_rows(rows: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
     """``check_signals`` of one decision's signal rows (``SIGNAL_SCHEMA`` dicts, one decision
     time), without building a frame: a live decision's latency."""
