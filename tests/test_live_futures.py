@@ -22,13 +22,11 @@ from types import SimpleNamespace
 
 import yaml
 
-from botclave_cli.data.store import Store
 from botclave_cli.exchange.orders.journal import Journal
 from botclave_cli.exchange.orders.model import OrderRequest, OrderStatus, client_order_id
 from botclave_cli.exchange.record_config import RecordConfig
-from botclave_cli.exchange.recorder import ccxt_snapshot_fetcher
 from botclave_cli.execution import layout as L
-from botclave_cli.live.live_session import FLATTEN_SIGNAL, run_live_session
+from botclave_cli.live.live_session import FLATTEN_SIGNAL
 from botclave_cli.live.mirror import OrderMirror
 from botclave_cli.live.status import read_status, status_path
 from tests.conftest import shared_file
@@ -36,10 +34,10 @@ from tests.emulator.binance_futures_trading import FuturesTradingEmulator
 from tests.emulator.binance_rest import EmuMarket, synthetic_agg_trades
 from tests.emulator.binance_ws import BinanceWsEmulator
 from tests.test_live_kill import follow, start
-from tests.test_live_session import prices_follow_the_stream
+from tests.test_live_session import live_until_served
 from tests.test_order_futures import KEY, MARKETS, SECRET, SESSION, futures_config, manager
 from tests.test_paper_kill import wait
-from tests.test_paper_session import Served, make_tester, run_until_served
+from tests.test_paper_session import Served, make_tester
 
 USDM = "binance-ws/usdm_btcusdt_20240808.gz"
 #: messages served: through the long's signal exit (about message 80,950) and the short after
@@ -94,16 +92,8 @@ def test_a_usdm_live_session_protects_exits_reduce_only_and_flattens(tmp_path: P
     with usdm_exchange() as exchange:
         exchange.set_price(SYM, 61_700.0)
         m = manager(exchange, "usdm", data)
-        try:
-            with prices_follow_the_stream(exchange, SYM):
-                live, _ = run_until_served(ws, lambda: run_live_session(
-                    m, flatten=True, store=Store(data), cfg=cfg, tester=tester,
-                    data_dir=data, out_dir=tmp_path / "rep", session=SESSION,
-                    capture_dir=tmp_path / "cap",
-                    fetch_snapshot=ccxt_snapshot_fetcher("usdm", ws.rest_url), grace_s=1.0,
-                    write_every_s=0.5))
-        finally:
-            served.close()
+        live, _ = live_until_served(ws, served, exchange, SYM, m, cfg, tester, tmp_path,
+                                    SESSION)
         orders = m.journal.orders()
         posts = received(exchange)
         by_leg = {leg: [q for q in posts if q["cid"].endswith(f"-{leg}")]

@@ -13,7 +13,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from botclave_cli.backtest.backtester import Backtester
 from botclave_cli.data.store import Store
+from botclave_cli.exchange.orders.manager import OrderManager
 from botclave_cli.exchange.orders.model import OrderStatus
 from botclave_cli.exchange.orders.session import open_manager
 from botclave_cli.exchange.record_config import RecordConfig
@@ -49,6 +51,26 @@ def prices_follow_the_stream(exchange: SpotTradingEmulator, symbol_id: str) -> I
         LiveSession.on_message = original  # type: ignore[method-assign]
 
 
+def live_until_served(ws: BinanceWsEmulator, served: Served, exchange: SpotTradingEmulator,
+                      symbol_id: str, manager: OrderManager, cfg: RecordConfig,
+                      tester: Backtester, tmp_path: Path, session: str
+                      ) -> tuple[LiveSession, Path | None]:
+    """``run_live_session`` (flatten on stop) against ``exchange`` with its prices following
+    the stream, until the recorder has read every message ``ws`` sent; the session and its run
+    folder. The store is ``tmp_path / "store"``; ``served`` is closed at the end."""
+    data = tmp_path / "store"
+    try:
+        with prices_follow_the_stream(exchange, symbol_id):
+            return run_until_served(ws, lambda: run_live_session(
+                manager, flatten=True, store=Store(data), cfg=cfg, tester=tester,
+                data_dir=data, out_dir=tmp_path / "rep", session=session,
+                capture_dir=tmp_path / "cap",
+                fetch_snapshot=ccxt_snapshot_fetcher(cfg.market, ws.rest_url), grace_s=1.0,
+                write_every_s=0.5))
+    finally:
+        served.close()
+
+
 def test_a_live_session_mirrors_its_fills_protects_and_ends_flat(tmp_path: Path) -> None:
     ws = BinanceWsEmulator(shared_file(BTC), limit=LIMIT)
     served = Served(ws)
@@ -63,16 +85,8 @@ def test_a_live_session_mirrors_its_fills_protects_and_ends_flat(tmp_path: Path)
                                environ=env)
         exchange.set_price("BTCUSDT", 61_700.0)
         start_btc = exchange.balances["BTC"]
-        try:
-            with prices_follow_the_stream(exchange, "BTCUSDT"):
-                live, folder = run_until_served(ws, lambda: run_live_session(
-                    manager, flatten=True, store=Store(data), cfg=cfg, tester=make_tester(),
-                    data_dir=data, out_dir=tmp_path / "rep", session="lv1",
-                    capture_dir=tmp_path / "cap",
-                    fetch_snapshot=ccxt_snapshot_fetcher("spot", ws.rest_url), grace_s=1.0,
-                    write_every_s=0.5))
-        finally:
-            served.close()
+        live, folder = live_until_served(ws, served, exchange, "BTCUSDT", manager, cfg,
+                                         make_tester(), tmp_path, "lv1")
         orders = manager.journal.orders()
         core = live.trader.core
         n_fills = int(core.state.iv[L.I_N_FILLS])
